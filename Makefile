@@ -1,0 +1,36 @@
+# Every target bootstraps .venv itself, so a fresh clone needs only Python 3.11 and make.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export MESH_DATA_DIR ?= $(CURDIR)/.mesh
+PORT ?= 3000
+
+.PHONY: dev test bench install sample-data clean
+
+$(BIN)/mesh: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/mesh
+
+sample-data: install
+	@test -f $(MESH_DATA_DIR)/sources/customers/customers.csv || $(BIN)/mesh sample-data
+
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster.local.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp deploy/dagster.local.yaml $@
+
+dev: sample-data $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml -p $(PORT)
+
+test: install
+	$(BIN)/pytest -n 2 tests
+
+bench: install
+	@for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(MESH_DATA_DIR) $(DAGSTER_HOME)

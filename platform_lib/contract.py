@@ -1,0 +1,347 @@
+"""The data product contract: a typed model of a domain's YAML files.
+
+A domain folder holds `domain.yaml` (name, owner team, description) and one YAML
+file per data product under `products/`. The product's name is its file name; its
+id is `<domain>.<name>`, which is also how SQL and other domains refer to it.
+Field names follow the Open Data Contract Standard where one fits (`description`,
+`version`, `required`, `primaryKey` is spelled `primary_key` here; see
+`platform_lib.odcs` for the lossless export).
+
+Every error raised while loading is a `ContractError` naming the file, the product
+and the field, so a domain team can fix its YAML without reading this module.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PRODUCT_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+DURATION = re.compile(r"^(\d+)\s*([smhd])$")
+DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class ContractError(ValueError):
+    """A domain file is invalid; the message names the file, the product and the field."""
+
+    def __init__(self, file: Path | str, product: str | None, field: str | None, problem: str):
+        self.file, self.product, self.field, self.problem = str(file), product, field, problem
+        where = [self.file]
+        if product:
+            where.append(f"product {product}")
+        if field:
+            where.append(f"field '{field}'")
+        super().__init__(f"{': '.join(where)}: {problem}")
+
+
+def parse_duration(text: str) -> timedelta:
+    match = DURATION.match(str(text).strip())
+    if not match:
+        raise ValueError(f"'{text}' is not a duration like 30m, 2h or 1d")
+    return timedelta(**{DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Column(_Strict):
+    name: str
+    type: str
+    required: bool = False
+    description: str = ""
+    pii: bool = False
+    mask: Literal["hash", "redact"] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError(f"'{value}' is not a column name (lower case, digits, underscores)")
+        return value
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        from platform_lib.storage import normalize_type
+
+        return normalize_type(value)
+
+    @model_validator(mode="after")
+    def _mask_needs_pii(self) -> Column:
+        if self.mask and not self.pii:
+            raise ValueError(f"column {self.name} has a mask but is not marked pii: true")
+        return self
+
+
+class QualityRule(BaseModel):
+    """One Great Expectations rule: the expectation type, its kwargs inline, `mostly`
+    and our severity (error blocks publication, warn only reports)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    expect: str
+    mostly: float | None = Field(default=None, ge=0, le=1)
+    severity: Literal["error", "warn"] = "error"
+    name: str | None = None
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The expectation's own kwargs, as GE documents them (with `mostly`)."""
+        kwargs = dict(self.model_extra or {})
+        if self.mostly is not None:
+            kwargs["mostly"] = self.mostly
+        return kwargs
+
+    @property
+    def check_name(self) -> str:
+        if self.name:
+            return self.name
+        short = self.expect.removeprefix("expect_")
+        target = self.kwargs.get("column") or "_".join(self.kwargs.get("column_list", []))
+        if not target and "column_A" in self.kwargs:
+            target = f"{self.kwargs['column_A']}_{self.kwargs['column_B']}"
+        return f"{short}__{target}" if target else short
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "error"
+
+
+class Source(_Strict):
+    """Files an ingest product reads, relative to the mesh's source folder."""
+
+    format: Literal["csv", "parquet", "json"]
+    path: str
+    max_bad_fraction: float = Field(default=0.0, ge=0, le=1)
+
+    @field_validator("path")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        if Path(value).is_absolute() or ".." in Path(value).parts:
+            raise ValueError(f"'{value}' must be a path inside the source folder (no absolute path, no '..')")
+        return value
+
+
+class Freshness(_Strict):
+    fail_after: str
+    warn_after: str | None = None
+
+    @field_validator("fail_after", "warn_after")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+class Retention(_Strict):
+    snapshots: int = Field(ge=1)
+
+
+class Domain(_Strict):
+    name: str
+    owner: str
+    description: str = ""
+    path: Path = Field(exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError(f"'{value}' is not a domain name (lower case, digits, underscores)")
+        return value
+
+
+class Product(_Strict):
+    """A data product's contract."""
+
+    domain: str = Field(exclude=True)
+    name: str = Field(exclude=True)
+    path: Path = Field(exclude=True)
+
+    description: str
+    version: str = "1.0.0"
+    owner: str
+    access: Literal["public", "internal"] = "internal"
+    tier: Literal["bronze", "silver", "gold"] | None = None
+    source: Source | None = None
+    transform: Literal["sql", "pandas", "dbt"] | None = None
+    inputs: tuple[str, ...] = ()
+    schedule: str | None = None
+    freshness: Freshness | None = None
+    retention: Retention = Retention(snapshots=10)
+    primary_key: tuple[str, ...] = ()
+    columns: tuple[Column, ...] = Field(min_length=1)
+    quality: tuple[QualityRule, ...] = ()
+
+    @field_validator("version")
+    @classmethod
+    def _semver(cls, value: str) -> str:
+        if not SEMVER.match(str(value)):
+            raise ValueError(f"'{value}' is not a semantic version like 1.2.0")
+        return str(value)
+
+    @field_validator("inputs")
+    @classmethod
+    def _ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not PRODUCT_ID.match(item):
+                raise ValueError(f"'{item}' is not a product id like customers.customer_profiles")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from dagster._utils.schedules import is_valid_cron_string
+
+            if not is_valid_cron_string(value):
+                raise ValueError(f"'{value}' is not a cron expression like '0 * * * *'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Product:
+        if (self.source is None) == (self.transform is None):
+            raise ValueError("a product has either a `source` (ingest) or a `transform` (sql, pandas, dbt)")
+        if self.source and self.inputs:
+            raise ValueError("an ingest product (with `source`) takes no `inputs`")
+        if self.transform and not self.inputs:
+            raise ValueError("a transformed product needs `inputs`")
+        names = [c.name for c in self.columns]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"columns listed twice: {', '.join(duplicates)}")
+        unknown = [k for k in self.primary_key if k not in names]
+        if unknown:
+            raise ValueError(f"primary_key names columns not in `columns`: {', '.join(unknown)}")
+        if self.id in self.inputs:
+            raise ValueError(f"{self.id} lists itself in `inputs`")
+        return self
+
+    @property
+    def id(self) -> str:
+        return f"{self.domain}.{self.name}"
+
+    @property
+    def kind(self) -> str:
+        return "ingest" if self.source else str(self.transform)
+
+    @cached_property
+    def column_types(self) -> dict[str, str]:
+        return {c.name: c.type for c in self.columns}
+
+    @property
+    def pii_columns(self) -> list[Column]:
+        return [c for c in self.columns if c.pii]
+
+    def sibling(self, suffix: str) -> Path:
+        """A file next to the contract with the same name, e.g. the `.sql` of a SQL transform."""
+        return self.path.with_suffix(suffix)
+
+
+def _field_path(loc: tuple[Any, ...], document: dict[str, Any]) -> str:
+    """Turn pydantic's error location into `columns[2].type`, using column names where known."""
+    parts: list[str] = []
+    node: Any = document
+    for item in loc:
+        if isinstance(item, int):
+            label = str(item)
+            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict):
+                label = str(node[item].get("name", item))
+            parts[-1] = f"{parts[-1]}[{label}]" if parts else f"[{label}]"
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+        else:
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts)
+
+
+def _read_yaml(path: Path, product: str | None) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ContractError(path, product, None, "file not found") from None
+    except UnicodeDecodeError as error:
+        raise ContractError(path, product, None, f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ContractError(path, product, None, f"not valid YAML{where}: {problem}") from None
+    if not isinstance(document, dict):
+        raise ContractError(path, product, None, "expected a mapping of fields at the top level")
+    return document
+
+
+def _validated(model: type[BaseModel], document: dict[str, Any], file: Path, product: str | None, context: dict[str, Any]):
+    try:
+        return model.model_validate({**document, **context})
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = _field_path(first["loc"], document) or None
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown field (a typo?)"
+        if first["type"] == "missing":
+            message = "required field is missing"
+        more = len(error.errors()) - 1
+        if more:
+            message += f" (and {more} more problem{'s' if more > 1 else ''})"
+        raise ContractError(file, product, field, message) from None
+
+
+def load_domain(domain_dir: Path | str) -> Domain:
+    path = Path(domain_dir) / "domain.yaml"
+    document = _read_yaml(path, None)
+    return _validated(Domain, document, path, None, {"path": Path(domain_dir)})
+
+
+def load_product(path: Path, domain: Domain) -> Product:
+    name = path.stem
+    product_id = f"{domain.name}.{name}"
+    if not NAME.match(name):
+        raise ContractError(path, product_id, None, "the file name is the product name: lower case, digits, underscores")
+    document = _read_yaml(path, product_id)
+    document.setdefault("owner", domain.owner)
+    product = _validated(Product, document, path, product_id, {"domain": domain.name, "name": name, "path": path})
+    _check_siblings(product)
+    _check_rules(product)
+    return product
+
+
+def _check_rules(product: Product) -> None:
+    """Rules fail at load, not at run time: unknown expectation, bad kwarg, unknown column."""
+    from platform_lib.quality import validate_rule
+
+    seen: set[str] = {"schema", "primary_key"}
+    for index, rule in enumerate(product.quality):
+        field = f"quality[{index}]"
+        if rule.check_name in seen:
+            raise ContractError(product.path, product.id, field, f"check name '{rule.check_name}' is used twice; give one rule a `name`")
+        seen.add(rule.check_name)
+        try:
+            validate_rule(rule, set(product.column_types))
+        except ValueError as error:
+            raise ContractError(product.path, product.id, f"{field}.{rule.expect}", str(error)) from None
+
+
+def _check_siblings(product: Product) -> None:
+    needed = {"sql": ".sql", "pandas": ".py"}.get(product.transform or "")
+    if needed and not product.sibling(needed).exists():
+        raise ContractError(
+            product.path, product.id, "transform", f"transform: {product.transform} needs {product.sibling(needed).name} beside the contract"
+        )
+
+
+def load_products(domain: Domain) -> list[Product]:
+    files = sorted((domain.path / "products").glob("*.yaml"))
+    return [load_product(path, domain) for path in files]

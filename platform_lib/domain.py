@@ -1,0 +1,59 @@
+"""A domain's code location: every product of `domains/<name>/` as Dagster definitions.
+
+Loading reads only this domain's YAML, so a broken file elsewhere in the mesh cannot
+take this location down, and a broken file here fails only this location.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from platform_lib.contract import Domain, Product, load_domain, load_products
+from platform_lib.factories.product import blocked_inputs, blocked_message, product_asset
+from platform_lib.factories.quality import asset_key
+
+
+def product_schedule(product: Product) -> dg.ScheduleDefinition:
+    """The product's cron schedule, which skips its tick while an input is blocked."""
+
+    @dg.schedule(
+        name=f"{product.name}_schedule",
+        cron_schedule=product.schedule,
+        target=dg.AssetSelection.assets(asset_key(product.id)),
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Materializes {product.id} on its contract's schedule.",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext):
+        blocked = blocked_inputs(product)
+        if blocked:
+            return dg.SkipReason(blocked_message(product, blocked))
+        return dg.RunRequest()
+
+    return _schedule
+
+
+def build_definitions(domain: Domain, products: list[Product]) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[product_asset(p) for p in products],
+        schedules=[product_schedule(p) for p in products if p.schedule],
+        sensors=[
+            dg.AutomationConditionSensorDefinition(
+                f"{domain.name}_automation",
+                target=dg.AssetSelection.groups(domain.name),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                minimum_interval_seconds=15,
+                description="Materializes missing products and follows input updates, never past a failed blocking check.",
+            )
+        ],
+        jobs=[dg.define_asset_job(f"materialize_{domain.name}", selection=dg.AssetSelection.groups(domain.name))],
+    )
+
+
+def domain_definitions(domain_dir: Path | str) -> dg.Definitions:
+    """The code location of the domain in `domain_dir` (or of the file's folder)."""
+    folder = Path(domain_dir)
+    folder = folder.parent if folder.is_file() else folder
+    domain = load_domain(folder)
+    return build_definitions(domain, load_products(domain))

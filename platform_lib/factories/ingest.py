@@ -1,0 +1,151 @@
+"""Ingest: source files into a candidate table, with the contract's column types.
+
+DuckDB's own readers do the work (no pandas round trip). Rows that cannot be read
+with the contract's types are not dropped: they go to `_quarantine.<product>` with
+the file, the line and the reason, and are counted in the materialization metadata.
+Above the contract's `max_bad_fraction` the ingest fails naming the first bad line.
+
+CSV uses the reader's reject tables, which know exact line numbers. Newline-delimited
+JSON is read line by line so that even a line that is not JSON is quarantined, and
+Parquet is read with its row numbers; both then cast each column with TRY_CAST.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from platform_lib.contract import Product
+from platform_lib.storage import literal, quote, sources_dir
+
+
+class IngestError(RuntimeError):
+    """The source could not be ingested; the message names the product and the file."""
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    files: int
+    rows: int
+    quarantined: int
+    first_bad: str | None
+
+    @property
+    def bad_fraction(self) -> float:
+        total = self.rows + self.quarantined
+        return self.quarantined / total if total else 0.0
+
+
+QUARANTINE_COLUMNS = "file VARCHAR, line BIGINT, column_name VARCHAR, error VARCHAR, raw VARCHAR"
+
+
+def source_files(product: Product) -> tuple[str, list[Path]]:
+    """The source glob as an absolute pattern and the files it matches, refusing escapes."""
+    root = sources_dir()
+    pattern = (root / product.source.path).resolve()
+    if not pattern.is_relative_to(root):
+        raise IngestError(f"{product.id}: source path '{product.source.path}' points outside {root}")
+    files = sorted(p for p in root.glob(product.source.path) if p.is_file())
+    files = [p for p in files if p.resolve().is_relative_to(root)]
+    if not files:
+        raise IngestError(f"{product.id}: no source file matches {pattern}")
+    return str(pattern), files
+
+
+def _file_list(files: list[Path]) -> str:
+    return "[" + ", ".join(literal(str(p)) for p in files) + "]"
+
+
+def _candidate(product: Product) -> str:
+    return f"_candidate.{quote(product.name)}"
+
+
+def _quarantine(product: Product) -> str:
+    return f"_quarantine.{quote(product.name)}"
+
+
+def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
+    types = "{" + ", ".join(f"{literal(c.name)}: {literal(c.type)}" for c in product.columns) + "}"
+    connection.execute(
+        f"""CREATE OR REPLACE TABLE {_candidate(product)} AS
+        SELECT * FROM read_csv({_file_list(files)}, header = true, types = {types},
+            store_rejects = true,
+            rejects_table = 'mesh_rejects', rejects_scan = 'mesh_reject_scans')"""
+    )
+    connection.execute(
+        f"""INSERT INTO {_quarantine(product)}
+        SELECT s.file_path, e.line, e.column_name, e.error_type || ': ' || e.error_message, e.csv_line
+        FROM mesh_rejects e JOIN mesh_reject_scans s USING (scan_id, file_id)
+        ORDER BY s.file_path, e.line"""
+    )
+    connection.execute("DROP TABLE IF EXISTS mesh_rejects; DROP TABLE IF EXISTS mesh_reject_scans")
+
+
+def _raw_relation(product: Product, files: list[Path]) -> str:
+    """A query with columns file, line, raw (the row as text) and one VARCHAR per contract column."""
+    if product.source.format == "json":
+        fields = ", ".join(
+            f"json_extract_string(raw, {literal('$.' + chr(34) + c.name + chr(34))}) AS {quote(c.name)}" for c in product.columns
+        )
+        return f"""
+            SELECT file, line, raw, json_valid(raw) AS readable, {fields}
+            FROM (
+                SELECT filename AS file, generate_subscripts(lines, 1) AS line, unnest(lines) AS raw
+                FROM (SELECT filename, string_split(content, chr(10)) AS lines FROM read_text({_file_list(files)}))
+            ) WHERE trim(raw) <> ''"""
+    fields = ", ".join(f"{quote(c.name)}::VARCHAR AS {quote(c.name)}" for c in product.columns)
+    return f"""
+        SELECT filename AS file, file_row_number + 1 AS line, NULL::VARCHAR AS raw, true AS readable, {fields}
+        FROM read_parquet({_file_list(files)}, filename = true, file_row_number = true, union_by_name = true)"""
+
+
+def _read_by_casting(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
+    connection.execute(f"CREATE OR REPLACE TEMP TABLE mesh_raw AS {_raw_relation(product, files)}")
+    casts = {c.name: f"TRY_CAST({quote(c.name)} AS {c.type})" for c in product.columns}
+    failed = " OR ".join(f"({quote(name)} IS NOT NULL AND {cast} IS NULL)" for name, cast in casts.items())
+    first_failed = " ".join(
+        f"WHEN {quote(name)} IS NOT NULL AND {cast} IS NULL THEN {literal(name)}" for name, cast in casts.items()
+    )
+    connection.execute(
+        f"""INSERT INTO {_quarantine(product)}
+        SELECT file, line,
+            CASE WHEN NOT readable THEN NULL ELSE CASE {first_failed} END END,
+            CASE WHEN NOT readable THEN 'not a JSON object' ELSE 'value does not convert to the contract type' END,
+            coalesce(raw, {" || ', ' || ".join(f"coalesce({quote(n)}, 'NULL')" for n in casts)})
+        FROM mesh_raw WHERE NOT readable OR {failed}
+        ORDER BY file, line"""
+    )
+    selected = ", ".join(f"{cast} AS {quote(name)}" for name, cast in casts.items())
+    connection.execute(
+        f"CREATE OR REPLACE TABLE {_candidate(product)} AS SELECT {selected} FROM mesh_raw WHERE readable AND NOT ({failed})"
+    )
+    connection.execute("DROP TABLE mesh_raw")
+
+
+def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestReport:
+    """Build `_candidate.<product>` from the source files; raise IngestError above the threshold."""
+    _, files = source_files(product)
+    connection.execute(f"CREATE OR REPLACE TABLE {_quarantine(product)} ({QUARANTINE_COLUMNS})")
+    reader = _read_csv if product.source.format == "csv" else _read_by_casting
+    try:
+        reader(connection, product, files)
+    except duckdb.Error as error:
+        shown = files[0] if len(files) == 1 else f"{len(files)} files matching {product.source.path}"
+        raise IngestError(f"{product.id}: cannot read {shown}: {str(error).splitlines()[0]}") from None
+    rows = connection.execute(f"SELECT count(*) FROM {_candidate(product)}").fetchone()[0]
+    bad = connection.execute(f"SELECT file, line, column_name, error FROM {_quarantine(product)} ORDER BY file, line").fetchall()
+    first_bad = None
+    if bad:
+        file, line, column, error = bad[0]
+        first_bad = f"{file}, line {line}" + (f", column {column}" if column else "") + f": {error}"
+    report = IngestReport(files=len(files), rows=rows, quarantined=len(bad), first_bad=first_bad)
+    if report.bad_fraction > product.source.max_bad_fraction:
+        raise IngestError(
+            f"{product.id}: {report.quarantined} of {report.rows + report.quarantined} source rows cannot be read "
+            f"with the contract's types ({report.bad_fraction:.2%} > max_bad_fraction "
+            f"{product.source.max_bad_fraction:.2%}); first bad row: {first_bad}. "
+            f"All bad rows are in the table {_quarantine(product)}."
+        )
+    return report

@@ -1,0 +1,152 @@
+"""One data product as one Dagster asset: build the candidate, check it, publish it.
+
+Write-audit-publish happens inside the asset's step, under the domain's pool, so a
+candidate that fails a blocking check is never visible to consumers: the step
+records the checks, marks the output port blocked, leaves the previous snapshot
+published and fails the run with the checks' messages.
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+from typing import Iterator
+
+import dagster as dg
+
+from platform_lib import output_port, storage
+from platform_lib.contract import Product, parse_duration
+from platform_lib.factories import ingest, serve, transform
+from platform_lib.factories.quality import asset_key, check_specs, run_checks
+from platform_lib.storage import quote
+
+KIND_TAGS = {"ingest": None, "sql": "sql", "pandas": "pandas", "dbt": "dbt"}
+
+
+def blocked_inputs(product: Product) -> dict[str, dict]:
+    """Inputs whose latest candidate failed a blocking check and was not published."""
+    return {i: reason for i in product.inputs if (reason := output_port.blocked(i))}
+
+
+def blocked_message(product: Product, blocked: dict[str, dict]) -> str:
+    reasons = "; ".join(f"{i} failed {', '.join(r['failed_checks'])} in run {r['run_id']}" for i, r in blocked.items())
+    return f"{product.id} is not built while an input is blocked: {reasons}. Fix the input and materialize it again."
+
+
+def build_candidate(connection, product: Product) -> tuple[dict[str, str], dict[str, dg.MetadataValue]]:
+    """Write `_candidate.<name>`; return the input versions read and metadata about the build."""
+    if product.source:
+        report = ingest.ingest(connection, product)
+        metadata = {
+            "source_files": report.files,
+            "quarantined_rows": report.quarantined,
+            "quarantine_table": f"_quarantine.{product.name}",
+        }
+        if report.first_bad:
+            metadata["first_bad_row"] = report.first_bad
+        return {}, metadata
+    versions = transform.attach_inputs(connection, product)
+    if product.transform == "sql":
+        transform.run_sql(connection, product)
+    else:
+        transform.run_pandas(connection, product)
+    return versions, {"input_versions": versions}
+
+
+def materialize(context: dg.AssetExecutionContext, product: Product) -> Iterator[dg.MaterializeResult]:
+    blocked = blocked_inputs(product)
+    if blocked:
+        raise dg.Failure(description=blocked_message(product, blocked))
+    candidate = f"_candidate.{quote(product.name)}"
+    with closing(storage.connect(product.domain)) as connection:
+        try:
+            versions, metadata = build_candidate(connection, product)
+        except (ingest.IngestError, transform.TransformError) as error:
+            raise dg.Failure(description=str(error)) from None
+        rows = connection.execute(f"SELECT count(*) FROM {candidate}").fetchone()[0]
+        checks = run_checks(connection, product, candidate)
+        failed = [c for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
+        metadata["dagster/row_count"] = rows
+        metadata["contract_version"] = product.version
+        if failed:
+            output_port.mark_blocked(product.id, context.run_id, [c.check_name for c in failed])
+            served = output_port.current(product.id)
+            metadata["published"] = False
+            metadata["served_version"] = served.version if served else "none"
+            yield dg.MaterializeResult(metadata=metadata, check_results=checks)
+            messages = "; ".join(f"{c.check_name}: {c.description}" for c in failed)
+            raise dg.Failure(
+                description=f"{product.id} was not published, blocking checks failed: {messages}. "
+                f"Consumers keep reading {metadata['served_version']}."
+            )
+        snapshot = serve.publish(connection, product, candidate, context.run_id, versions)
+        connection.execute(f"DROP TABLE {candidate}")
+    metadata.update(
+        published=True,
+        published_version=snapshot.version,
+        snapshot_path=dg.MetadataValue.path(str(snapshot.path)),
+        snapshot_bytes=snapshot.bytes,
+    )
+    yield dg.MaterializeResult(metadata=metadata, check_results=checks)
+
+
+def automation_condition(product: Product) -> dg.AutomationCondition:
+    """Products without a schedule follow their inputs; all start when missing; none builds on a failed input."""
+    trigger = dg.AutomationCondition.on_missing() if product.schedule else dg.AutomationCondition.eager()
+    return trigger & dg.AutomationCondition.all_deps_blocking_checks_passed()
+
+
+def freshness_policy(product: Product) -> dg.FreshnessPolicy | None:
+    if not product.freshness:
+        return None
+    warn = product.freshness.warn_after
+    return dg.FreshnessPolicy.time_window(
+        fail_window=parse_duration(product.freshness.fail_after), warn_window=parse_duration(warn) if warn else None
+    )
+
+
+def definition_metadata(product: Product) -> dict[str, object]:
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                c.name,
+                c.type,
+                description=c.description or None,
+                constraints=dg.TableColumnConstraints(nullable=not c.required, unique=list(product.primary_key) == [c.name]),
+                tags={"pii": ""} if c.pii else {},
+            )
+            for c in product.columns
+        ]
+    )
+    return {
+        "dagster/column_schema": schema,
+        "contract_version": product.version,
+        "contract": dg.MetadataValue.path(str(product.path)),
+        "output_port": dg.MetadataValue.path(str(output_port.port_dir(product.id))),
+        "primary_key": ", ".join(product.primary_key) or "none",
+    }
+
+
+def product_asset(product: Product) -> dg.AssetsDefinition:
+    tags = {"access": product.access, "pii": str(bool(product.pii_columns)).lower(), "domain": product.domain}
+    if product.tier:
+        tags["tier"] = product.tier
+    kinds = {"duckdb", "parquet", KIND_TAGS[product.kind] or product.source.format}
+
+    @dg.asset(
+        key=asset_key(product.id),
+        deps=[asset_key(i) for i in product.inputs],
+        group_name=product.domain,
+        owners=[f"team:{product.owner}"],
+        description=product.description,
+        tags=tags,
+        kinds=kinds,
+        metadata=definition_metadata(product),
+        check_specs=check_specs(product),
+        pool=f"duckdb_{product.domain}",
+        automation_condition=automation_condition(product),
+        freshness_policy=freshness_policy(product),
+    )
+    def _product(context):
+        yield from materialize(context, product)
+
+    return _product

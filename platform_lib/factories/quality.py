@@ -1,0 +1,133 @@
+"""Quality: the asset checks every contract yields, evaluated on the candidate.
+
+Each product gets a `schema` check (columns, types, nullability), a `primary_key`
+check (unique and not null) when it declares a key, and one check per quality rule.
+Error severity is blocking: a failure keeps the candidate from being published.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from platform_lib.contract import Product
+from platform_lib.quality import RuleResult, evaluate_rules
+from platform_lib.storage import quote
+
+SAMPLE_SIZE = 10
+
+
+def asset_key(product_id: str) -> dg.AssetKey:
+    return dg.AssetKey(product_id.split("."))
+
+
+def check_specs(product: Product) -> list[dg.AssetCheckSpec]:
+    key = asset_key(product.id)
+    specs = [dg.AssetCheckSpec("schema", asset=key, blocking=True, description="Columns, types and nullability match the contract.")]
+    if product.primary_key:
+        specs.append(
+            dg.AssetCheckSpec(
+                "primary_key", asset=key, blocking=True, description=f"({', '.join(product.primary_key)}) is unique and never null."
+            )
+        )
+    for rule in product.quality:
+        specs.append(
+            dg.AssetCheckSpec(
+                rule.check_name,
+                asset=key,
+                blocking=rule.blocking,
+                description=f"{rule.expect} {rule.kwargs} (severity {rule.severity})",
+            )
+        )
+    return specs
+
+
+def _result(product: Product, name: str, passed: bool, description: str, metadata: dict[str, Any], blocking: bool = True):
+    return dg.AssetCheckResult(
+        asset_key=asset_key(product.id),
+        check_name=name,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata=metadata,
+    )
+
+
+def schema_problems(connection: duckdb.DuckDBPyConnection, product: Product, relation: str) -> tuple[list[str], dict[str, Any]]:
+    actual = {name: kind for name, kind, *_ in connection.execute(f"DESCRIBE {relation}").fetchall()}
+    missing = [c for c in product.column_types if c not in actual]
+    extra = [c for c in actual if c not in product.column_types]
+    mistyped = {c: f"{actual[c]} (contract: {t})" for c, t in product.column_types.items() if c in actual and actual[c] != t}
+    required = [c.name for c in product.columns if c.required and c.name in actual]
+    nulls: dict[str, int] = {}
+    if required:
+        counts = connection.execute(f"SELECT {', '.join(f'count(*) - count({quote(c)})' for c in required)} FROM {relation}").fetchone()
+        nulls = {c: n for c, n in zip(required, counts) if n}
+    problems = [f"missing column {c}" for c in missing]
+    problems += [f"unexpected column {c}" for c in extra]
+    problems += [f"column {c} has type {t}" for c, t in mistyped.items()]
+    problems += [f"required column {c} has {n} null value{'s' if n > 1 else ''}" for c, n in nulls.items()]
+    metadata = {"missing_columns": missing, "unexpected_columns": extra, "mistyped_columns": mistyped, "null_counts": nulls}
+    return problems, metadata
+
+
+def primary_key_problems(connection: duckdb.DuckDBPyConnection, product: Product, relation: str) -> tuple[list[str], dict[str, Any]]:
+    keys = ", ".join(quote(k) for k in product.primary_key)
+    any_null = " OR ".join(f"{quote(k)} IS NULL" for k in product.primary_key)
+    null_rows = connection.execute(f"SELECT count(*) FROM {relation} WHERE {any_null}").fetchone()[0]
+    duplicates = connection.execute(
+        f"""SELECT {keys}, count(*) AS copies FROM {relation} WHERE NOT ({any_null})
+        GROUP BY ALL HAVING count(*) > 1 ORDER BY copies DESC, {keys}"""
+    ).fetchall()
+    extra_rows = sum(row[-1] - 1 for row in duplicates)
+    sample = [dict(zip([*product.primary_key, "copies"], map(_plain, row))) for row in duplicates[:SAMPLE_SIZE]]
+    problems = []
+    if null_rows:
+        problems.append(f"{null_rows} row{'s' if null_rows > 1 else ''} with a null key")
+    if duplicates:
+        problems.append(f"{len(duplicates)} duplicated key value{'s' if len(duplicates) > 1 else ''} ({extra_rows} extra rows), e.g. {sample[0]}")
+    return problems, {"null_key_rows": null_rows, "duplicated_keys": len(duplicates), "duplicate_rows": extra_rows, "duplicate_sample": sample}
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
+
+
+def _rule_metadata(result: RuleResult) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"engine": result.engine, "expectation": result.rule.expect, "kwargs": _json_safe(result.rule.kwargs)}
+    for field in ("element_count", "unexpected_count", "unexpected_percent", "observed_value"):
+        value = getattr(result, field)
+        if value is not None:
+            metadata[field] = _json_safe(value)
+    if result.partial_unexpected_list:
+        metadata["unexpected_sample"] = _json_safe(result.partial_unexpected_list[:SAMPLE_SIZE])
+    return metadata
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_json_safe(v) for v in value]
+    return _plain(value)
+
+
+def run_checks(connection: duckdb.DuckDBPyConnection, product: Product, relation: str) -> list[dg.AssetCheckResult]:
+    """Evaluate every check of the contract on `relation`, the candidate table."""
+    problems, metadata = schema_problems(connection, product, relation)
+    results = [_result(product, "schema", not problems, "; ".join(problems) or "matches the contract", metadata)]
+    if product.primary_key and not metadata["missing_columns"]:
+        key_problems, key_metadata = primary_key_problems(connection, product, relation)
+        results.append(_result(product, "primary_key", not key_problems, "; ".join(key_problems) or "unique and not null", key_metadata))
+    elif product.primary_key:
+        results.append(_result(product, "primary_key", False, "not evaluated: key columns are missing", {}))
+    if metadata["missing_columns"]:
+        reason = f"not evaluated: the candidate lacks {', '.join(metadata['missing_columns'])}"
+        return results + [_result(product, r.check_name, False, reason, {}, r.blocking) for r in product.quality]
+    for outcome in evaluate_rules(connection, relation, product.quality):
+        results.append(
+            _result(product, outcome.rule.check_name, outcome.success, outcome.summary, _rule_metadata(outcome), outcome.rule.blocking)
+        )
+    return results

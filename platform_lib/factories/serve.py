@@ -1,0 +1,51 @@
+"""Serve: publish a checked candidate through the product's output port.
+
+Public products never carry PII in clear: a PII column is hashed (salted SHA-256,
+salt from MESH_PII_SALT) or redacted (NULL) as its contract says, redacted if it says
+nothing. Internal products stay inside the domain and are published as they are.
+"""
+
+from __future__ import annotations
+
+import os
+
+import duckdb
+
+from platform_lib import output_port
+from platform_lib.contract import Column, Product
+from platform_lib.storage import literal, quote
+
+
+def _masked(column: Column) -> str:
+    if column.mask == "hash":
+        salt = literal(os.environ.get("MESH_PII_SALT", ""))
+        return f"sha256({salt} || CAST({quote(column.name)} AS VARCHAR)) AS {quote(column.name)}"
+    return f"CAST(NULL AS {column.type}) AS {quote(column.name)}"
+
+
+def published_select(product: Product, relation: str) -> str:
+    """The query whose result is the published snapshot: contract columns, in contract order."""
+    columns = [
+        _masked(c) if c.pii and product.access == "public" else quote(c.name)
+        for c in product.columns
+    ]
+    return f"SELECT {', '.join(columns)} FROM {relation}"
+
+
+def publish(
+    connection: duckdb.DuckDBPyConnection, product: Product, relation: str, run_id: str, inputs: dict[str, str]
+) -> output_port.Snapshot:
+    """Publish `relation` as the product's new version and point the domain's view at it."""
+    snapshot = output_port.publish(
+        connection,
+        product.id,
+        published_select(product, relation),
+        contract_version=product.version,
+        run_id=run_id,
+        inputs=inputs,
+        keep=product.retention.snapshots,
+    )
+    connection.execute(
+        f"CREATE OR REPLACE VIEW main.{quote(product.name)} AS SELECT * FROM read_parquet({literal(str(snapshot.path))})"
+    )
+    return snapshot

@@ -1,0 +1,96 @@
+"""Transform: a product's inputs into its candidate table, with SQL or pandas.
+
+Inputs are always read through their output ports: before a transform runs, each
+input `<domain>.<product>` becomes a view over the snapshot its pointer names (the
+domain's own products are already views in `main`). So SQL names inputs by product
+id, and the versions read are recorded as the new snapshot's provenance.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Callable
+
+import duckdb
+import pandas as pd
+
+from platform_lib import output_port
+from platform_lib.contract import Product
+from platform_lib.storage import literal, quote
+
+
+class TransformError(RuntimeError):
+    """The transform failed; the message names the product and its file."""
+
+
+def attach_inputs(connection: duckdb.DuckDBPyConnection, product: Product) -> dict[str, str]:
+    """Point a view at each input's current snapshot; return the versions read."""
+    versions = {}
+    for input_id in product.inputs:
+        snapshot = output_port.current(input_id)
+        if snapshot is None:
+            raise TransformError(f"{product.id}: input {input_id} has never been published; materialize it first")
+        domain, name = input_id.split(".", 1)
+        schema = "main" if domain == product.domain else quote(domain)
+        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        connection.execute(
+            f"CREATE OR REPLACE VIEW {schema}.{quote(name)} AS SELECT * FROM read_parquet({literal(str(snapshot.path))})"
+        )
+        versions[input_id] = snapshot.version
+    return versions
+
+
+def run_sql(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
+    sql_file = product.sibling(".sql")
+    query = sql_file.read_text(encoding="utf-8").strip().rstrip(";")
+    try:
+        connection.execute(f"CREATE OR REPLACE TABLE _candidate.{quote(product.name)} AS {query}")
+    except duckdb.Error as error:
+        raise TransformError(f"{product.id}: {sql_file}: {str(error).strip()}") from None
+
+
+def _load_function(product: Product) -> Callable[..., pd.DataFrame]:
+    module_file = product.sibling(".py")
+    spec = importlib.util.spec_from_file_location(f"mesh_transform_{product.domain}_{product.name}", module_file)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        raise TransformError(f"{product.id}: {module_file} does not import: {error!r}") from error
+    function = getattr(module, "transform", None)
+    if not callable(function):
+        raise TransformError(f"{product.id}: {module_file} must define transform(inputs) -> DataFrame")
+    return function
+
+
+def run_pandas(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
+    """Call `transform(inputs)` from the `.py` beside the contract.
+
+    `inputs` maps each input's product id to a DataFrame. The returned frame is cast
+    to the contract's column types, since pandas has no DECIMAL or DATE of its own.
+    """
+    frames = {}
+    for input_id in product.inputs:
+        domain, name = input_id.split(".", 1)
+        schema = "main" if domain == product.domain else quote(domain)
+        frames[input_id] = connection.sql(f"SELECT * FROM {schema}.{quote(name)}").df()
+    function = _load_function(product)
+    try:
+        result = function(frames)
+    except Exception as error:
+        raise TransformError(f"{product.id}: {product.sibling('.py')}: transform raised {error!r}") from error
+    if not isinstance(result, pd.DataFrame):
+        raise TransformError(f"{product.id}: transform returned {type(result).__name__}, not a pandas DataFrame")
+    connection.register("mesh_pandas_result", result)
+    try:
+        selected = ", ".join(
+            f"CAST({quote(c.name)} AS {c.type}) AS {quote(c.name)}" if c.name in result.columns else quote(c.name)
+            for c in product.columns
+        )
+        extras = [c for c in result.columns if c not in product.column_types]
+        selected += "".join(f", {quote(str(c))}" for c in extras)
+        connection.execute(f"CREATE OR REPLACE TABLE _candidate.{quote(product.name)} AS SELECT {selected} FROM mesh_pandas_result")
+    except duckdb.Error as error:
+        raise TransformError(f"{product.id}: the DataFrame does not fit the contract: {str(error).splitlines()[0]}") from None
+    finally:
+        connection.unregister("mesh_pandas_result")

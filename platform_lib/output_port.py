@@ -1,0 +1,151 @@
+"""A data product's output port: immutable Parquet snapshots and a pointer to the current one.
+
+    published/<domain>/<product>/
+      <version>/data.parquet    one folder per published version, never rewritten
+      current.json              the pointer: which version consumers read
+      blocked.json              present while the latest candidate failed a blocking check
+
+A snapshot is written to a hidden temporary folder and renamed into place; only then
+is the pointer replaced, with an atomic rename. A process killed at any moment leaves
+either the old pointer or the new one, and both name complete snapshots. Consumers
+(other domains, `mesh`, notebooks) read only what the pointer names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from platform_lib.storage import literal, published_dir
+
+POINTER = "current.json"
+BLOCKED = "blocked.json"
+SNAPSHOT_FILE = "data.parquet"
+TEMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What `current.json` says about the published version."""
+
+    product: str
+    version: str
+    rows: int
+    bytes: int
+    published_at: str
+    contract_version: str
+    run_id: str
+    inputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return port_dir(self.product) / self.version / SNAPSHOT_FILE
+
+
+def port_dir(product_id: str) -> Path:
+    domain, name = product_id.split(".", 1)
+    return published_dir() / domain / name
+
+
+def _write_json_atomically(path: Path, content: dict[str, Any]) -> None:
+    temporary = path.with_name(f"{TEMP_PREFIX}{path.name}.{os.getpid()}")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(content, handle, indent=2, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def current(product_id: str) -> Snapshot | None:
+    """The published version of a product, or None if it was never published."""
+    pointer = port_dir(product_id) / POINTER
+    try:
+        return Snapshot(**json.loads(pointer.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+
+
+def blocked(product_id: str) -> dict[str, Any] | None:
+    """Why the product's latest candidate was not published, while that is still so."""
+    try:
+        return json.loads((port_dir(product_id) / BLOCKED).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+def mark_blocked(product_id: str, run_id: str, failures: list[str]) -> None:
+    port = port_dir(product_id)
+    port.mkdir(parents=True, exist_ok=True)
+    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    _write_json_atomically(port / BLOCKED, {"run_id": run_id, "at": at, "failed_checks": failures})
+
+
+def new_version(run_id: str) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"v{stamp}-{run_id[:8]}"
+
+
+def publish(
+    connection: duckdb.DuckDBPyConnection,
+    product_id: str,
+    select_sql: str,
+    *,
+    contract_version: str,
+    run_id: str,
+    inputs: dict[str, str],
+    keep: int,
+) -> Snapshot:
+    """Write `select_sql` as a new snapshot, switch the pointer to it, prune old ones."""
+    port = port_dir(product_id)
+    port.mkdir(parents=True, exist_ok=True)
+    version = new_version(run_id)
+    staging = port / f"{TEMP_PREFIX}{version}"
+    staging.mkdir()
+    connection.execute(f"COPY ({select_sql}) TO {literal(str(staging / SNAPSHOT_FILE))} (FORMAT parquet, COMPRESSION zstd)")
+    rows = connection.execute(f"SELECT count(*) FROM read_parquet({literal(str(staging / SNAPSHOT_FILE))})").fetchone()[0]
+    size = (staging / SNAPSHOT_FILE).stat().st_size
+    os.rename(staging, port / version)
+    snapshot = Snapshot(
+        product=product_id,
+        version=version,
+        rows=rows,
+        bytes=size,
+        published_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        contract_version=contract_version,
+        run_id=run_id,
+        inputs=inputs,
+    )
+    _write_json_atomically(port / POINTER, asdict(snapshot))
+    (port / BLOCKED).unlink(missing_ok=True)
+    prune(product_id, keep)
+    return snapshot
+
+
+def versions(product_id: str) -> list[str]:
+    """Published versions on disk, oldest first."""
+    port = port_dir(product_id)
+    if not port.exists():
+        return []
+    return sorted(p.name for p in port.iterdir() if p.is_dir() and p.name.startswith("v"))
+
+
+def prune(product_id: str, keep: int) -> list[str]:
+    """Delete snapshots beyond the retention, and leftovers of runs killed mid-write.
+
+    Runs under the domain's write lock, so no other writer of this port is active.
+    """
+    port = port_dir(product_id)
+    live = current(product_id)
+    for leftover in port.glob(f"{TEMP_PREFIX}*"):
+        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+    old = [v for v in versions(product_id)[:-keep] if live is None or v != live.version]
+    for version in old:
+        shutil.rmtree(port / version)
+    return old

@@ -1,0 +1,33 @@
+"""The shape of a rule's outcome, the same whichever engine computed it (GE's shape)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from platform_lib.contract import QualityRule
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule: QualityRule
+    success: bool
+    engine: str
+    element_count: int | None = None
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    partial_unexpected_list: list[Any] = field(default_factory=list)
+    observed_value: Any = None
+
+    @property
+    def summary(self) -> str:
+        """One line for logs and failure messages."""
+        verdict = "passed" if self.success else "FAILED"
+        parts = [f"{self.rule.check_name} {verdict}"]
+        if self.unexpected_count is not None:
+            parts.append(f"{self.unexpected_count} of {self.element_count} rows unexpected")
+        if self.observed_value is not None:
+            parts.append(f"observed {self.observed_value!r}")
+        if self.partial_unexpected_list:
+            parts.append(f"e.g. {self.partial_unexpected_list[:5]!r}")
+        return ", ".join(parts)

@@ -1,0 +1,79 @@
+"""Where a mesh keeps its data, and how a domain opens its own DuckDB file.
+
+    $MESH_DATA_DIR/                 default: .mesh/ in the repository
+      sources/<...>                 files the ingest products read
+      warehouse/<domain>.duckdb     one file per domain, written only by that domain
+      published/<domain>/<product>/ the output ports (see output_port.py)
+
+Inside a domain's file, the domain's own products are views in `main` over their
+published snapshots, other domains' products it consumes are views in a schema
+named after that domain, candidates live in `_candidate` and rejected source rows
+in `_quarantine`. So `customers.customer_profiles` means the same product in every
+domain's SQL.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import duckdb
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCK_WAIT_SECONDS = float(os.environ.get("MESH_LOCK_WAIT_SECONDS", "120"))
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("MESH_DATA_DIR") or REPO_ROOT / ".mesh").resolve()
+
+
+def sources_dir() -> Path:
+    return data_dir() / "sources"
+
+
+def warehouse_path(domain: str) -> Path:
+    return data_dir() / "warehouse" / f"{domain}.duckdb"
+
+
+def published_dir() -> Path:
+    return data_dir() / "published"
+
+
+def quote(identifier: str) -> str:
+    """Quote a SQL identifier so that no name from a contract is ever executed as SQL."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def normalize_type(type_name: str) -> str:
+    """DuckDB's canonical spelling of a column type; raises ValueError for unknown types."""
+    try:
+        return str(duckdb.sqltype(type_name))
+    except duckdb.Error as error:
+        raise ValueError(f"'{type_name}' is not a DuckDB type: {str(error).splitlines()[0]}") from None
+
+
+def connect(domain: str) -> duckdb.DuckDBPyConnection:
+    """Open the domain's own DuckDB file for writing.
+
+    Dagster pools serialize the steps of one domain, but a manual run, a CLI run and
+    a schedule can still meet here: wait for the other writer instead of failing.
+    """
+    path = warehouse_path(domain)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            connection = duckdb.connect(str(path))
+            break
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    for schema in ("_candidate", "_quarantine"):
+        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    return connection

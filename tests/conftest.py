@@ -1,0 +1,38 @@
+"""Shared fixtures: every test gets its own mesh data folder with fresh sample data."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from platform_lib import sample_data
+from platform_lib.storage import REPO_ROOT
+
+TEST_SCALE = 0.2
+
+
+@pytest.fixture(scope="session")
+def sample_sources(tmp_path_factory) -> Path:
+    """Sample source files generated once per test session; tests copy them."""
+    return sample_data.generate(TEST_SCALE, tmp_path_factory.mktemp("sample") / "sources")
+
+
+@pytest.fixture
+def mesh_dir(tmp_path, monkeypatch, sample_sources) -> Path:
+    """A private MESH_DATA_DIR holding a copy of the sample sources; nothing else shared."""
+    data = tmp_path / "mesh"
+    shutil.copytree(sample_sources, data / "sources")
+    monkeypatch.setenv("MESH_DATA_DIR", str(data))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    return data
+
+
+@pytest.fixture
+def domains_copy(tmp_path, monkeypatch) -> Path:
+    """A writable copy of the sample domains, for tests that break or extend them."""
+    target = tmp_path / "domains"
+    shutil.copytree(REPO_ROOT / "domains", target, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("MESH_DOMAINS_DIR", str(target))
+    return target
