@@ -40,7 +40,11 @@ def materialize_products(products: list[Product], instance: dg.DagsterInstance |
     outcomes = {p.id: Outcome(p.id) for p in products}
     by_key = {asset_key(p.id): outcomes[p.id] for p in products}
     result = dg.materialize(
-        [product_asset(p) for p in products], instance=instance or _instance(), raise_on_error=False, tags={"mesh/cli": "materialize"}
+        [product_asset(p) for p in products],
+        instance=instance or _instance(),
+        raise_on_error=False,
+        tags={"mesh/cli": "materialize"},
+        run_config={"loggers": {"console": {"config": {"log_level": os.environ.get("MESH_LOG_LEVEL", "WARNING")}}}},
     )
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization

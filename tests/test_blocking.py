@@ -1,0 +1,85 @@
+"""A failed blocking check, for real: a bad row in the customers' CSV export.
+
+Sense 1 (same run) and sense 3 (consumers keep the last good version) are shown here
+in-process; sense 2 (later runs from schedules and automation, across code
+locations) needs the daemon and lives in test_dagster_dev.py.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+import pytest
+
+from platform_lib import output_port, storage
+from platform_lib.domain import product_schedule
+from tests.helpers import add_csv_row, products, read_published, run
+
+BAD_SEGMENT = "99999,bad@example.com,Bad Row,NL,2021-01-01,vip"
+DOWNSTREAM = ["orders.order_lines", "marketing.customer_lifetime_value", "marketing.segment_revenue"]
+
+
+def test_downstream_steps_of_the_same_run_do_not_execute(mesh_dir):
+    add_csv_row(mesh_dir, BAD_SEGMENT)
+    outcomes = run()
+    profiles = outcomes["customers.customer_profiles"]
+    assert profiles.status == "not published"
+    assert profiles.failed == ["column_values_to_be_in_set__segment"]
+    assert "vip" in profiles.message and "was not published" in profiles.message
+    for product in DOWNSTREAM:
+        assert outcomes[product].status == "skipped", outcomes[product]
+        assert output_port.current(product) is None
+    assert outcomes["orders.raw_orders"].status == "published", "unrelated products still publish"
+
+
+def test_consumers_keep_reading_the_last_good_version(mesh_dir):
+    run()
+    good = output_port.current("customers.customer_profiles")
+    good_rows = read_published("customers.customer_profiles")
+    add_csv_row(mesh_dir, BAD_SEGMENT)
+    outcome = run("customers")["customers.customer_profiles"]
+    assert outcome.status == "not published" and outcome.version == good.version
+    assert output_port.current("customers.customer_profiles") == good
+    assert read_published("customers.customer_profiles") == good_rows
+    assert output_port.blocked("customers.customer_profiles")["failed_checks"] == ["column_values_to_be_in_set__segment"]
+    with duckdb.connect(str(storage.warehouse_path("customers")), read_only=True) as connection:
+        segments = {r[0] for r in connection.execute("SELECT DISTINCT segment FROM main.customer_profiles").fetchall()}
+    assert "vip" not in segments, "the domain's own view still serves the published version"
+
+
+def test_later_runs_do_not_build_on_a_blocked_input(mesh_dir):
+    run()
+    before = output_port.current("orders.order_lines")
+    add_csv_row(mesh_dir, BAD_SEGMENT)
+    run("customers")
+    outcome = run("orders")["orders.order_lines"]
+    assert outcome.status == "failed"
+    assert "customers.customer_profiles failed column_values_to_be_in_set__segment" in outcome.message
+    assert output_port.current("orders.order_lines") == before
+
+    (schedule,) = [product_schedule(p) for p in products("orders") if p.schedule]
+    with dg.build_schedule_context() as context:
+        decision = schedule(context)
+    assert isinstance(decision, dg.SkipReason) and "customers.customer_profiles" in decision.skip_message
+
+    # The fix: remove the bad row, rebuild customers, and everything flows again.
+    source = mesh_dir / "sources" / "customers" / "customers.csv"
+    source.write_text("".join(l for l in source.read_text().splitlines(keepends=True) if "vip" not in l))
+    assert run("customers")["customers.customer_profiles"].status == "published"
+    with dg.build_schedule_context() as context:
+        assert isinstance(schedule(context), dg.RunRequest)
+    assert run("orders")["orders.order_lines"].status == "published"
+    assert output_port.current("orders.order_lines").version != before.version
+
+
+@pytest.mark.parametrize("severity, publishes", [("warn", True), ("error", False)])
+def test_only_error_severity_blocks(mesh_dir, domains_copy, severity, publishes):
+    contract = domains_copy / "orders" / "products" / "order_lines.yaml"
+    contract.write_text(
+        contract.read_text()
+        + f"  - {{expect: expect_column_values_to_be_between, column: quantity, max_value: 2, name: small_quantities, severity: {severity}}}\n"
+    )
+    run("customers")
+    outcome = run("orders")["orders.order_lines"]
+    assert outcome.failed == ["small_quantities"]
+    assert (outcome.status == "published") is publishes

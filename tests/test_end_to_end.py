@@ -1,0 +1,86 @@
+"""The whole sample mesh, materialized in-process on real DuckDB files under tmp_path."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+
+from platform_lib import output_port, storage
+from platform_lib.cli import main
+from tests.helpers import read_published, run
+
+SOURCES = {
+    "customers": "read_csv('{s}/customers/customers.csv')",
+    "orders": "read_parquet('{s}/orders/orders_*.parquet')",
+    "lines": "read_json('{s}/orders/order_lines_*.jsonl')",
+}
+
+
+def expected(sql: str, mesh_dir) -> list[tuple]:
+    """Compute an expected answer straight from the source files, independently of the platform."""
+    tables = {name: reader.format(s=mesh_dir / "sources") for name, reader in SOURCES.items()}
+    with duckdb.connect() as connection:
+        return connection.execute(sql.format(**tables)).fetchall()
+
+
+def test_every_product_is_published_with_checks_passed(mesh_dir):
+    outcomes = run()
+    assert {o.status for o in outcomes.values()} == {"published"}, outcomes
+    assert all(o.passed and not o.failed for o in outcomes.values())
+    (lines,) = expected("SELECT count(*) FROM {lines}", mesh_dir)
+    assert outcomes["orders.order_lines"].rows == lines[0]
+    assert output_port.current("orders.order_lines").rows == lines[0]
+
+
+def test_published_values_match_the_sources(mesh_dir):
+    run()
+    revenue = expected(
+        """SELECT o.customer_id, sum(l.quantity * CAST(l.unit_price AS DECIMAL(10, 2))) FROM {lines} l JOIN {orders} o USING (order_id)
+        WHERE o.status IN ('shipped', 'delivered') GROUP BY 1 ORDER BY 1""",
+        mesh_dir,
+    )
+    published = sorted((row[0], row[3]) for row in read_published("marketing.customer_lifetime_value"))
+    assert published == revenue
+
+
+def test_public_port_hashes_pii_and_records_provenance(mesh_dir):
+    run()
+    emails = [row[1] for row in read_published("customers.customer_profiles")]
+    assert not any("@" in e for e in emails) and all(len(e) == 64 for e in emails)
+    raw_emails = [row[1] for row in read_published("customers.raw_customers")]
+    assert all("@" in e for e in raw_emails), "internal products keep their values inside the domain"
+    lines = output_port.current("orders.order_lines")
+    assert lines.inputs == {
+        "orders.raw_orders": output_port.current("orders.raw_orders").version,
+        "orders.raw_order_lines": output_port.current("orders.raw_order_lines").version,
+        "customers.customer_profiles": output_port.current("customers.customer_profiles").version,
+    }
+
+
+def test_domain_database_serves_views_over_the_ports(mesh_dir):
+    run()
+    with duckdb.connect(str(storage.warehouse_path("orders")), read_only=True) as connection:
+        own = connection.execute("SELECT count(*) FROM main.order_lines").fetchone()[0]
+        upstream = connection.execute("SELECT count(*) FROM customers.customer_profiles").fetchone()[0]
+        tables = {r[0] for r in connection.execute("SELECT schema_name FROM duckdb_tables()").fetchall()}
+    assert own == output_port.current("orders.order_lines").rows
+    assert upstream == output_port.current("customers.customer_profiles").rows
+    assert "customers" not in tables, "another domain's data is a view over its port, never a copy"
+
+
+def test_rerun_publishes_a_new_version_and_prunes_beyond_retention(mesh_dir):
+    for _ in range(7):
+        run("customers")
+    # raw_customers keeps 5 snapshots (its contract's retention); the pointer names the newest.
+    versions = output_port.versions("customers.raw_customers")
+    assert len(versions) == 5
+    pointer = json.loads((output_port.port_dir("customers.raw_customers") / "current.json").read_text())
+    assert pointer["version"] == versions[-1]
+
+
+def test_cli_materializes_and_prints_a_summary(mesh_dir, capsys):
+    assert main(["materialize", "customers"]) == 0
+    out = capsys.readouterr().out
+    assert "customers.customer_profiles" in out and "published" in out
+    assert main(["materialize", "nosuchdomain"]) == 2
