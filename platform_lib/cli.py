@@ -2,6 +2,7 @@
 
     mesh sample-data [--scale S]      write the sample mesh's source files
     mesh materialize [DOMAIN ...]     build, check and publish products in dependency order
+                                      (on the executor MESH_EXECUTOR names, see executor.py)
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
-    from platform_lib.materialize import materialize_products, print_summary
+    from dagster import DagsterInstance
+
+    from platform_lib.executor import executor_name
+    from platform_lib.materialize import materialize_distributed, materialize_products, print_summary
 
     mesh = load_mesh()
     known = {d.path.name for d in mesh}
@@ -35,7 +39,15 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         print(f"cannot load domain {domain.path.name}: {domain.error}", file=sys.stderr)
     if broken:
         return 2
-    outcomes = materialize_products([p for d in selected for p in d.products])
+    products = [p for d in selected for p in d.products]
+    if executor_name() == "in_process":
+        outcomes = materialize_products(products)
+    elif not os.environ.get("DAGSTER_HOME"):
+        print(f"MESH_EXECUTOR={executor_name()} needs DAGSTER_HOME: an instance its workers share", file=sys.stderr)
+        return 2
+    else:
+        with DagsterInstance.get() as instance:
+            outcomes = materialize_distributed(products, instance)
     print_summary(outcomes)
     return 0 if all(o.ok for o in outcomes) else 1
 

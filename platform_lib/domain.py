@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from platform_lib.contract import Domain, Product, load_domain, load_products
+from platform_lib.executor import mesh_executor
 from platform_lib.factories.product import blocked_inputs, blocked_message, product_asset
 from platform_lib.factories.quality import asset_key
 
@@ -48,6 +49,7 @@ def build_definitions(domain: Domain, products: list[Product]) -> dg.Definitions
             )
         ],
         jobs=[dg.define_asset_job(f"materialize_{domain.name}", selection=dg.AssetSelection.groups(domain.name))],
+        executor=mesh_executor(),
     )
 
 

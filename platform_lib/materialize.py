@@ -37,8 +37,6 @@ def _instance() -> dg.DagsterInstance:
 
 
 def materialize_products(products: list[Product], instance: dg.DagsterInstance | None = None) -> list[Outcome]:
-    outcomes = {p.id: Outcome(p.id) for p in products}
-    by_key = {asset_key(p.id): outcomes[p.id] for p in products}
     result = dg.materialize(
         [product_asset(p) for p in products],
         instance=instance or _instance(),
@@ -46,6 +44,31 @@ def materialize_products(products: list[Product], instance: dg.DagsterInstance |
         tags={"mesh/cli": "materialize"},
         run_config={"loggers": {"console": {"config": {"log_level": os.environ.get("MESH_LOG_LEVEL", "WARNING")}}}},
     )
+    return outcomes_of(result, products)
+
+
+def materialize_distributed(products: list[Product], instance: dg.DagsterInstance) -> list[Outcome]:
+    """The same run on the deployment's executor (MESH_EXECUTOR), whose workers rebuild the
+    job from `platform_lib.whole_mesh`; needs a persistent instance they share."""
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    from platform_lib import whole_mesh
+    from platform_lib.storage import REPO_ROOT
+
+    repository = ReconstructableRepository.for_module(whole_mesh.__name__, "defs", working_directory=str(REPO_ROOT))
+    with dg.execute_job(
+        repository.get_reconstructable_job(whole_mesh.JOB),
+        instance=instance,
+        asset_selection=[asset_key(p.id) for p in products],
+        raise_on_error=False,
+        tags={"mesh/cli": "materialize"},
+    ) as result:
+        return outcomes_of(result, products)
+
+
+def outcomes_of(result: dg.ExecuteInProcessResult | dg.ExecuteJobResult, products: list[Product]) -> list[Outcome]:
+    outcomes = {p.id: Outcome(p.id) for p in products}
+    by_key = {asset_key(p.id): outcomes[p.id] for p in products}
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         outcome = by_key[materialization.asset_key]
