@@ -1,0 +1,73 @@
+"""The whole sample mesh through two real Celery workers (RabbitMQ broker, PostgreSQL
+instance), compared product by product with an in-process run of the same sources."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+import dagster as dg
+import pytest
+
+from platform_lib import output_port
+from platform_lib.materialize import materialize_products
+from platform_lib.mesh import load_mesh
+from platform_lib.storage import REPO_ROOT
+from tests.deploy.conftest import BIN, wait_for
+
+pytestmark = pytest.mark.slow
+
+BROKER = os.environ.get("MESH_TEST_BROKER", "pyamqp://guest:guest@127.0.0.1:5672//")
+WORKERS = ("w1", "w2")
+
+
+def published_digests(product_ids: list[str]) -> dict[str, tuple[int, str] | None]:
+    return {i: (s.rows, output_port.digest(s)) if (s := output_port.current(i)) else None for i in product_ids}
+
+
+def test_celery_workers_publish_what_an_in_process_run_publishes(mesh_dir, dagster_home, monkeypatch, processes, tmp_path):
+    products = [p for d in load_mesh() for p in d.products]
+    ids = [p.id for p in products]
+    assert all(o.ok for o in materialize_products(products, instance=dg.DagsterInstance.ephemeral()))
+    expected = published_digests(ids)
+
+    distributed = tmp_path / "distributed"
+    shutil.copytree(mesh_dir / "sources", distributed / "sources")
+    queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(REPO_ROOT),
+        "MESH_DATA_DIR": str(distributed),
+        "MESH_EXECUTOR": "celery",
+        "MESH_CELERY_BROKER": BROKER,
+        "MESH_CELERY_BACKEND": "rpc://",
+        "MESH_CELERY_QUEUE": queue,
+    }
+    for name in WORKERS:
+        processes.start(
+            name,
+            [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", "deploy/celery.yaml",
+             "-q", queue, "-n", f"{name}-{queue}", "--", "--concurrency", "1", "--without-gossip", "--without-mingle"],
+            env,
+        )
+    for name in WORKERS:
+        wait_for(lambda: " ready." in processes.log(name), 60, f"celery worker {name} to start")
+
+    run = subprocess.run([sys.executable, "-m", "platform_lib.cli", "materialize"], cwd=REPO_ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    monkeypatch.setenv("MESH_DATA_DIR", str(distributed))
+    assert published_digests(ids) == expected
+    with dg.DagsterInstance.get() as instance:
+        [record] = instance.get_run_records()
+        assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        events = instance.all_logs(record.dagster_run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+        hosts = [e.dagster_event.engine_event_data.metadata["Celery worker"].value for e in events
+                 if e.dagster_event.engine_event_data.metadata.get("Celery worker")]
+    assert len(hosts) == len(products)
+    assert {h.split("@")[0] for h in hosts} == {f"{name}-{queue}" for name in WORKERS}
