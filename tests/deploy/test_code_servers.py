@@ -1,0 +1,124 @@
+"""One gRPC code server per domain, the webserver and the daemon against them, on the
+production instance: the workspace loads, and a run launched through GraphQL queues
+under its domain's tag, is dequeued by the daemon and runs in the domain's server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import urllib.request
+
+import dagster as dg
+import pytest
+from dagster._core.errors import DagsterUserCodeUnreachableError
+from dagster._grpc.client import DagsterGrpcClient
+
+from platform_lib import output_port
+from platform_lib.mesh import load_mesh
+from tests.deploy.conftest import BIN, wait_for
+
+pytestmark = pytest.mark.slow
+
+WORKSPACE = """{
+  workspaceOrError { ... on Workspace { locationEntries {
+    name
+    locationOrLoadError {
+      __typename
+      ... on PythonError { message }
+      ... on RepositoryLocation { repositories { name assetNodes { assetKey { path } } } }
+    }
+  } } }
+}"""
+
+LAUNCH = """mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId status tags { key value } } }
+    ... on PythonError { message }
+  }
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.load(response)
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def serves(port: int) -> bool:
+    try:
+        DagsterGrpcClient(port=port, host="127.0.0.1").ping("mesh")
+        return True
+    except DagsterUserCodeUnreachableError:
+        return False
+
+
+def test_domain_code_servers_serve_the_webserver_and_the_daemon(mesh_dir, dagster_home, processes):
+    mesh = load_mesh()
+    env = dict(os.environ)
+    for domain in mesh:
+        name = domain.path.name
+        port = free_port()
+        env[f"MESH_{name.upper()}_HOST"], env[f"MESH_{name.upper()}_PORT"] = "127.0.0.1", str(port)
+        processes.start(
+            f"code-server-{name}",
+            [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(port),
+             "-f", f"domains/{name}/definitions.py", "-d", ".", "--location-name", name],
+            env,
+        )
+    for domain in mesh:
+        port = int(env[f"MESH_{domain.path.name.upper()}_PORT"])
+        wait_for(lambda: serves(port), 90, f"the {domain.path.name} code server", interval=1)
+    web = free_port()
+    processes.start("webserver", [str(BIN / "dagster-webserver"), "-w", "deploy/workspace.grpc.yaml", "-h", "127.0.0.1", "-p", str(web)], env)
+    wait_for(lambda: answers(web), 90, "the webserver", interval=1)
+
+    def loaded():
+        entries = graphql(web, WORKSPACE)["workspaceOrError"]["locationEntries"]
+        return entries if all(e["locationOrLoadError"] for e in entries) else None
+
+    entries = {e["name"]: e["locationOrLoadError"] for e in wait_for(loaded, 90, "the code locations", interval=1)}
+    assert set(entries) == {d.path.name for d in mesh}
+    for domain in mesh:
+        location = entries[domain.path.name]
+        assert location["__typename"] == "RepositoryLocation", location
+        [repository] = location["repositories"]
+        assert {".".join(a["assetKey"]["path"]) for a in repository["assetNodes"]} >= {p.id for p in domain.products}
+
+    selector = {"repositoryLocationName": "customers", "repositoryName": "__repository__", "jobName": "materialize_customers"}
+    launched = graphql(web, LAUNCH, {"params": {"selector": selector, "runConfigData": {}}})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run = launched["run"]
+    assert run["status"] == "QUEUED"
+    assert {"key": "dagster/code_location", "value": "customers"} in run["tags"]
+
+    processes.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "deploy/workspace.grpc.yaml"], env)
+    with dg.DagsterInstance.get() as instance:
+        def finished():
+            status = instance.get_run_by_id(run["runId"]).status
+            return status if status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) else None
+
+        assert wait_for(finished, 180, "the queued run to finish", interval=1) == dg.DagsterRunStatus.SUCCESS, processes.log("daemon")
+    customers = next(d for d in mesh if d.path.name == "customers")
+    assert all(output_port.current(p.id) for p in customers.products)
