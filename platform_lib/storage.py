@@ -3,7 +3,8 @@
     $MESH_DATA_DIR/                 default: .mesh/ in the repository
       sources/<...>                 files the ingest products read
       warehouse/<domain>.duckdb     one file per domain, written only by that domain
-      published/<domain>/<product>/ the output ports (see output_port.py)
+      published/<domain>/<product>/ the output ports (see output_port.py), unless
+                                    MESH_PORTS_URL puts them elsewhere
 
 Inside a domain's file, the domain's own products are views in `main` over their
 published snapshots, other domains' products it consumes are views in a schema
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import duckdb
 
@@ -37,7 +39,19 @@ def warehouse_path(domain: str) -> Path:
 
 
 def published_dir() -> Path:
-    return data_dir() / "published"
+    """The root of every output port: MESH_PORTS_URL, default `published/` in the data dir.
+
+    Ports are addressed by URL so a deployment moves them (say, onto a filesystem every
+    node mounts) without touching domain files. Only file URLs are served today: object
+    stores need DuckDB's httpfs extension, which this project cannot download.
+    """
+    url = os.environ.get("MESH_PORTS_URL")
+    if not url:
+        return data_dir() / "published"
+    parsed = urlparse(url)
+    if parsed.scheme not in ("", "file") or parsed.netloc not in ("", "localhost"):
+        raise ValueError(f"MESH_PORTS_URL={url}: output ports support file:// URLs (local or mounted shared storage) only")
+    return Path(unquote(parsed.path)).resolve()
 
 
 def quote(identifier: str) -> str:
