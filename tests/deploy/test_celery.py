@@ -13,15 +13,14 @@ import dagster as dg
 import pytest
 
 from platform_lib import output_port
+from platform_lib.localstack import celery_env
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh
 from platform_lib.storage import REPO_ROOT
-from tests.deploy.conftest import BIN, wait_for
 
 pytestmark = pytest.mark.slow
 
-BROKER = os.environ.get("MESH_TEST_BROKER", "pyamqp://guest:guest@127.0.0.1:5672//")
-WORKERS = ("w1", "w2")
+WORKERS = ["w1", "w2"]
 
 
 def published_digests(product_ids: list[str]) -> dict[str, tuple[int, str] | None]:
@@ -37,25 +36,8 @@ def test_celery_workers_publish_what_an_in_process_run_publishes(mesh_dir, dagst
     distributed = tmp_path / "distributed"
     shutil.copytree(mesh_dir / "sources", distributed / "sources")
     queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(REPO_ROOT),
-        "MESH_DATA_DIR": str(distributed),
-        "MESH_EXECUTOR": "celery",
-        "MESH_CELERY_BROKER": BROKER,
-        "MESH_CELERY_BACKEND": "rpc://",
-        "MESH_CELERY_QUEUE": queue,
-    }
-    for name in WORKERS:
-        processes.start(
-            name,
-            [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", "deploy/celery.yaml",
-             "-q", queue, "-n", f"{name}-{queue}", "--", "--concurrency", "1", "--without-gossip", "--without-mingle"],
-            env,
-        )
-    for name in WORKERS:
-        wait_for(lambda: " ready." in processes.log(name), 60, f"celery worker {name} to start")
+    env = {**os.environ, **celery_env(queue), "MESH_DATA_DIR": str(distributed)}
+    nodes = processes.start_celery_workers(WORKERS, queue, env)
 
     run = subprocess.run([sys.executable, "-m", "platform_lib.cli", "materialize"], cwd=REPO_ROOT, env=env,
                          capture_output=True, text=True, timeout=600)
@@ -70,4 +52,4 @@ def test_celery_workers_publish_what_an_in_process_run_publishes(mesh_dir, dagst
         hosts = [e.dagster_event.engine_event_data.metadata["Celery worker"].value for e in events
                  if e.dagster_event.engine_event_data.metadata.get("Celery worker")]
     assert len(hosts) == len(products)
-    assert {h.split("@")[0] for h in hosts} == {f"{name}-{queue}" for name in WORKERS}
+    assert {h.split("@")[0] for h in hosts} == set(nodes)

@@ -16,7 +16,7 @@ from dagster._grpc.client import DagsterGrpcClient
 
 from platform_lib import output_port
 from platform_lib.mesh import load_mesh
-from tests.deploy.conftest import BIN, wait_for
+from platform_lib.localstack import BIN, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dagster as dg
-import psycopg2
 
+from platform_lib.factories.quality import asset_key
+from platform_lib.localstack import pg_connect
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh
-from platform_lib.factories.quality import asset_key
-from tests.deploy.conftest import PG
 
 
 def test_the_mesh_materializes_through_the_postgres_instance(mesh_dir, dagster_home, postgres_db):
@@ -27,7 +26,7 @@ def test_the_mesh_materializes_through_the_postgres_instance(mesh_dir, dagster_h
         assert all(instance.event_log_storage.get_concurrency_info(f"duckdb_{d}").slot_count == 1 for d in pools)
 
     # The run is stored in this test's own database, not in a file under DAGSTER_HOME.
-    with psycopg2.connect(dbname=postgres_db, **PG) as connection, connection.cursor() as cursor:
+    with pg_connect(postgres_db) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT status FROM runs")
         assert cursor.fetchall() == [("SUCCESS",)]
         cursor.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")

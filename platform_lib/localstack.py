@@ -1,0 +1,145 @@
+"""The production pieces on one machine, for the deployment tests and benchmarks: a
+private PostgreSQL database, a DAGSTER_HOME with deploy/dagster.yaml, Celery workers
+and servers, each in its own process group so that stopping it stops its children.
+
+Nothing here is used by a deployment itself; it shows, runnable, what deploy/README.md
+describes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+from platform_lib.storage import REPO_ROOT
+
+BIN = Path(sys.executable).parent
+PG_HOST = os.environ.get("MESH_LOCAL_PG_HOST", "127.0.0.1")
+PG_PORT = os.environ.get("MESH_LOCAL_PG_PORT", "5432")
+PG_USER = os.environ.get("MESH_LOCAL_PG_USER", "postgres")
+BROKER = os.environ.get("MESH_LOCAL_BROKER", "pyamqp://guest:guest@127.0.0.1:5672//")
+
+T = TypeVar("T")
+
+
+def pg_connect(database: str):
+    import psycopg2
+
+    return psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database)
+
+
+def _admin(sql: str) -> None:
+    connection = pg_connect("postgres")
+    connection.autocommit = True
+    try:
+        connection.cursor().execute(sql)
+    finally:
+        connection.close()
+
+
+@contextmanager
+def postgres_database(prefix: str = "mesh") -> Iterator[str]:
+    """A fresh database, dropped on exit, so parallel runs never share instance state."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    _admin(f"CREATE DATABASE {name}")
+    try:
+        yield name
+    finally:
+        _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def instance_env(home: Path, database: str) -> dict[str, str]:
+    """Write deploy/dagster.yaml into `home`; return the variables that point it at `database`."""
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    return {
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_HOST": PG_HOST,
+        "DAGSTER_PG_PORT": PG_PORT,
+        "DAGSTER_PG_USER": PG_USER,
+        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_PG_DB": database,
+    }
+
+
+def celery_env(queue: str) -> dict[str, str]:
+    """What code servers, the CLI and workers need to agree on to use Celery."""
+    return {
+        "MESH_EXECUTOR": "celery",
+        "MESH_CELERY_BROKER": BROKER,
+        "MESH_CELERY_BACKEND": "rpc://",
+        "MESH_CELERY_QUEUE": queue,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.5) -> T:
+    """Poll `predicate` until it returns something truthy; fail naming `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class Processes:
+    """Servers and workers, each in its own process group; `stop_all` stops every group."""
+
+    def __init__(self, logs: Path):
+        self.logs = logs
+        self.started: list[subprocess.Popen] = []
+
+    def start(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with open(self.logs / f"{name}.log", "wb") as log:
+            process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.started.append(process)
+        return process
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+    def start_celery_workers(self, names: list[str], queue: str, env: dict[str, str], timeout: float = 60) -> list[str]:
+        """One single-slot worker per name on `queue`; returns their Celery node names once ready."""
+        nodes = [f"{name}-{queue}" for name in names]
+        for name, node in zip(names, nodes):
+            self.start(
+                name,
+                [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", "deploy/celery.yaml",
+                 "-q", queue, "-n", node, "--", "--concurrency", "1", "--without-gossip", "--without-mingle"],
+                env,
+            )
+        for name in names:
+            wait_for(lambda: " ready." in self.log(name), timeout, f"Celery worker {name}")
+        return nodes
+
+    def stop_all(self, grace: float = 15) -> None:
+        for process in self.started:
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in self.started:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
+        for process in self.started:
+            _signal_group(process, signal.SIGKILL)  # children that outlived their group leader
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
