@@ -151,10 +151,9 @@ def prune(product_id: str, keep: int) -> list[str]:
     return old
 
 
-def digest(snapshot: Snapshot) -> str:
-    """A hash of the snapshot's rows, independent of their order and of the Parquet layout,
-    so two runs (in-process and distributed, say) can be compared by content."""
+def digest(parquet: Path) -> str:
+    """A fingerprint of a snapshot's rows, independent of their order and of the Parquet
+    layout, so two runs (in-process and distributed, say) can be compared by content."""
     with duckdb.connect() as connection:
-        return connection.execute(
-            f"SELECT md5(coalesce(string_agg(t::VARCHAR, chr(10) ORDER BY t::VARCHAR), '')) FROM read_parquet({literal(str(snapshot.path))}) t"
-        ).fetchone()[0]
+        rows, total = connection.execute(f"SELECT count(*), sum(hash(t)) FROM read_parquet({literal(str(parquet))}) t").fetchone()
+    return f"{rows}:{total}"

@@ -1,0 +1,225 @@
+"""Scale: the sample mesh at 10 million order lines, built three ways on the same sources.
+
+    floor        the products' own SQL (and pandas function) in one DuckDB connection:
+                 typed readers, transforms, the published Parquet files; no checks, no
+                 quarantine, no Dagster
+    in-process   `mesh materialize` (write-audit-publish per product, one Dagster run)
+    distributed  `mesh materialize` with MESH_EXECUTOR=celery: two Celery workers on
+                 RabbitMQ, the instance on PostgreSQL (needs both running locally)
+
+All three must publish the same rows. Then one more in-process run under cProfile says
+where the in-process time goes. MESH_BENCH_SCALE sets the scale (400 = 10M lines).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import os
+import pstats
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from platform_lib import localstack, output_port, sample_data
+from platform_lib.contract import Product
+from platform_lib.factories import transform
+from platform_lib.factories.serve import published_select
+from platform_lib.materialize import materialize_products
+from platform_lib.mesh import load_mesh
+from platform_lib.storage import REPO_ROOT, literal, quote
+
+SCALE = float(os.environ.get("MESH_BENCH_SCALE", "400"))
+PHASES = {  # where a product step spends its time: (module, function) in platform_lib
+    "ingest": ("factories/ingest.py", "ingest"),
+    "transform_sql": ("factories/transform.py", "run_sql"),
+    "transform_pandas": ("factories/transform.py", "run_pandas"),
+    "checks": ("factories/quality.py", "run_checks"),
+    "publish": ("factories/serve.py", "publish"),
+    "steps": ("factories/product.py", "materialize"),
+}
+
+
+def in_dependency_order(products: list[Product]) -> list[Product]:
+    done: set[str] = set()
+    ordered: list[Product] = []
+    while len(ordered) < len(products):
+        for product in products:
+            if product.id not in done and all(i in done for i in product.inputs):
+                ordered.append(product)
+                done.add(product.id)
+    return ordered
+
+
+def floor_read(product: Product, files: list[Path]) -> str:
+    """DuckDB's own reader for the source, with the contract's types: the fastest honest ingest."""
+    listed = "[" + ", ".join(literal(str(f)) for f in files) + "]"
+    types = "{" + ", ".join(f"{literal(c.name)}: {literal(c.type)}" for c in product.columns) + "}"
+    columns = ", ".join(f"CAST({quote(c.name)} AS {c.type}) AS {quote(c.name)}" for c in product.columns)
+    if product.source.format == "csv":
+        return f"SELECT * FROM read_csv({listed}, header = true, types = {types})"
+    if product.source.format == "json":
+        return f"SELECT * FROM read_json({listed}, format = 'newline_delimited', columns = {types})"
+    return f"SELECT {columns} FROM read_parquet({listed}, union_by_name = true)"
+
+
+def run_floor(products: list[Product], data: Path) -> tuple[float, dict[str, str]]:
+    """Every product in one connection; returns the wall time and the published fingerprints."""
+    out = data / "floor"
+    out.mkdir(parents=True)
+    started = time.perf_counter()
+    with duckdb.connect(str(data / "floor.duckdb")) as connection:
+        connection.execute("CREATE SCHEMA _candidate")
+        for product in in_dependency_order(products):
+            connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(product.domain)}")
+            candidate = f"_candidate.{quote(product.name)}"
+            if product.source:
+                files = sorted((data / "sources").glob(product.source.path))
+                connection.execute(f"CREATE TABLE {candidate} AS {floor_read(product, files)}")
+            elif product.transform == "sql":
+                transform.run_sql(connection, product)
+            else:
+                transform.run_pandas(connection, product)
+            connection.execute(f"CREATE VIEW {quote(product.domain)}.{quote(product.name)} AS SELECT * FROM {candidate}")
+            target = out / f"{product.id}.parquet"
+            connection.execute(f"COPY ({published_select(product, candidate)}) TO {literal(str(target))} (FORMAT parquet, COMPRESSION zstd)")
+    elapsed = time.perf_counter() - started
+    return elapsed, {p.id: output_port.digest(out / f"{p.id}.parquet") for p in products}
+
+
+def data_dir(root: Path, name: str, sources: Path) -> Path:
+    """A mesh data folder whose sources are hard links to the shared ones (no copy of gigabytes)."""
+    data = root / name
+    shutil.copytree(sources, data / "sources", copy_function=os.link)
+    return data
+
+
+def published(products: list[Product], data: Path) -> dict[str, str]:
+    os.environ["MESH_DATA_DIR"] = str(data)
+    return {p.id: output_port.digest(s.path) if (s := output_port.current(p.id)) else "missing" for p in products}
+
+
+def run_cli(env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "platform_lib.cli", "materialize"], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"mesh materialize failed:\n{result.stdout}\n{result.stderr}")
+    return elapsed
+
+
+def step_durations(instance: dg.DagsterInstance) -> tuple[str, dict[str, tuple[float, float]]]:
+    [run] = instance.get_runs(limit=1)
+    return run.run_id, {s.step_key: (s.start_time, s.end_time) for s in instance.get_run_step_stats(run.run_id)}
+
+
+def celery_submissions(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    """When the orchestrator handed each step to the broker."""
+    return {
+        e.step_key: e.timestamp
+        for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+        if e.step_key and e.user_message.startswith("Submitting celery task")
+    }
+
+
+def profile_in_process(products: list[Product], data: Path) -> tuple[float, dict[str, float]]:
+    os.environ["MESH_DATA_DIR"] = str(data)
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    outcomes = materialize_products(products, instance=dg.DagsterInstance.ephemeral())
+    profiler.disable()
+    elapsed = time.perf_counter() - started
+    assert all(o.ok for o in outcomes), [o for o in outcomes if not o.ok]
+    cumulative = {(file, name): stats[3] for (file, _, name), stats in pstats.Stats(profiler).stats.items()}
+    phases = {
+        phase: sum(t for (file, name), t in cumulative.items() if file.endswith(module) and name == function)
+        for phase, (module, function) in PHASES.items()
+    }
+    return elapsed, phases
+
+
+def main() -> None:
+    root = Path(tempfile.mkdtemp(prefix="mesh-bench-scale-"))
+    processes = localstack.Processes(root / "logs")
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MESH_"))}
+    base_env["PYTHONPATH"] = str(REPO_ROOT)
+    try:
+        started = time.perf_counter()
+        sources = sample_data.generate(SCALE, root / "sources")
+        generate_s = time.perf_counter() - started
+        products = [p for d in load_mesh() for p in d.products]
+
+        floor_s, floor_out = run_floor(products, data_dir(root, "floor", sources))
+        lines = int(floor_out["orders.order_lines"].split(":")[0])
+        print(f"scale {SCALE:g}: {lines:,} order lines; sources generated in {generate_s:.1f}s; floor {floor_s:.1f}s", flush=True)
+
+        local_home = root / "local_home"
+        local_home.mkdir()
+        shutil.copy(REPO_ROOT / "deploy" / "dagster.local.yaml", local_home / "dagster.yaml")
+        local = data_dir(root, "in_process", sources)
+        in_process_s = run_cli({**base_env, "MESH_DATA_DIR": str(local), "DAGSTER_HOME": str(local_home)})
+        print(f"in-process {in_process_s:.1f}s", flush=True)
+
+        with localstack.postgres_database("mesh_bench") as database:
+            instance_env = localstack.instance_env(root / "prod_home", database)
+            queue = f"mesh-bench-{uuid.uuid4().hex[:8]}"
+            distributed = data_dir(root, "distributed", sources)
+            env = {**base_env, **instance_env, **localstack.celery_env(queue), "MESH_DATA_DIR": str(distributed)}
+            processes.start_celery_workers(["w1", "w2"], queue, env)
+            distributed_s = run_cli(env)
+            print(f"distributed {distributed_s:.1f}s", flush=True)
+            os.environ.update(instance_env)
+            with dg.DagsterInstance.get() as instance:
+                run_id, remote_steps = step_durations(instance)
+                submitted = celery_submissions(instance, run_id)
+        processes.stop_all()
+        with dg.DagsterInstance.from_config(str(local_home)) as instance:
+            _, local_steps = step_durations(instance)
+
+        same_in_process = published(products, local) == floor_out
+        same_distributed = published(products, distributed) == floor_out
+        profiled_s, phases = profile_in_process(products, data_dir(root, "profiled", sources))
+    finally:
+        processes.stop_all()
+        shutil.rmtree(root, ignore_errors=True)
+
+    steps = len(remote_steps)
+    queue_wait = [remote_steps[k][0] - submitted[k] for k in remote_steps]
+    slower = [(remote_steps[k][1] - remote_steps[k][0]) - (local_steps[k][1] - local_steps[k][0]) for k in remote_steps]
+    print(f"\n{'step':<42} {'in-process s':>12} {'distributed s':>13} {'queue wait s':>12}")
+    for key in sorted(remote_steps, key=lambda k: remote_steps[k][0]):
+        local_d = local_steps[key][1] - local_steps[key][0]
+        remote_d = remote_steps[key][1] - remote_steps[key][0]
+        print(f"{key:<42} {local_d:>12.2f} {remote_d:>13.2f} {remote_steps[key][0] - submitted[key]:>12.2f}")
+    other = profiled_s - phases["steps"]
+    print(f"\nwhere the in-process time goes (cProfile, run of {profiled_s:.1f}s):")
+    for phase in ("ingest", "transform_sql", "transform_pandas", "checks", "publish"):
+        print(f"  {phase:<17} {phases[phase]:7.1f}s")
+    print(f"  {'rest of steps':<17} {phases['steps'] - sum(phases[p] for p in PHASES if p != 'steps'):7.1f}s  (attach inputs, counts, metadata)")
+    print(f"  {'dagster, outside':<17} {other:7.1f}s  (run setup, event handling, between steps)")
+    figures = {
+        "order_lines": lines,
+        "floor_s": round(floor_s, 1),
+        "in_process_s": round(in_process_s, 1),
+        "distributed_s": round(distributed_s, 1),
+        "in_process_vs_floor": round(in_process_s / floor_s, 2),
+        "distributed_vs_floor": round(distributed_s / floor_s, 2),
+        "distributed_overhead_per_step_s": round((distributed_s - in_process_s) / steps, 2),
+        "queue_wait_per_step_s": round(sum(queue_wait) / steps, 2),
+        "step_slowdown_per_step_s": round(sum(slower) / steps, 2),
+        "checks_s": round(phases["checks"], 1),
+        "ingest_s": round(phases["ingest"], 1),
+        "same_output": str(same_in_process and same_distributed).lower(),
+    }
+    print("BENCH scale " + " ".join(f"{k}={v}" for k, v in figures.items()))
+
+
+if __name__ == "__main__":
+    main()
