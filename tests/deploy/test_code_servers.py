@@ -1,6 +1,6 @@
 """One gRPC code server per domain, the webserver and the daemon against them, on the
-production instance: the workspace loads, and a run launched through GraphQL queues
-under its domain's tag, is dequeued by the daemon and runs in the domain's server."""
+production instance: the workspace loads, and runs launched through GraphQL queue under
+their domain's tag, are dequeued by the daemon one at a time and run in the domain's server."""
 
 from __future__ import annotations
 
@@ -107,18 +107,24 @@ def test_domain_code_servers_serve_the_webserver_and_the_daemon(mesh_dir, dagste
         assert {".".join(a["assetKey"]["path"]) for a in repository["assetNodes"]} >= {p.id for p in domain.products}
 
     selector = {"repositoryLocationName": "customers", "repositoryName": "__repository__", "jobName": "materialize_customers"}
-    launched = graphql(web, LAUNCH, {"params": {"selector": selector, "runConfigData": {}}})["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    run = launched["run"]
-    assert run["status"] == "QUEUED"
-    assert {"key": "dagster/code_location", "value": "customers"} in run["tags"]
+    runs = []
+    for _ in range(2):
+        launched = graphql(web, LAUNCH, {"params": {"selector": selector, "runConfigData": {}}})["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        runs.append(launched["run"])
+    for run in runs:
+        assert run["status"] == "QUEUED"
+        assert {"key": "dagster/code_location", "value": "customers"} in run["tags"]
 
     processes.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "deploy/workspace.grpc.yaml"], env)
     with dg.DagsterInstance.get() as instance:
         def finished():
-            status = instance.get_run_by_id(run["runId"]).status
-            return status if status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) else None
+            records = [instance.get_run_record_by_id(r["runId"]) for r in runs]
+            return records if all(r.dagster_run.is_finished for r in records) else None
 
-        assert wait_for(finished, 180, "the queued run to finish", interval=1) == dg.DagsterRunStatus.SUCCESS, processes.log("daemon")
+        first, second = sorted(wait_for(finished, 240, "the queued runs to finish", interval=1), key=lambda r: r.start_time)
+        assert [first.dagster_run.status, second.dagster_run.status] == [dg.DagsterRunStatus.SUCCESS] * 2, processes.log("daemon")
+        # One run per domain at a time: the second waited in the queue for the first.
+        assert second.start_time >= first.end_time
     customers = next(d for d in mesh if d.path.name == "customers")
-    assert all(output_port.current(p.id) for p in customers.products)
+    assert all(output_port.current(p.id).run_id == second.dagster_run.run_id for p in customers.products)
