@@ -8,7 +8,8 @@
                  RabbitMQ, the instance on PostgreSQL (needs both running locally)
 
 All three must publish the same rows. Then one more in-process run under cProfile says
-where the in-process time goes. MESH_BENCH_SCALE sets the scale (400 = 10M lines).
+where the in-process time goes. MESH_BENCH_SCALE sets the scale: 500 is 10M order lines
+(two per order on average).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh
 from platform_lib.storage import REPO_ROOT, literal, quote
 
-SCALE = float(os.environ.get("MESH_BENCH_SCALE", "400"))
+SCALE = float(os.environ.get("MESH_BENCH_SCALE", "500"))
 PHASES = {  # where a product step spends its time: (module, function) in platform_lib
     "ingest": ("factories/ingest.py", "ingest"),
     "transform_sql": ("factories/transform.py", "run_sql"),
