@@ -36,13 +36,17 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
 
 
+def _run_config() -> dict:
+    return {"loggers": {"console": {"config": {"log_level": os.environ.get("MESH_LOG_LEVEL", "WARNING")}}}}
+
+
 def materialize_products(products: list[Product], instance: dg.DagsterInstance | None = None) -> list[Outcome]:
     result = dg.materialize(
         [product_asset(p) for p in products],
         instance=instance or _instance(),
         raise_on_error=False,
         tags={"mesh/cli": "materialize"},
-        run_config={"loggers": {"console": {"config": {"log_level": os.environ.get("MESH_LOG_LEVEL", "WARNING")}}}},
+        run_config=_run_config(),
     )
     return outcomes_of(result, products)
 
@@ -62,6 +66,7 @@ def materialize_distributed(products: list[Product], instance: dg.DagsterInstanc
         asset_selection=[asset_key(p.id) for p in products],
         raise_on_error=False,
         tags={"mesh/cli": "materialize"},
+        run_config=_run_config(),
     ) as result:
         return outcomes_of(result, products)
 
