@@ -215,6 +215,7 @@ def main() -> None:
         "distributed_overhead_per_step_s": round((distributed_s - in_process_s) / steps, 2),
         "queue_wait_per_step_s": round(sum(queue_wait) / steps, 2),
         "step_slowdown_per_step_s": round(sum(slower) / steps, 2),
+        "profiled_in_process_s": round(profiled_s, 1),
         "checks_s": round(phases["checks"], 1),
         "ingest_s": round(phases["ingest"], 1),
         "same_output": str(same_in_process and same_distributed).lower(),
