@@ -1,6 +1,7 @@
-"""One gRPC code server per domain, the webserver and the daemon against them, on the
-production instance: the workspace loads, and runs launched through GraphQL queue under
-their domain's tag, are dequeued by the daemon one at a time and run in the domain's server."""
+"""The production topology on one machine: one gRPC code server per domain, the webserver
+and the daemon against them, Celery workers, all on the PostgreSQL instance. The
+workspace loads; runs launched through GraphQL queue under their domain's tag, are
+dequeued one at a time and their steps run on the workers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import socket
 import urllib.request
+import uuid
 
 import dagster as dg
 import pytest
@@ -16,7 +18,7 @@ from dagster._grpc.client import DagsterGrpcClient
 
 from platform_lib import output_port
 from platform_lib.mesh import load_mesh
-from platform_lib.localstack import BIN, wait_for
+from platform_lib.localstack import BIN, celery_env, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +78,9 @@ def serves(port: int) -> bool:
 
 def test_domain_code_servers_serve_the_webserver_and_the_daemon(mesh_dir, dagster_home, processes):
     mesh = load_mesh()
-    env = dict(os.environ)
+    queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
+    env = {**os.environ, **celery_env(queue)}
+    nodes = processes.start_celery_workers(["w1", "w2"], queue, env)
     for domain in mesh:
         name = domain.path.name
         port = free_port()
@@ -126,5 +130,13 @@ def test_domain_code_servers_serve_the_webserver_and_the_daemon(mesh_dir, dagste
         assert [first.dagster_run.status, second.dagster_run.status] == [dg.DagsterRunStatus.SUCCESS] * 2, processes.log("daemon")
         # One run per domain at a time: the second waited in the queue for the first.
         assert second.start_time >= first.end_time
+        # The runs' steps ran on the Celery workers, not in the code server's run process.
+        workers = {
+            e.dagster_event.engine_event_data.metadata["Celery worker"].value.split("@")[0]
+            for run in runs
+            for e in instance.all_logs(run["runId"], of_type=dg.DagsterEventType.ENGINE_EVENT)
+            if "Celery worker" in e.dagster_event.engine_event_data.metadata
+        }
+        assert workers and workers <= set(nodes)
     customers = next(d for d in mesh if d.path.name == "customers")
     assert all(output_port.current(p.id).run_id == second.dagster_run.run_id for p in customers.products)
