@@ -136,6 +136,7 @@ class Processes:
                 process.wait()
         for process in self.started:
             _signal_group(process, signal.SIGKILL)  # children that outlived their group leader
+        self.started = []  # never signal these ids again: they may be reused by others
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:
