@@ -67,3 +67,15 @@ def test_a_broken_domain_fails_only_its_own_location(domains_copy, tmp_path):
     assert "Validation successful for code location customers" in text
     assert "Validation successful for code location orders" in text
     assert "segment_revenue.yaml: product marketing.segment_revenue: field 'access'" in text
+
+
+def test_the_domain_component_builds_the_same_location(tmp_path):
+    from dagster.components.testing.utils import component_defs
+
+    from platform_lib.components import MeshDomain
+
+    folder = REPO_ROOT / "domains" / "customers"
+    built = component_defs(component=MeshDomain(path=str(folder)))
+    direct = domain_definitions(folder)
+    assert built.resolve_asset_graph().get_all_asset_keys() == direct.resolve_asset_graph().get_all_asset_keys()
+    assert [s.name for s in built.sensors] == ["customers_automation"]
