@@ -39,6 +39,7 @@ def _instance() -> dg.DagsterInstance:
 def materialize_products(products: list[Product], instance: dg.DagsterInstance | None = None) -> list[Outcome]:
     outcomes = {p.id: Outcome(p.id) for p in products}
     by_key = {asset_key(p.id): outcomes[p.id] for p in products}
+    by_step = {"__".join(key.path): outcome for key, outcome in by_key.items()}
     result = dg.materialize(
         [product_asset(p) for p in products],
         instance=instance or _instance(),
@@ -57,13 +58,11 @@ def materialize_products(products: list[Product], instance: dg.DagsterInstance |
         outcome = by_key[evaluation.asset_key]
         (outcome.passed if evaluation.passed else outcome.failed).append(evaluation.check_name)
     for event in result.get_step_failure_events():
-        key = dg.AssetKey(event.step_key.split("__"))
-        if key in by_key:
-            error = event.event_specific_data.error
-            by_key[key].message = (event.event_specific_data.user_failure_data.description
-                                   if event.event_specific_data.user_failure_data else error.message.strip())
-            if by_key[key].status == "skipped":
-                by_key[key].status = "failed"
+        outcome = by_step[event.step_key]
+        failure = event.event_specific_data
+        outcome.message = failure.user_failure_data.description if failure.user_failure_data else failure.error.message.strip()
+        if outcome.status == "skipped":
+            outcome.status = "failed"
     return list(outcomes.values())
 
 
