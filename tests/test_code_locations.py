@@ -47,8 +47,8 @@ def test_cross_domain_inputs_are_dependencies_on_the_producer_asset():
     assert dg.AssetKey(["customers", "customer_profiles"]) in lines.parent_keys
 
 
-def test_the_workspace_validates():
-    result = validate(REPO_ROOT / "workspace.yaml", Path(REPO_ROOT / ".pytest_cache" / "dagster_home"))
+def test_the_workspace_validates(tmp_path):
+    result = validate(REPO_ROOT / "workspace.yaml", tmp_path / "home")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stdout + result.stderr
 
