@@ -141,9 +141,12 @@ def within(observed: Any, kwargs: dict[str, Any]) -> bool:
         if isinstance(observed, datetime.date) and isinstance(bound, str):
             bound = datetime.datetime.fromisoformat(bound)
             bound = bound if isinstance(observed, datetime.datetime) else bound.date()
-        inside = (observed > bound if kwargs.get(strict) else observed >= bound) if above else (
-            observed < bound if kwargs.get(strict) else observed <= bound
-        )
+        try:
+            inside = (observed > bound if kwargs.get(strict) else observed >= bound) if above else (
+                observed < bound if kwargs.get(strict) else observed <= bound
+            )
+        except TypeError:  # a text column against a numeric bound: GE fails the rule too
+            return False
         if not inside:
             return False
     return True
@@ -230,7 +233,7 @@ STATISTICS = {
     "expect_column_min_to_be_between": ("min({v})", False),
     "expect_column_max_to_be_between": ("max({v})", False),
     "expect_column_mean_to_be_between": ("avg({v})", True),
-    "expect_column_median_to_be_between": ("median({v})", True),
+    "expect_column_median_to_be_between": ("median({v}::DOUBLE)", True),  # a DECIMAL median would round
     "expect_column_sum_to_be_between": ("coalesce(sum({v}), 0)", True),
     "expect_column_stdev_to_be_between": ("stddev_samp({v})", True),
     "expect_column_unique_value_count_to_be_between": ("count(DISTINCT {v})", False),
@@ -355,8 +358,8 @@ def _multicolumn(rule: QualityRule, table: Table, query: Query) -> Finish | None
         return lambda row: _map_result(rule, row[total], row[kept], row[duplicates]["rows"], row[duplicates]["sample"])
     if not all(table.is_numeric(c) for c in columns):
         return None
-    row_sum = " + ".join(f"coalesce({table.value(c)}, 0)" for c in columns)
-    failing = f"{keep} AND {row_sum} <> {sql_value(rule.kwargs['sum_total'])}"
+    row_sum = " + ".join(table.value(c) for c in columns)  # a missing value makes the sum missing, as in GE
+    failing = f"{keep} AND NOT coalesce({row_sum} = {sql_value(rule.kwargs['sum_total'])}, FALSE)"
     unexpected = query.add(f"count(*) FILTER (WHERE {failing})")
     record = "{" + ", ".join(f"{literal(c)}: {table.value(c)}" for c in columns) + "}"
     sample = query.add(f"min({record}, {SAMPLE_SIZE}) FILTER (WHERE {failing})")

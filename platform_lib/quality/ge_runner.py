@@ -75,13 +75,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _rule_result(rule: QualityRule, success: bool, detail: dict[str, Any]) -> RuleResult:
+def _rule_result(rule: QualityRule, outcome) -> RuleResult:
+    detail = dict(outcome.result or {})
     details = dict(detail.get("details") or {})
     if "element_count" not in detail:
         details.update({key: detail[key] for key in DETAIL_KEYS if key in detail})
+    error = (outcome.exception_info or {}).get("exception_message")
+    if error:
+        details["exception"] = error
     return RuleResult(
         rule=rule,
-        success=success,
+        success=bool(outcome.success),
         engine=ENGINE,
         element_count=_plain(detail.get("element_count")),
         unexpected_count=_plain(detail.get("unexpected_count")),
@@ -102,10 +106,26 @@ def validate_frame(frame, rules: Sequence[QualityRule]) -> list[RuleResult]:
     batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
     outcomes = batch.validate(suite).results
     by_index = {outcome.expectation_config.meta[RULE_INDEX]: outcome for outcome in outcomes}
-    return [_rule_result(rule, bool(by_index[i].success), dict(by_index[i].result or {})) for i, rule in enumerate(rules)]
+    return [_rule_result(rule, by_index[i]) for i, rule in enumerate(rules)]
+
+
+def pandas_frame(connection: duckdb.DuckDBPyConnection, relation: str):
+    """The relation as the pandas frame GE validates.
+
+    DuckDB returns integer columns with nulls as pandas' nullable Int64, on which GE's
+    pair and multicolumn expectations raise ("boolean value of NA is ambiguous");
+    float64 with NaN is what GE's pandas code is written for.
+    """
+    import pandas as pd
+
+    frame = connection.sql(f"SELECT * FROM {relation}").df()
+    for name, dtype in frame.dtypes.items():
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype) and pd.api.types.is_integer_dtype(dtype) and frame[name].hasnans:
+            frame[name] = frame[name].astype("float64")
+    return frame
 
 
 def run_with_ge(connection: duckdb.DuckDBPyConnection, relation: str, rules: Sequence[QualityRule]) -> list[RuleResult]:
     if not rules:
         return []
-    return validate_frame(connection.sql(f"SELECT * FROM {relation}").df(), rules)
+    return validate_frame(pandas_frame(connection, relation), rules)
