@@ -17,13 +17,13 @@ import datetime
 import math
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
 from typing import Any, Callable
 
 import duckdb
 
 from platform_lib.contract import QualityRule
 from platform_lib.quality.catalog import compiled_signature
+from platform_lib.quality.regex import to_re2
 from platform_lib.quality.results import RuleResult
 from platform_lib.storage import literal, quote
 
@@ -167,16 +167,6 @@ def _map_result(rule: QualityRule, total: int, considered: int, unexpected: int,
     )
 
 
-@cache
-def re2_accepts(pattern: str) -> bool:
-    """DuckDB's regexes are RE2: no lookaround or backreferences; such patterns go to GE."""
-    try:
-        duckdb.execute("SELECT regexp_matches('', ?)", [pattern])
-        return True
-    except duckdb.Error:
-        return False
-
-
 def _row_condition(rule: QualityRule, table: Table) -> str | None:
     """For row-wise column rules: SQL true where a non-missing value is unexpected."""
     kwargs, column = rule.kwargs, rule.kwargs["column"]
@@ -188,10 +178,10 @@ def _row_condition(rule: QualityRule, table: Table) -> str | None:
             return _member(table, column, kwargs["value_set"])
         case "values_to_be_between":
             return f"NOT ({_in_range(value, kwargs)})"
-        case "values_to_match_regex" if table.is_text(column) and re2_accepts(kwargs.get("regex", ANY_TEXT)):
-            return f"NOT regexp_matches({value}, {literal(kwargs.get('regex', ANY_TEXT))})"
-        case "values_to_not_match_regex" if table.is_text(column) and re2_accepts(kwargs["regex"]):
-            return f"regexp_matches({value}, {literal(kwargs['regex'])})"
+        case "values_to_match_regex" if table.is_text(column) and (pattern := to_re2(kwargs.get("regex", ANY_TEXT))):
+            return f"NOT regexp_matches({value}, {literal(pattern)})"
+        case "values_to_not_match_regex" if table.is_text(column) and (pattern := to_re2(kwargs["regex"])):
+            return f"regexp_matches({value}, {literal(pattern)})"
         case "value_lengths_to_be_between" if table.is_text(column):
             return f"NOT ({_in_range(f'length({value})', kwargs)})"
         case "value_lengths_to_equal" if table.is_text(column):

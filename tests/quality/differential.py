@@ -22,7 +22,7 @@ POOLS: dict[str, list[Any]] = {
     "j": [None, 0, 1, 2, 3, 10, -5],
     "x": [None, math.nan, 0.0, -0.0, 0.5, 1.0, 9.999, 10.0, 10.5, -3.25, 1e9],
     "m": [None, Decimal("0.00"), Decimal("0.01"), Decimal("10.00"), Decimal("-2.50"), Decimal("99999.99")],
-    "s": [None, "", "a", "A", "abc", "ABC", "Abc", "é", "e\u0301", "naïve", "日本語", "ß", "x y", "a@b.c", "123", "Zürich"],
+    "s": [None, "", "a", "A", "abc", "ABC", "Abc", "é", "e\u0301", "naïve", "日本語", "ß", "x y", "a@b.c", "123", "Zürich", "٣", "a_1", "x\u0301y"],
 }
 MISSING = (None, math.nan)
 
@@ -95,6 +95,10 @@ def rules() -> list[QualityRule]:
         _rule("column_values_to_match_regex", column="s", regex="é|ü"),
         _rule("column_values_to_match_regex", column="s"),
         _rule("column_values_to_not_match_regex", column="s", regex="[A-Z]"),
+        _rule("column_values_to_match_regex", column="s", regex=r"^\d+$"),
+        _rule("column_values_to_match_regex", column="s", regex=r"^[\w]+$"),
+        _rule("column_values_to_not_match_regex", column="s", regex=r"\W"),
+        _rule("column_values_to_match_regex", column="s", regex=r"[^\d\]a]"),
         _rule("column_values_to_not_match_regex", column="s", regex="^$"),
         _rule("column_value_lengths_to_be_between", column="s", min_value=1, max_value=3),
         _rule("column_value_lengths_to_be_between", column="s", min_value=1, max_value=3, strict_min=True, mostly=0.5),
