@@ -95,6 +95,7 @@ class Signature:
     optional: dict[str, Check] = field(default_factory=dict)
     column_kwargs: tuple[str, ...] = ()
     mostly: bool = False
+    needs_bound: bool = False
 
     def problems(self, kwargs: dict[str, Any], columns: set[str]) -> list[str]:
         allowed = {**self.required, **self.optional}
@@ -103,6 +104,8 @@ class Signature:
             found.append("`mostly` does not apply to this expectation")
         found += [f"kwarg '{k}' is required" for k in self.required if k not in kwargs]
         found += [f"kwarg '{k}' {p}" for k, v in kwargs.items() if k in allowed and (p := allowed[k](v))]
+        if self.needs_bound and kwargs.get("min_value") is None and kwargs.get("max_value") is None:
+            found.append("give min_value, max_value or both")
         if found:
             return found
         for key in self.column_kwargs:
@@ -131,10 +134,10 @@ SIGNATURES: dict[str, Signature] = {
     "expect_column_values_to_be_unique": _column_map(),
     "expect_column_values_to_be_in_set": _column_map(value_set=_values),
     "expect_column_values_to_not_be_in_set": _column_map(value_set=_values),
-    "expect_column_values_to_be_between": Signature("column_map", COLUMN, BETWEEN, ("column",), mostly=True),
-    "expect_column_values_to_match_regex": _column_map(regex=_regex),
+    "expect_column_values_to_be_between": Signature("column_map", COLUMN, BETWEEN, ("column",), mostly=True, needs_bound=True),
+    "expect_column_values_to_match_regex": Signature("column_map", COLUMN, {"regex": _regex}, ("column",), mostly=True),
     "expect_column_values_to_not_match_regex": _column_map(regex=_regex),
-    "expect_column_value_lengths_to_be_between": Signature("column_map", COLUMN, BETWEEN, ("column",), mostly=True),
+    "expect_column_value_lengths_to_be_between": Signature("column_map", COLUMN, BETWEEN, ("column",), mostly=True, needs_bound=True),
     "expect_column_value_lengths_to_equal": _column_map(value=_count),
     "expect_column_values_to_be_of_type": Signature("column_type", {**COLUMN, "type_": _text}, column_kwargs=("column",), mostly=True),
     "expect_column_min_to_be_between": _column_aggregate(),
