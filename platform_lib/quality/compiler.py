@@ -32,7 +32,7 @@ SAMPLE_SIZE = 20
 ANY_TEXT = "(?s).*"
 NUMERIC_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE"}
 
-Finish = Callable[[dict[str, Any]], RuleResult]
+Finish = Callable[["Answers"], RuleResult]
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,30 @@ class Query:
     def add(self, expression: str) -> str:
         return self._aliases.setdefault(expression, f"a{len(self._aliases)}")
 
-    def run(self, connection: duckdb.DuckDBPyConnection, relation: str) -> dict[str, Any]:
-        if not self._aliases:
-            return {}
-        selects = ", ".join(f"{expression} AS {alias}" for expression, alias in self._aliases.items())
-        row = connection.execute(f"SELECT {selects} FROM {relation}").fetchone()
-        return dict(zip(self._aliases.values(), row))
+    def run(self, connection: duckdb.DuckDBPyConnection, relation: str) -> Answers:
+        row: tuple[Any, ...] = ()
+        if self._aliases:
+            selects = ", ".join(f"{expression} AS {alias}" for expression, alias in self._aliases.items())
+            row = connection.execute(f"SELECT {selects} FROM {relation}").fetchone()
+        return Answers(connection, relation, dict(zip(self._aliases.values(), row)))
+
+
+class Answers:
+    """A query's result row, and examples of unexpected values, fetched only for failing rules.
+
+    Collecting examples inside the scan would cost every row a second evaluation of the
+    rule; a separate `LIMIT` query stops as soon as it has found enough of them.
+    """
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, relation: str, row: dict[str, Any]):
+        self._connection, self._relation, self._row = connection, relation, row
+
+    def __getitem__(self, alias: str) -> Any:
+        return self._row[alias]
+
+    def sample(self, select: str, where: str) -> list[Any]:
+        query = f"SELECT {select} FROM {self._relation} WHERE {where} LIMIT {SAMPLE_SIZE}"
+        return [plain(value) for value, in self._connection.execute(query).fetchall()]
 
 
 def sql_value(value: Any) -> str:
@@ -152,8 +170,10 @@ def within(observed: Any, kwargs: dict[str, Any]) -> bool:
     return True
 
 
-def _map_result(rule: QualityRule, total: int, considered: int, unexpected: int, sample: list[Any]) -> RuleResult:
-    """GE's map-expectation verdict: `mostly` over the rows considered; no rows passes."""
+def _map_result(rule: QualityRule, total: int, considered: int, unexpected: int, sample: Callable[[], list[Any]]) -> RuleResult:
+    """GE's map-expectation verdict: `mostly` over the rows considered; no rows passes.
+
+    `sample` fetches examples of unexpected values; it is called only if there are some."""
     mostly = rule.mostly if rule.mostly is not None else 1.0
     success = total == 0 or considered == 0 or (considered - unexpected) / considered >= mostly
     return RuleResult(
@@ -163,7 +183,7 @@ def _map_result(rule: QualityRule, total: int, considered: int, unexpected: int,
         element_count=total,
         unexpected_count=unexpected,
         unexpected_percent=unexpected / considered * 100 if considered and total else None,
-        partial_unexpected_list=plain(sample or [])[:SAMPLE_SIZE],
+        partial_unexpected_list=sample() if unexpected else [],
     )
 
 
@@ -194,19 +214,18 @@ def _column_map(rule: QualityRule, table: Table, query: Query) -> Finish | None:
     value = table.value(column)
     total, present = query.add("count(*)"), query.add(f"count({value})")
     if rule.expect == "expect_column_values_to_not_be_null":
-        return lambda row: _map_result(rule, row[total], row[total], row[total] - row[present], [None] * (row[total] - row[present]))
+        return lambda row: _map_result(rule, row[total], row[total], row[total] - row[present], lambda: row.sample("NULL", f"{value} IS NULL"))
     if rule.expect == "expect_column_values_to_be_null":
-        sample = query.add(f"min({value}, {SAMPLE_SIZE})")
-        return lambda row: _map_result(rule, row[total], row[total], row[present], row[sample])
+        return lambda row: _map_result(rule, row[total], row[total], row[present], lambda: row.sample(value, f"{value} IS NOT NULL"))
     if rule.expect == "expect_column_values_to_be_unique":
         duplicates = query.add(_duplicates(table, [column], f"{value} IS NOT NULL"))
-        return lambda row: _map_result(rule, row[total], row[present], row[duplicates]["rows"], row[duplicates]["sample"])
+        return lambda row: _map_result(rule, row[total], row[present], row[duplicates]["rows"], lambda: row[duplicates]["sample"])
     condition = _row_condition(rule, table)
     if condition is None:
         return None
-    unexpected = query.add(f"count(*) FILTER (WHERE {value} IS NOT NULL AND {condition})")
-    sample = query.add(f"min({value}, {SAMPLE_SIZE}) FILTER (WHERE {value} IS NOT NULL AND {condition})")
-    return lambda row: _map_result(rule, row[total], row[present], row[unexpected], row[sample])
+    failing = f"{value} IS NOT NULL AND {condition}"
+    unexpected = query.add(f"count(*) FILTER (WHERE {failing})")
+    return lambda row: _map_result(rule, row[total], row[present], row[unexpected], lambda: row.sample(value, failing))
 
 
 def _duplicates(table: Table, columns: list[str], keep: str) -> str:
@@ -239,7 +258,7 @@ def _column_statistic(rule: QualityRule, table: Table, query: Query) -> Finish |
         return None
     statistic = query.add(template.format(v=table.value(column)))
 
-    def finish(row: dict[str, Any]) -> RuleResult:
+    def finish(row: Answers) -> RuleResult:
         observed = plain(row[statistic])
         return RuleResult(rule=rule, success=within(observed, rule.kwargs), engine=ENGINE, observed_value=observed)
 
@@ -252,12 +271,11 @@ def _distinct_values(rule: QualityRule, table: Table, query: Query) -> Finish:
     value = table.value(column)
     member = _member(table, column, value_set)
     outside = query.add(f"count(DISTINCT {value}) FILTER (WHERE NOT ({member}))")
-    outside_sample = query.add(f"min(DISTINCT {value}, {SAMPLE_SIZE}) FILTER (WHERE NOT ({member}))")
     present = query.add(f"list(DISTINCT {value}) FILTER (WHERE {member})")
     wants_outside = not rule.expect.endswith("_contain_set")
     wants_missing = not rule.expect.endswith("_be_in_set")
 
-    def finish(row: dict[str, Any]) -> RuleResult:
+    def finish(row: Answers) -> RuleResult:
         found = set(row[present] or [])
         missing = sorted({v for v in value_set if v not in found}, key=repr)
         details = {"missing_count": len(missing), "partial_missing_list": missing[:SAMPLE_SIZE]} if wants_missing else {}
@@ -267,7 +285,7 @@ def _distinct_values(rule: QualityRule, table: Table, query: Query) -> Finish:
             success=success,
             engine=ENGINE,
             unexpected_count=row[outside] if wants_outside else None,
-            partial_unexpected_list=plain(row[outside_sample] or []) if wants_outside else [],
+            partial_unexpected_list=row.sample(f"DISTINCT {value}", f"{value} IS NOT NULL AND NOT ({member})") if wants_outside and row[outside] else [],
             details=details,
         )
 
@@ -335,8 +353,12 @@ def _column_pair(rule: QualityRule, table: Table, query: Query) -> Finish:
     failing = f"{keep} AND NOT coalesce({table.value(a)} {operator} {table.value(b)}, FALSE)"
     total, kept = query.add("count(*)"), query.add(f"count(*) FILTER (WHERE {keep})")
     unexpected = query.add(f"count(*) FILTER (WHERE {failing})")
-    sample = query.add(f"min({{'A': {table.value(a)}, 'B': {table.value(b)}}}, {SAMPLE_SIZE}) FILTER (WHERE {failing})")
-    return lambda row: _map_result(rule, row[total], row[kept], row[unexpected], [[p["A"], p["B"]] for p in row[sample] or []])
+    pair = f"{{'A': {table.value(a)}, 'B': {table.value(b)}}}"
+    return lambda row: _map_result(rule, row[total], row[kept], row[unexpected], lambda: _pairs(row.sample(pair, failing)))
+
+
+def _pairs(found: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[item["A"], item["B"]] for item in found]
 
 
 def _multicolumn(rule: QualityRule, table: Table, query: Query) -> Finish | None:
@@ -345,15 +367,14 @@ def _multicolumn(rule: QualityRule, table: Table, query: Query) -> Finish | None
     total, kept = query.add("count(*)"), query.add(f"count(*) FILTER (WHERE {keep})")
     if rule.expect == "expect_compound_columns_to_be_unique":
         duplicates = query.add(_duplicates(table, columns, keep))
-        return lambda row: _map_result(rule, row[total], row[kept], row[duplicates]["rows"], row[duplicates]["sample"])
+        return lambda row: _map_result(rule, row[total], row[kept], row[duplicates]["rows"], lambda: row[duplicates]["sample"])
     if not all(table.is_numeric(c) for c in columns):
         return None
     row_sum = " + ".join(table.value(c) for c in columns)  # a missing value makes the sum missing, as in GE
     failing = f"{keep} AND NOT coalesce({row_sum} = {sql_value(rule.kwargs['sum_total'])}, FALSE)"
     unexpected = query.add(f"count(*) FILTER (WHERE {failing})")
     record = "{" + ", ".join(f"{literal(c)}: {table.value(c)}" for c in columns) + "}"
-    sample = query.add(f"min({record}, {SAMPLE_SIZE}) FILTER (WHERE {failing})")
-    return lambda row: _map_result(rule, row[total], row[kept], row[unexpected], row[sample])
+    return lambda row: _map_result(rule, row[total], row[kept], row[unexpected], lambda: row.sample(record, failing))
 
 
 FAMILIES: dict[str, Callable[[QualityRule, Table, Query], Finish | None]] = {

@@ -13,10 +13,17 @@ from functools import cache
 
 import duckdb
 
+from platform_lib.storage import literal
+
 WORD = r"\p{L}\p{N}_"
 OUTSIDE_CLASS = {"d": r"\p{Nd}", "D": r"\P{Nd}", "w": f"[{WORD}]", "W": f"[^{WORD}]"}
 INSIDE_CLASS = {"d": r"\p{Nd}", "D": r"\P{Nd}", "w": WORD}
 UNTRANSLATABLE = set("sSbBAZ")
+
+
+@cache
+def _re2() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect()
 
 
 @cache
@@ -31,7 +38,7 @@ def to_re2(pattern: str) -> str | None:
     if translated is None:
         return None
     try:
-        duckdb.execute("SELECT regexp_matches('', ?)", [translated])
+        _re2().execute(f"SELECT regexp_matches('', {literal(translated)})")  # no parameters: binding imports pandas
     except duckdb.Error:  # lookaround, backreferences, possessive quantifiers...
         return None
     return translated
