@@ -115,6 +115,15 @@ def sql_value(value: Any) -> str:
     return literal(str(value))
 
 
+def _fits(table: Table, column: str, bound: Any) -> bool:
+    """Whether DuckDB can compare the column with this bound (else GE runs the rule, and fails it)."""
+    if bound is None:
+        return True
+    if table.is_numeric(column):
+        return isinstance(bound, (int, float)) and not isinstance(bound, bool)
+    return isinstance(bound, (str, datetime.date))
+
+
 def _comparable(table: Table, column: str, values: Any) -> list[Any]:
     """The values of a set that can equal a value of the column (pandas never matches 1 with '1')."""
     if table.is_numeric(column):
@@ -199,7 +208,7 @@ def _row_condition(rule: QualityRule, table: Table) -> str | None:
             return f"NOT ({_member(table, column, kwargs['value_set'])})"
         case "values_to_not_be_in_set":
             return _member(table, column, kwargs["value_set"])
-        case "values_to_be_between":
+        case "values_to_be_between" if all(_fits(table, column, kwargs.get(k)) for k in ("min_value", "max_value")):
             return f"NOT ({_in_range(value, kwargs)})"
         case "values_to_match_regex" if table.is_text(column) and (pattern := to_re2(kwargs.get("regex", ANY_TEXT))):
             return f"NOT regexp_matches({value}, {literal(pattern)})"
@@ -358,8 +367,10 @@ def _keep_rows(table: Table, columns: list[str], ignore_row_if: str) -> str:
     return "TRUE"
 
 
-def _column_pair(rule: QualityRule, table: Table, query: Query) -> Finish:
+def _column_pair(rule: QualityRule, table: Table, query: Query) -> Finish | None:
     a, b = rule.kwargs["column_A"], rule.kwargs["column_B"]
+    if table.columns[a] != table.columns[b] and not (table.is_numeric(a) and table.is_numeric(b)):
+        return None
     keep = _keep_rows(table, [a, b], rule.kwargs.get("ignore_row_if", "both_values_are_missing"))
     operator = ">=" if rule.kwargs.get("or_equal") else ">"
     failing = f"{keep} AND NOT coalesce({table.value(a)} {operator} {table.value(b)}, FALSE)"

@@ -79,3 +79,16 @@ def test_only_uncompiled_rules_go_to_great_expectations():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[0] == "duckdb False"
     assert out[1] == "duckdb great_expectations True"
+
+
+def test_rules_duckdb_cannot_compare_run_in_great_expectations_and_fail_there():
+    connection = duckdb.connect()
+    table = load(connection, "seed3", datasets()["seed3"])
+    rules = [
+        QualityRule(expect="expect_column_values_to_be_between", column="i", min_value="2024-01-01"),
+        QualityRule(expect="expect_column_pair_values_a_to_be_greater_than_b", column_A="s", column_B="i"),
+        QualityRule(expect="expect_column_values_to_be_between", column="i", min_value=0),
+    ]
+    results = evaluate_rules(connection, table, rules)
+    assert [r.engine for r in results] == ["great_expectations", "great_expectations", "duckdb"]
+    assert [r.success for r in results[:2]] == [False, False]
