@@ -106,14 +106,18 @@ class Signature:
         found += [f"kwarg '{k}' {p}" for k, v in kwargs.items() if k in allowed and (p := allowed[k](v))]
         if self.needs_bound and kwargs.get("min_value") is None and kwargs.get("max_value") is None:
             found.append("give min_value, max_value or both")
-        if found:
-            return found
-        for key in self.column_kwargs:
-            names = kwargs.get(key)
-            for name in [names] if isinstance(names, str) else names or []:
-                if name not in columns:
-                    found.append(f"{key} names '{name}', which is not a column of this product")
-        return found
+        return found or unknown_columns(kwargs, self.column_kwargs, columns)
+
+
+def unknown_columns(kwargs: dict[str, Any], keys: tuple[str, ...], columns: set[str]) -> list[str]:
+    """Problems with kwargs among `keys` that name (a list of) columns the product lacks."""
+    found = []
+    for key in keys:
+        names = kwargs.get(key)
+        for name in [names] if isinstance(names, str) else names or []:
+            if name not in columns:
+                found.append(f"{key} '{name}' is not a column of this product")
+    return found
 
 
 BETWEEN = {"min_value": _bound, "max_value": _bound, "strict_min": _flag, "strict_max": _flag}

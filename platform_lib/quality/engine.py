@@ -11,9 +11,13 @@ from typing import Sequence
 import duckdb
 
 from platform_lib.contract import QualityRule
-from platform_lib.quality.catalog import compiled_signature
+from platform_lib.quality.catalog import compiled_signature, unknown_columns
 from platform_lib.quality.compiler import Query, Table, compile_rule
 from platform_lib.quality.results import RuleResult
+
+
+COLUMN_KWARGS = ("column", "column_A", "column_B", "column_list")
+"""The kwargs by which GE's expectations name columns."""
 
 
 def validate_rule(rule: QualityRule, columns: set[str]) -> None:
@@ -32,12 +36,9 @@ def _validate_with_ge(rule: QualityRule, columns: set[str]) -> None:
 
     if expectation_class(rule.expect) is None:
         raise ValueError(f"'{rule.expect}' is not a Great Expectations expectation type")
-    for key in ("column", "column_A", "column_B"):
-        if key in rule.kwargs and rule.kwargs[key] not in columns:
-            raise ValueError(f"{key} names '{rule.kwargs[key]}', which is not a column of this product")
-    for column in rule.kwargs.get("column_list") or []:
-        if column not in columns:
-            raise ValueError(f"column_list names '{column}', which is not a column of this product")
+    problems = unknown_columns(rule.kwargs, COLUMN_KWARGS, columns)
+    if problems:
+        raise ValueError("; ".join(problems))
     try:
         build_expectation(rule)
     except Exception as error:  # GE raises pydantic and its own errors for bad kwargs

@@ -109,7 +109,7 @@ def _break_rule(domains: Path, rule: dict) -> Path:
     [
         ({"expect": "expect_column_values_to_be_positive", "column": "amount"}, "not a Great Expectations expectation"),
         ({"expect": "expect_column_values_to_be_between", "name": "typo", "column": "amount", "min_vlaue": 0}, "unknown kwarg 'min_vlaue'"),
-        ({"expect": "expect_column_values_to_be_in_set", "column": "colour", "value_set": ["red"]}, "'colour', which is not a column"),
+        ({"expect": "expect_column_values_to_be_in_set", "column": "colour", "value_set": ["red"]}, "column 'colour' is not a column"),
     ],
 )
 def test_a_bad_rule_fails_loading_naming_product_rule_and_field(domains_copy, rule, problem):
