@@ -156,7 +156,9 @@ def main() -> None:
             raise SystemExit(f"engine and {name} disagree:\n engine {engine['answers']}\n {name} {other['answers']}")
     print(
         f"BENCH quality rows={args.rows} rules={len(SUITE)} engine_vs_floor={engine['seconds'] / floor['seconds']:.2f} "
-        f"ge_vs_engine={ge['seconds'] / engine['seconds']:.1f} engine_peak_mb={engine['peak_mb']:.0f} "
+        f"ge_vs_engine={ge['seconds'] / engine['seconds']:.1f} engine_vs_floor_cpu={engine['cpu'] / floor['cpu']:.2f} "
+        f"ge_vs_engine_cpu={ge['cpu'] / engine['cpu']:.1f} ge_vs_engine_peak={ge['peak_mb'] / engine['peak_mb']:.1f} "
+        f"engine_peak_mb={engine['peak_mb']:.0f} "
         f"floor_peak_mb={floor['peak_mb']:.0f} ge_peak_mb={ge['peak_mb']:.0f} floor_s={floor['seconds']:.3f} "
         f"engine_s={engine['seconds']:.3f} ge_s={ge['seconds']:.1f} floor_cpu_s={floor['cpu']:.2f} "
         f"engine_cpu_s={engine['cpu']:.2f} ge_cpu_s={ge['cpu']:.1f}"
