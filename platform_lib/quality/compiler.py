@@ -195,7 +195,7 @@ def _map_result(rule: QualityRule, total: int, considered: int, unexpected: int,
         element_count=total,
         unexpected_count=unexpected,
         unexpected_percent=unexpected / considered * 100 if considered and total else None,
-        partial_unexpected_list=sample() if unexpected else [],
+        partial_unexpected_list=sample()[:unexpected] if unexpected else [],
     )
 
 
@@ -226,12 +226,12 @@ def _column_map(rule: QualityRule, table: Table, query: Query) -> Finish | None:
     value = table.value(column)
     total, present = query.add("count(*)"), query.add(f"count({value})")
     if rule.expect == "expect_column_values_to_not_be_null":
-        return lambda row: _map_result(rule, row[total], row[total], row[total] - row[present], lambda: row.sample("NULL", f"{value} IS NULL"))
+        return lambda row: _map_result(rule, row[total], row[total], row[total] - row[present], lambda: [None] * SAMPLE_SIZE)
     if rule.expect == "expect_column_values_to_be_null":
         return lambda row: _map_result(rule, row[total], row[total], row[present], lambda: row.sample(value, f"{value} IS NOT NULL"))
     if rule.expect == "expect_column_values_to_be_unique":
         duplicates = query.add(_duplicates(table, [column], f"{value} IS NOT NULL"))
-        return lambda row: _map_result(rule, row[total], row[present], row[duplicates]["rows"], lambda: row[duplicates]["sample"])
+        return lambda row: _map_result(rule, row[total], row[present], row[duplicates]["rows"], lambda: plain(row[duplicates]["sample"]))
     condition = _row_condition(rule, table)
     if condition is None:
         return None
@@ -390,7 +390,7 @@ def _multicolumn(rule: QualityRule, table: Table, query: Query) -> Finish | None
     total, kept = query.add("count(*)"), query.add(f"count(*) FILTER (WHERE {keep})")
     if rule.expect == "expect_compound_columns_to_be_unique":
         duplicates = query.add(_duplicates(table, columns, keep))
-        return lambda row: _map_result(rule, row[total], row[kept], row[duplicates]["rows"], lambda: row[duplicates]["sample"])
+        return lambda row: _map_result(rule, row[total], row[kept], row[duplicates]["rows"], lambda: plain(row[duplicates]["sample"]))
     if not all(table.is_numeric(c) for c in columns):
         return None
     row_sum = " + ".join(table.value(c) for c in columns)  # a missing value makes the sum missing, as in GE

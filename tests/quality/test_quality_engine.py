@@ -92,3 +92,17 @@ def test_rules_duckdb_cannot_compare_run_in_great_expectations_and_fail_there():
     results = evaluate_rules(connection, table, rules)
     assert [r.engine for r in results] == ["great_expectations", "great_expectations", "duckdb"]
     assert [r.success for r in results[:2]] == [False, False]
+
+
+@pytest.mark.parametrize(
+    ("column", "type_", "success"),
+    [("i", "BIGINT", True), ("i", "int8", True), ("i", "INTEGER", False), ("m", "DECIMAL(12,2)", True), ("m", "DECIMAL(12,3)", False),
+     ("s", "text", True), ("x", "DOUBLE", True), ("x", "no such type", False)],
+)  # fmt: skip
+def test_of_type_compares_the_duckdb_column_type(column, type_, success):
+    """GE compares a SQL column's declared type, not its values; DuckDB's spellings are accepted."""
+    connection = duckdb.connect()
+    table = load(connection, "seed5", datasets()["seed5"])
+    (result,) = evaluate_rules(connection, table, [QualityRule(expect="expect_column_values_to_be_of_type", column=column, type_=type_)])
+    assert (result.engine, result.success, result.observed_value) == ("duckdb", success, connection.execute(
+        f"SELECT column_type FROM (DESCRIBE {table}) WHERE column_name = '{column}'").fetchone()[0])
