@@ -18,7 +18,7 @@ from platform_lib.quality.ge_runner import pandas_frame, validate_frame
 from tests.quality.differential import datasets, load, rules
 
 DATASETS = datasets()
-COMPARED = ("success", "element_count", "unexpected_count", "observed_value")
+COMPARED = ("success", "element_count", "unexpected_count", "unexpected_percent", "observed_value")
 
 
 def same(ours: Any, theirs: Any) -> bool:
