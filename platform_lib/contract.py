@@ -276,6 +276,9 @@ def _read_yaml(path: Path, product: str | None) -> dict[str, Any]:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error)
+        context, start = getattr(error, "context", None), getattr(error, "context_mark", None)
+        if context and start:
+            problem += f" ({context} at line {start.line + 1})"
         raise ContractError(path, product, None, f"not valid YAML{where}: {problem}") from None
     if not isinstance(document, dict):
         raise ContractError(path, product, None, "expected a mapping of fields at the top level")

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from platform_lib.contract import Product
-from platform_lib.factories.product import product_asset
+from platform_lib.contract import Product, load_domain
+from platform_lib.domain import domain_assets
 from platform_lib.factories.quality import asset_key
 
 
@@ -34,6 +34,12 @@ class Outcome:
 
 def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def mesh_assets(products: list[Product]) -> list[dg.AssetsDefinition]:
+    """The assets building `products`, domain by domain (a dbt project is one multi-asset)."""
+    folders = {p.path.parent.parent: [q for q in products if q.domain == p.domain] for p in products}
+    return [a for folder, members in folders.items() for a in domain_assets(load_domain(folder), members)]
 
 
 def _run_config() -> dict:
@@ -74,24 +80,27 @@ def materialize_distributed(products: list[Product], instance: dg.DagsterInstanc
 def outcomes_of(result: dg.ExecuteInProcessResult | dg.ExecuteJobResult, products: list[Product]) -> list[Outcome]:
     outcomes = {p.id: Outcome(p.id) for p in products}
     by_key = {asset_key(p.id): outcomes[p.id] for p in products}
+    by_step = {"__".join(key.path): outcome for key, outcome in by_key.items()}
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
-        outcome = by_key[materialization.asset_key]
+        outcome = by_key.get(materialization.asset_key)
+        if outcome is None:  # a dbt model that is not a product
+            continue
         metadata = {k: v.value for k, v in materialization.metadata.items()}
         outcome.rows = metadata.get("dagster/row_count")
         outcome.status = "published" if metadata.get("published") else "not published"
         outcome.version = metadata.get("published_version") or metadata.get("served_version")
     for evaluation in result.get_asset_check_evaluations():
-        outcome = by_key[evaluation.asset_key]
+        outcome = by_key.get(evaluation.asset_key)
+        if outcome is None:
+            continue
         (outcome.passed if evaluation.passed else outcome.failed).append(evaluation.check_name)
     for event in result.get_step_failure_events():
-        key = dg.AssetKey(event.step_key.split("__"))
-        if key in by_key:
-            error = event.event_specific_data.error
-            by_key[key].message = (event.event_specific_data.user_failure_data.description
-                                   if event.event_specific_data.user_failure_data else error.message.strip())
-            if by_key[key].status == "skipped":
-                by_key[key].status = "failed"
+        failure = event.event_specific_data
+        for outcome in by_step[event.step_key]:
+            outcome.message = failure.user_failure_data.description if failure.user_failure_data else failure.error.message.strip()
+            if outcome.status == "skipped":
+                outcome.status = "failed"
     return list(outcomes.values())
 
 

@@ -87,7 +87,8 @@ def _raw_relation(product: Product, files: list[Path]) -> str:
     """A query with columns file, line, raw (the row as text) and one VARCHAR per contract column."""
     if product.source.format == "json":
         fields = ", ".join(
-            f"json_extract_string(raw, {literal('$.' + chr(34) + c.name + chr(34))}) AS {quote(c.name)}" for c in product.columns
+            f"CASE WHEN json_valid(raw) THEN json_extract_string(raw, {literal('$.' + chr(34) + c.name + chr(34))}) END AS {quote(c.name)}"
+            for c in product.columns
         )
         return f"""
             SELECT file, line, raw, json_valid(raw) AS readable, {fields}

@@ -90,9 +90,23 @@ def materialize(context: dg.AssetExecutionContext, product: Product) -> Iterator
 
 
 def automation_condition(product: Product) -> dg.AutomationCondition:
-    """Products without a schedule follow their inputs; all start when missing; none builds on a failed input."""
-    trigger = dg.AutomationCondition.on_missing() if product.schedule else dg.AutomationCondition.eager()
-    return trigger & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    """When automation builds a product, and never on top of an input's failed blocking check.
+
+    A missing product is built as soon as its inputs exist, so a new mesh builds itself
+    (Dagster's `on_missing` ignores assets already missing when automation starts); a
+    failed attempt is not retried in a loop. Products without a schedule then follow
+    their inputs' updates (`eager`); scheduled ones wait for their cron.
+    """
+    condition = dg.AutomationCondition
+    build_missing = (
+        condition.missing()
+        & ~condition.any_deps_missing()
+        & ~condition.any_deps_in_progress()
+        & ~condition.in_progress()
+        & ~condition.execution_failed()
+    ).with_label("missing, inputs ready, not failed")
+    trigger = build_missing if product.schedule else condition.eager() | build_missing
+    return trigger & condition.all_deps_blocking_checks_passed()
 
 
 def freshness_policy(product: Product) -> dg.FreshnessPolicy | None:

@@ -103,6 +103,7 @@ def _rule_metadata(result: RuleResult) -> dict[str, Any]:
             metadata[field] = _json_safe(value)
     if result.partial_unexpected_list:
         metadata["unexpected_sample"] = _json_safe(result.partial_unexpected_list[:SAMPLE_SIZE])
+    metadata.update(_json_safe(result.details))
     return metadata
 
 

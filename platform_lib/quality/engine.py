@@ -1,4 +1,8 @@
-"""Choose the engine for each rule and validate rules when a contract loads."""
+"""Choose the engine for each rule, and validate rules when a contract loads.
+
+Rules the compiler covers are validated against the catalog and computed in DuckDB;
+only the others pay for importing Great Expectations, at load and at run time.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,34 @@ from typing import Sequence
 import duckdb
 
 from platform_lib.contract import QualityRule
-from platform_lib.quality.ge_runner import build_expectation, expectation_class, run_with_ge
+from platform_lib.quality.catalog import compiled_signature, unknown_columns
+from platform_lib.quality.compiler import Query, Table, compile_rule
 from platform_lib.quality.results import RuleResult
+
+
+COLUMN_KWARGS = ("column", "column_A", "column_B", "column_list")
+"""The kwargs by which GE's expectations name columns."""
 
 
 def validate_rule(rule: QualityRule, columns: set[str]) -> None:
     """Raise ValueError naming the field if the rule cannot run on a table with `columns`."""
+    signature = compiled_signature(rule.expect, rule.kwargs)
+    if signature is not None:
+        problems = signature.problems(rule.kwargs, columns)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return
+    _validate_with_ge(rule, columns)
+
+
+def _validate_with_ge(rule: QualityRule, columns: set[str]) -> None:
+    from platform_lib.quality.ge_runner import build_expectation, expectation_class
+
     if expectation_class(rule.expect) is None:
         raise ValueError(f"'{rule.expect}' is not a Great Expectations expectation type")
-    for key in ("column", "column_A", "column_B"):
-        if key in rule.kwargs and rule.kwargs[key] not in columns:
-            raise ValueError(f"{key} '{rule.kwargs[key]}' is not a column of this product")
-    for key in ("column_list",):
-        for column in rule.kwargs.get(key, []):
-            if column not in columns:
-                raise ValueError(f"{key} names '{column}', which is not a column of this product")
+    problems = unknown_columns(rule.kwargs, COLUMN_KWARGS, columns)
+    if problems:
+        raise ValueError("; ".join(problems))
     try:
         build_expectation(rule)
     except Exception as error:  # GE raises pydantic and its own errors for bad kwargs
@@ -29,5 +46,17 @@ def validate_rule(rule: QualityRule, columns: set[str]) -> None:
 
 
 def evaluate_rules(connection: duckdb.DuckDBPyConnection, relation: str, rules: Sequence[QualityRule]) -> list[RuleResult]:
-    """Evaluate every rule against `relation` (a quoted table or view name)."""
-    return run_with_ge(connection, relation, rules)
+    """Evaluate every rule against `relation` (a quoted table or view name), in rule order.
+
+    Compiled rules share one query; the rest run in one GE validation of a pandas copy.
+    """
+    table, query = Table.describe(connection, relation), Query()
+    finishers = {index: compile_rule(rule, table, query) for index, rule in enumerate(rules)}
+    row = query.run(connection, relation)
+    fallback = [index for index, finish in finishers.items() if finish is None]
+    results = {index: finish(row) for index, finish in finishers.items() if finish is not None}
+    if fallback:
+        from platform_lib.quality.ge_runner import run_with_ge
+
+        results.update(zip(fallback, run_with_ge(connection, relation, [rules[i] for i in fallback])))
+    return [results[index] for index in range(len(rules))]

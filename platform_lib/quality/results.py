@@ -18,14 +18,20 @@ class RuleResult:
     unexpected_percent: float | None = None
     partial_unexpected_list: list[Any] = field(default_factory=list)
     observed_value: Any = None
+    details: dict[str, Any] = field(default_factory=dict)
+    """GE's other result fields where it reports some (missing_count, mismatched columns)."""
 
     @property
     def summary(self) -> str:
         """One line for logs and failure messages."""
         verdict = "passed" if self.success else "FAILED"
         parts = [f"{self.rule.check_name} {verdict}"]
-        if self.unexpected_count is not None:
+        if self.unexpected_count is not None and self.element_count is not None:
             parts.append(f"{self.unexpected_count} of {self.element_count} rows unexpected")
+        elif self.unexpected_count is not None:
+            parts.append(f"{self.unexpected_count} unexpected distinct values")
+        if self.details.get("missing_count"):
+            parts.append(f"{self.details['missing_count']} expected values missing")
         if self.observed_value is not None:
             parts.append(f"observed {self.observed_value!r}")
         if self.partial_unexpected_list:

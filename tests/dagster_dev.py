@@ -1,0 +1,95 @@
+"""Start and stop a real `dagster dev` on the sample mesh, for tests that need the daemon or the UI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from platform_lib.storage import REPO_ROOT
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class DagsterDev:
+    process: subprocess.Popen
+    port: int
+    env: dict[str, str]
+    data_dir: Path
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        request = urllib.request.Request(f"{self.url}/graphql", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())["data"]
+
+    def mesh(self, *args: str) -> subprocess.CompletedProcess:
+        """Run the `mesh` CLI against the same instance and data as the server."""
+        return subprocess.run([str(BIN / "mesh"), *args], env=self.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+
+    def stop(self) -> None:
+        """dagster dev ignores SIGTERM for a long while: stop its whole process group."""
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+
+
+def start(root: Path, sources: Path, workspace: Path = REPO_ROOT / "workspace.yaml", timeout: float = 180) -> DagsterDev:
+    home, data = root / "dagster_home", root / "mesh"
+    home.mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
+    shutil.copytree(sources, data / "sources")
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "MESH_DATA_DIR": str(data), "PYTHONPATH": str(REPO_ROOT)}
+    log = root / "dagster_dev.log"
+    process = subprocess.Popen(
+        [str(BIN / "dagster"), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO_ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    server = DagsterDev(process, port, env, data, log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"dagster dev exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/server_info", timeout=5):
+                return server
+        except OSError:
+            time.sleep(1)
+    server.stop()
+    raise RuntimeError(f"dagster dev did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 2.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -1,0 +1,108 @@
+"""How the engine runs rules: one scan for the compiled ones, GE only for the rest, and
+uniqueness split into hash partitions on large tables without changing any answer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from platform_lib.contract import QualityRule
+from platform_lib.quality import compiler, evaluate_rules
+from tests.quality.differential import datasets, load
+
+UNIQUENESS = [
+    QualityRule(expect="expect_column_values_to_be_unique", column=column) for column in ("i", "x", "s")
+] + [
+    QualityRule(expect="expect_compound_columns_to_be_unique", column_list=["i", "s"]),
+    QualityRule(expect="expect_compound_columns_to_be_unique", column_list=["j", "x"], ignore_row_if="never"),
+]
+
+
+@pytest.mark.parametrize("name", ["seed1", "seed4", "seed7", "all_equal"])
+def test_partitioned_uniqueness_gives_the_same_answers(name, monkeypatch):
+    connection = duckdb.connect()
+    table = load(connection, name, datasets()[name])
+    whole = evaluate_rules(connection, table, UNIQUENESS)
+    monkeypatch.setattr(compiler, "ROWS_PER_PARTITION", 3)
+    partitioned = evaluate_rules(connection, table, UNIQUENESS)
+    assert any(r.unexpected_count for r in whole), "the data should hold duplicates"
+    for one, other in zip(whole, partitioned):
+        assert (one.success, one.unexpected_count, sorted(map(repr, one.partial_unexpected_list))) == (
+            other.success, other.unexpected_count, sorted(map(repr, other.partial_unexpected_list)),
+        )  # fmt: skip
+
+
+def test_compiled_rules_share_one_scan(monkeypatch):
+    """Every compiled rule adds to one aggregate query; examples are fetched for failing rules only."""
+    connection = duckdb.connect()
+    table = load(connection, "seed2", datasets()["seed2"])
+    statements = []
+    original = duckdb.DuckDBPyConnection.execute
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(connection, name)
+
+        def execute(self, sql, *args):
+            statements.append(sql)
+            return original(connection, sql, *args)
+
+    rules = [
+        QualityRule(expect="expect_column_values_to_be_between", column="i", min_value=-1000, max_value=2**41),
+        QualityRule(expect="expect_column_values_to_match_regex", column="s", regex="^[a-z]+$"),
+        QualityRule(expect="expect_column_mean_to_be_between", column="x", min_value=0),
+        QualityRule(expect="expect_table_row_count_to_be_between", min_value=1),
+    ]
+    results = evaluate_rules(Recording(), table, rules)
+    scans = [s for s in statements if s.startswith("SELECT") and s != f"SELECT count(*) FROM {table}"]
+    failing = [r for r in results if r.unexpected_count]
+    assert {r.engine for r in results} == {"duckdb"}
+    assert len([s for s in scans if "LIMIT" not in s]) == 1
+    assert len([s for s in scans if "LIMIT" in s]) == len(failing)
+
+
+def test_only_uncompiled_rules_go_to_great_expectations():
+    script = (
+        "import sys, duckdb\n"
+        "from platform_lib.contract import QualityRule\n"
+        "from platform_lib.quality import evaluate_rules\n"
+        "c = duckdb.connect(); c.execute('CREATE TABLE t AS SELECT range AS n FROM range(5)')\n"
+        "compiled = [QualityRule(expect='expect_column_values_to_be_unique', column='n')]\n"
+        "results = evaluate_rules(c, 't', compiled)\n"
+        "print(results[0].engine, 'great_expectations' in sys.modules)\n"
+        "results = evaluate_rules(c, 't', compiled + [QualityRule(expect='expect_column_values_to_be_increasing', column='n')])\n"
+        "print(*[r.engine for r in results], all(r.success for r in results))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "duckdb False"
+    assert out[1] == "duckdb great_expectations True"
+
+
+def test_rules_duckdb_cannot_compare_run_in_great_expectations_and_fail_there():
+    connection = duckdb.connect()
+    table = load(connection, "seed3", datasets()["seed3"])
+    rules = [
+        QualityRule(expect="expect_column_values_to_be_between", column="i", min_value="2024-01-01"),
+        QualityRule(expect="expect_column_pair_values_a_to_be_greater_than_b", column_A="s", column_B="i"),
+        QualityRule(expect="expect_column_values_to_be_between", column="i", min_value=0),
+    ]
+    results = evaluate_rules(connection, table, rules)
+    assert [r.engine for r in results] == ["great_expectations", "great_expectations", "duckdb"]
+    assert [r.success for r in results[:2]] == [False, False]
+
+
+@pytest.mark.parametrize(
+    ("column", "type_", "success"),
+    [("i", "BIGINT", True), ("i", "int8", True), ("i", "INTEGER", False), ("m", "DECIMAL(12,2)", True), ("m", "DECIMAL(12,3)", False),
+     ("s", "text", True), ("x", "DOUBLE", True), ("x", "no such type", False)],
+)  # fmt: skip
+def test_of_type_compares_the_duckdb_column_type(column, type_, success):
+    """GE compares a SQL column's declared type, not its values; DuckDB's spellings are accepted."""
+    connection = duckdb.connect()
+    table = load(connection, "seed5", datasets()["seed5"])
+    (result,) = evaluate_rules(connection, table, [QualityRule(expect="expect_column_values_to_be_of_type", column=column, type_=type_)])
+    assert (result.engine, result.success, result.observed_value) == ("duckdb", success, connection.execute(
+        f"SELECT column_type FROM (DESCRIBE {table}) WHERE column_name = '{column}'").fetchone()[0])

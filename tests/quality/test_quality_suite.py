@@ -1,0 +1,57 @@
+"""GE suite JSON import and export: what GE writes we read, and what we write GE reads."""
+
+from __future__ import annotations
+
+import json
+
+import great_expectations as gx
+import pytest
+import yaml
+from great_expectations.core.expectation_suite import expectationSuiteSchema
+
+from platform_lib.contract import QualityRule, load_domain, load_products
+from platform_lib.quality.suite import from_suite, main, to_suite
+from platform_lib.storage import REPO_ROOT
+
+
+def _sample_rules() -> list[QualityRule]:
+    rules = [r for folder in sorted((REPO_ROOT / "domains").iterdir()) for p in load_products(load_domain(folder)) for r in p.quality]
+    return rules + [QualityRule(expect="expect_table_row_count_to_equal", value=3, severity="warn", name="exactly_three")]
+
+
+def test_export_is_read_by_great_expectations_and_imports_back_unchanged():
+    rules = _sample_rules()
+    suite = gx.ExpectationSuite(**expectationSuiteSchema.load(to_suite("mesh.sample", rules)))
+    assert [e.expectation_type for e in suite.expectations] == [r.expect for r in rules]
+    assert [e.severity.value for e in suite.expectations].count("warning") == sum(r.severity == "warn" for r in rules)
+    back = [QualityRule.model_validate(rule) for rule in from_suite(suite.to_json_dict())]
+    assert back == rules
+
+
+def test_a_suite_written_by_great_expectations_imports_as_rules():
+    expectations = [
+        gx.expectations.ExpectColumnValuesToBeBetween(column="amount", min_value=0, mostly=0.95),
+        gx.expectations.ExpectColumnValuesToNotBeNull(column="order_id", severity="warning"),
+        gx.expectations.ExpectTableRowCountToBeBetween(min_value=1, severity="info"),
+    ]
+    document = json.loads(json.dumps(gx.ExpectationSuite(name="orders", expectations=expectations).to_json_dict()))
+    assert from_suite(document) == [
+        {"expect": "expect_column_values_to_be_between", "column": "amount", "mostly": 0.95, "min_value": 0},
+        {"expect": "expect_column_values_to_not_be_null", "column": "order_id", "severity": "warn"},
+        {"expect": "expect_table_row_count_to_be_between", "min_value": 1, "severity": "warn"},
+    ]
+
+
+def test_an_unknown_severity_is_refused():
+    with pytest.raises(ValueError, match="severity 'fatal'"):
+        from_suite({"expectations": [{"type": "expect_table_row_count_to_equal", "kwargs": {"value": 1}, "severity": "fatal"}]})
+
+
+def test_command_line_export_then_import_gives_the_contract_rules(tmp_path, capsys):
+    contract = REPO_ROOT / "domains" / "orders" / "products" / "order_lines.yaml"
+    main(["export", str(contract)])
+    suite = tmp_path / "suite.json"
+    suite.write_text(capsys.readouterr().out)
+    main(["import", str(suite)])
+    imported = yaml.safe_load(capsys.readouterr().out)["quality"]
+    assert imported == yaml.safe_load(contract.read_text())["quality"]

@@ -1,0 +1,100 @@
+"""Contract loading: the sample loads, and every kind of mistake names file, product and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from platform_lib.contract import ContractError, load_domain, load_products, parse_duration
+from platform_lib.storage import REPO_ROOT
+
+VALID = """\
+description: A product for tests.
+access: public
+transform: sql
+inputs: [customers.customer_profiles]
+retention: {snapshots: 3}
+primary_key: [id]
+columns:
+  - {name: id, type: BIGINT, required: true}
+  - {name: label, type: VARCHAR}
+quality:
+  - {expect: expect_column_values_to_be_between, column: id, min_value: 0}
+"""
+
+
+@pytest.fixture
+def domain_dir(tmp_path) -> Path:
+    folder = tmp_path / "shop"
+    (folder / "products").mkdir(parents=True)
+    (folder / "domain.yaml").write_text("name: shop\nowner: team-shop\n")
+    (folder / "products" / "items.sql").write_text("SELECT 1 AS id, 'a' AS label")
+    return folder
+
+
+def load(domain_dir: Path, text: str):
+    (domain_dir / "products" / "items.yaml").write_text(text)
+    return load_products(load_domain(domain_dir))
+
+
+def test_the_sample_domains_load():
+    for name in ("customers", "orders", "marketing"):
+        domain = load_domain(REPO_ROOT / "domains" / name)
+        products = load_products(domain)
+        assert products and all(p.domain == name and p.owner == domain.owner for p in products)
+
+
+def test_a_valid_product(domain_dir):
+    (product,) = load(domain_dir, VALID)
+    assert product.id == "shop.items" and product.owner == "team-shop"
+    assert product.column_types == {"id": "BIGINT", "label": "VARCHAR"}
+    assert product.quality[0].kwargs == {"column": "id", "min_value": 0}
+    assert product.quality[0].check_name == "column_values_to_be_between__id"
+
+
+@pytest.mark.parametrize(
+    "change, field, problem",
+    [
+        (("access: public", "acess: public"), "acess", "unknown field"),
+        (("access: public", "access: everyone"), "access", "'public' or 'internal'"),
+        (("type: BIGINT", "type: STRNG"), "columns[id].type", "is not a DuckDB type"),
+        (("{name: label, type: VARCHAR}", "{name: label}"), "columns[label].type", "required field is missing"),
+        (("primary_key: [id]", "primary_key: [code]"), None, "primary_key names columns not in `columns`: code"),
+        (("inputs: [customers.customer_profiles]", "inputs: [customer_profiles]"), "inputs", "is not a product id"),
+        (("retention: {snapshots: 3}", "retention: {snapshots: 0}"), "retention.snapshots", "greater than or equal to 1"),
+        (("transform: sql", "transform: spark"), "transform", "'sql', 'pandas' or 'dbt'"),
+        (("expect_column_values_to_be_between", "expect_column_values_to_be_fabulous"), "quality[0].expect_column_values_to_be_fabulous", "not a Great Expectations expectation"),
+        (("column: id, min_value: 0", "column: nope, min_value: 0"), "quality[0].expect_column_values_to_be_between", "column 'nope' is not a column"),
+    ],
+)
+def test_mistakes_name_file_product_and_field(domain_dir, change, field, problem):
+    with pytest.raises(ContractError) as raised:
+        load(domain_dir, VALID.replace(*change))
+    error = raised.value
+    assert error.file.endswith("shop/products/items.yaml") and error.product == "shop.items"
+    assert error.field == field
+    assert problem in str(error) and "items.yaml" in str(error) and "shop.items" in str(error)
+
+
+def test_broken_yaml_syntax_names_the_line(domain_dir):
+    with pytest.raises(ContractError, match=r"items.yaml: product shop.items: not valid YAML at line 4, column 1: .*flow mapping at line 3"):
+        load(domain_dir, "description: x\ncolumns:\n  - {name: id, type: BIGINT\n")
+
+
+def test_a_sql_transform_needs_its_sql_file(domain_dir):
+    (domain_dir / "products" / "items.sql").unlink()
+    with pytest.raises(ContractError, match=r"field 'transform': transform: sql needs items.sql beside the contract"):
+        load(domain_dir, VALID)
+
+
+def test_a_source_may_not_leave_the_source_folder(domain_dir):
+    text = VALID.replace("transform: sql\ninputs: [customers.customer_profiles]", "source: {format: csv, path: ../../etc/*.csv}")
+    with pytest.raises(ContractError, match=r"field 'source.path'.*must be a path inside the source folder"):
+        load(domain_dir, text)
+
+
+def test_durations():
+    assert parse_duration("90m").total_seconds() == 5400
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("soon")

@@ -1,0 +1,98 @@
+"""`dagster dev` on the sample mesh: the UI serves every domain, the mesh builds itself,
+and automation in one code location never builds on another location's failed check.
+
+The tests in this module run in order against one server (pytest-xdist keeps a file
+on one worker): starting the daemon costs more than everything else here.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+import pytest
+
+from platform_lib import output_port
+from tests import dagster_dev
+from tests.dagster_dev import wait_for
+
+PRODUCTS = [
+    "customers.raw_customers", "customers.customer_profiles", "orders.raw_orders", "orders.raw_order_lines",
+    "orders.order_lines", "marketing.customer_lifetime_value", "marketing.segment_revenue",
+]
+LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries { name
+    locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+SENSORS = """query ($location: String!) { sensorsOrError(repositorySelector:
+    {repositoryLocationName: $location, repositoryName: "__repository__"}) {
+    ... on Sensors { results { name sensorState { status ticks(limit: 50) { timestamp status } } } } } }"""
+SCHEDULES = """query ($location: String!) { schedulesOrError(repositorySelector:
+    {repositoryLocationName: $location, repositoryName: "__repository__"}) {
+    ... on Schedules { results { name scheduleState { status } } } } }"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, sample_sources, monkeypatch_module):
+    running = dagster_dev.start(tmp_path_factory.mktemp("dev"), sample_sources)
+    monkeypatch_module.setenv("MESH_DATA_DIR", str(running.data_dir))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_ui_serves_every_domain_with_schedules_and_sensors_running(server):
+    with urllib.request.urlopen(server.url, timeout=30) as response:
+        assert response.status == 200 and b"Dagster" in response.read()
+    entries = server.graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
+    assert {e["name"]: e["locationOrLoadError"]["__typename"] for e in entries} == {
+        "customers": "RepositoryLocation", "orders": "RepositoryLocation", "marketing": "RepositoryLocation",
+    }
+    for location in ("customers", "orders", "marketing"):
+        sensors = server.graphql(SENSORS, {"location": location})["sensorsOrError"]["results"]
+        assert [(s["name"], s["sensorState"]["status"]) for s in sensors] == [(f"{location}_automation", "RUNNING")]
+    schedules = server.graphql(SCHEDULES, {"location": "orders"})["schedulesOrError"]["results"]
+    assert [(s["name"], s["scheduleState"]["status"]) for s in schedules] == [("order_lines_schedule", "RUNNING")]
+
+
+def test_the_mesh_materializes_itself_on_first_start(server):
+    wait_for(lambda: all(output_port.current(p) for p in PRODUCTS), 300, "every product to be published by automation")
+
+
+def _ticks_after(server, location: str, since: float) -> int:
+    (sensor,) = server.graphql(SENSORS, {"location": location})["sensorsOrError"]["results"]
+    return sum(1 for t in sensor["sensorState"]["ticks"] if t["timestamp"] > since and t["status"] in ("SKIPPED", "SUCCESS"))
+
+
+def test_automation_in_another_location_waits_for_a_failed_check(server):
+    """marketing follows customers by automation (eager); orders.order_lines by its schedule."""
+    value_before = output_port.current("marketing.customer_lifetime_value")
+    lines_before = output_port.current("orders.order_lines")
+    source = server.data_dir / "sources" / "customers" / "customers.csv"
+    good = source.read_text()
+    source.write_text(good + "99999,bad@example.com,Bad Row,NL,2021-01-01,vip\n")
+
+    failed_at = time.time()
+    result = server.mesh("materialize", "customers")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert output_port.blocked("customers.customer_profiles")
+
+    # Several evaluations of the marketing location's automation sensor see the new,
+    # failed customer_profiles materialization; none may build on it.
+    wait_for(lambda: _ticks_after(server, "marketing", failed_at) >= 3, 180, "three automation ticks in marketing")
+    assert output_port.current("marketing.customer_lifetime_value") == value_before
+
+    source.write_text(good)
+    fixed = server.mesh("materialize", "customers")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    profiles = output_port.current("customers.customer_profiles")
+    rebuilt = wait_for(
+        lambda: (s := output_port.current("marketing.customer_lifetime_value")) != value_before and s,
+        240,
+        "customer_lifetime_value to follow the fix",
+    )
+    assert rebuilt.inputs["customers.customer_profiles"] == profiles.version
+    assert output_port.current("orders.order_lines") == lines_before, "a scheduled product waits for its cron"

@@ -1,0 +1,112 @@
+"""Ingest on real files: contract types applied, bad rows quarantined with file and line, never dropped."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from platform_lib.contract import load_domain, load_product
+from platform_lib.factories.ingest import IngestError, ingest
+from platform_lib.storage import connect
+
+COLUMNS = """primary_key: [id]
+columns:
+  - {name: id, type: BIGINT, required: true}
+  - {name: amount, type: "DECIMAL(8,2)"}
+  - {name: day, type: DATE}
+"""
+
+
+@pytest.fixture
+def make_product(tmp_path, mesh_dir):
+    domain_dir = tmp_path / "lab"
+    (domain_dir / "products").mkdir(parents=True)
+    (domain_dir / "domain.yaml").write_text("name: lab\nowner: team-lab\n")
+
+    def make(fmt: str, path: str, max_bad: float = 0.0):
+        contract = domain_dir / "products" / "things.yaml"
+        source = f"source: {{format: {fmt}, path: {path}, max_bad_fraction: {max_bad}}}\n"
+        contract.write_text("description: Things.\n" + source + COLUMNS)
+        return load_product(contract, load_domain(domain_dir))
+
+    return make
+
+
+def write(mesh_dir, relative: str, text: str):
+    path = mesh_dir / "sources" / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def quarantine(connection) -> list[tuple]:
+    return connection.execute("SELECT file, line, column_name FROM _quarantine.things ORDER BY line").fetchall()
+
+
+def test_csv_bad_rows_are_quarantined_with_their_line(mesh_dir, make_product):
+    path = write(mesh_dir, "lab/a.csv", "id,amount,day\n1,2.50,2024-01-01\nx,3.00,2024-01-02\n3,4.00,2024-01-03\n")
+    product = make_product("csv", "lab/*.csv", max_bad=0.5)
+    with connect("lab") as connection:
+        report = ingest(connection, product)
+        rows = connection.execute("SELECT * FROM _candidate.things ORDER BY id").fetchall()
+        assert quarantine(connection) == [(str(path), 3, "id")]
+        assert connection.execute("SELECT typeof(amount) FROM _candidate.things LIMIT 1").fetchone() == ("DECIMAL(8,2)",)
+    assert (report.rows, report.quarantined, report.files) == (2, 1, 1)
+    assert [r[0] for r in rows] == [1, 3]
+    assert "a.csv, line 3, column id" in report.first_bad
+
+
+def test_above_the_threshold_ingest_fails_naming_file_and_line(mesh_dir, make_product):
+    write(mesh_dir, "lab/a.csv", "id,amount,day\n1,2.50,2024-01-01\n2,lots,2024-01-02\n")
+    product = make_product("csv", "lab/*.csv")
+    with connect("lab") as connection, pytest.raises(IngestError) as raised:
+        ingest(connection, product)
+    message = str(raised.value)
+    assert message.startswith("lab.things: 1 of 2 source rows cannot be read")
+    assert "a.csv, line 3, column amount" in message and "_quarantine" in message
+
+
+def test_json_lines_that_are_not_json_or_do_not_fit_are_quarantined(mesh_dir, make_product):
+    write(
+        mesh_dir,
+        "lab/a.jsonl",
+        '{"id": 1, "amount": 2.5, "day": "2024-01-01"}\n{not json\n{"id": 3, "amount": "x", "day": "2024-01-03"}\n'
+        '{"id": 4, "amount": 1, "day": "2024-01-04", "extra": true}\n',
+    )
+    product = make_product("json", "lab/*.jsonl", max_bad=0.6)
+    with connect("lab") as connection:
+        report = ingest(connection, product)
+        assert [(line, column) for _, line, column in quarantine(connection)] == [(2, None), (3, "amount")]
+        assert connection.execute("SELECT id, amount FROM _candidate.things ORDER BY id").fetchall() == [
+            (1, pytest.approx(2.5)), (4, pytest.approx(1)),
+        ]
+    assert (report.rows, report.quarantined) == (2, 2)
+
+
+def test_parquet_values_that_do_not_cast_are_quarantined(mesh_dir, make_product):
+    target = mesh_dir / "sources" / "lab" / "a.parquet"
+    target.parent.mkdir(parents=True)
+    duckdb.execute(
+        f"COPY (SELECT * FROM (VALUES ('1', '2.5', '2024-01-01'), ('2', 'n/a', '2024-01-02')) t(id, amount, day)) TO '{target}'"
+    )
+    product = make_product("parquet", "lab/*.parquet", max_bad=0.5)
+    with connect("lab") as connection:
+        report = ingest(connection, product)
+        assert quarantine(connection) == [(str(target), 2, "amount")]
+    assert (report.rows, report.quarantined) == (1, 1)
+
+
+def test_a_glob_matching_nothing_names_the_pattern(mesh_dir, make_product):
+    product = make_product("csv", "lab/missing_*.csv")
+    with connect("lab") as connection, pytest.raises(IngestError, match=r"lab.things: no source file matches .*lab/missing_\*.csv"):
+        ingest(connection, product)
+
+
+def test_a_symlink_out_of_the_source_folder_is_refused(mesh_dir, make_product, tmp_path):
+    outside = tmp_path / "secret.csv"
+    outside.write_text("id,amount,day\n1,1,2024-01-01\n")
+    (mesh_dir / "sources" / "lab").mkdir()
+    (mesh_dir / "sources" / "lab" / "link.csv").symlink_to(outside)
+    product = make_product("csv", "lab/*.csv")
+    with connect("lab") as connection, pytest.raises(IngestError, match="no source file matches"):
+        ingest(connection, product)
