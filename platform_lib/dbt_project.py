@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -91,11 +92,19 @@ def prepare(project: DbtProjectRef) -> None:
     """Parse the project into target/manifest.json; a parse error names the project, model and file."""
     if not (project.path / "dbt_project.yml").exists():
         raise ContractError(project.path, None, None, project.problem(f"no dbt_project.yml in {project.path}"))
-    command = [dbt_executable(), "parse", "--profile", PROFILE, "--target", PROFILE, "--profiles-dir", str(project.write_profile())]
+    # Parse into a private folder and move the manifest into place: processes loading
+    # the location at the same time never read a half-written manifest.
+    scratch = project.manifest_path.parent / f".parse-{os.getpid()}"
+    command = [dbt_executable(), "parse", "--profile", PROFILE, "--target", PROFILE, "--profiles-dir", str(project.write_profile()),
+               "--target-path", str(scratch)]
     env = {**os.environ, "DBT_LOG_FORMAT": "json", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_PROJECT_DIR": str(project.path)}
-    done = subprocess.run(command, cwd=project.path, env=env, capture_output=True, text=True)
-    if done.returncode == 0:
-        return
+    try:
+        done = subprocess.run(command, cwd=project.path, env=env, capture_output=True, text=True)
+        if done.returncode == 0:
+            os.replace(scratch / "manifest.json", project.manifest_path)
+            return
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     errors = []
     for line in done.stdout.splitlines():
         try:
@@ -253,3 +262,38 @@ def bind_dbt_products(products: list[Product]) -> list[Product]:
         for product in in_project.values():
             bound[product.id] = _bind(product, manifest, in_project)
     return [bound.get(p.id, p) for p in products]
+
+
+def prepare_all() -> bool:
+    """Parse every dbt project a domain builds products with, unless its manifest is up to date.
+
+    Prints what it did; returns False if a project does not parse.
+    """
+    from platform_lib.contract import load_domain
+    from platform_lib.mesh import domains_dir
+
+    ok = True
+    for folder in sorted(p for p in domains_dir().iterdir() if (p / "domain.yaml").exists()):
+        try:
+            domain = load_domain(folder)
+            for name in sorted(_projects_named(folder)):
+                project = DbtProjectRef(name, domain.name)
+                state = "up to date" if not project.is_stale() else "parsed"
+                if state == "parsed":
+                    prepare(project)
+                print(f"dbt project {name} (domain {domain.name}): {state}, {project.manifest_path}")
+        except (ContractError, yaml.YAMLError) as error:
+            print(f"cannot prepare: {error}", file=sys.stderr)
+            ok = False
+    return ok
+
+
+def _projects_named(domain_folder: Path) -> set[str]:
+    """The dbt projects a domain's contracts name, read without binding them (which would parse)."""
+    names = set()
+    for contract in (domain_folder / "products").glob("*.yaml"):
+        document = yaml.safe_load(contract.read_text(encoding="utf-8"))
+        dbt = document.get("dbt") if isinstance(document, dict) else None
+        if isinstance(dbt, dict) and dbt.get("project"):
+            names.add(str(dbt["project"]))
+    return names
