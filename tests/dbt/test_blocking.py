@@ -1,0 +1,57 @@
+"""The three senses of blocking for a dbt product, with a real bad row in the orders source."""
+
+from __future__ import annotations
+
+import duckdb
+
+from platform_lib import output_port
+from platform_lib.materialize import materialize_products
+from platform_lib.mesh import load_mesh
+from platform_lib.storage import literal, sources_dir
+
+from dbt_helpers import add_order
+
+
+def products_of(*domains: str):
+    return [p for d in load_mesh() for p in d.products if d.domain.name in domains]
+
+
+def test_a_failing_error_severity_dbt_test_blocks_the_product(published_mesh):
+    good = output_port.current("orders.order_lines")
+    add_order(sources_dir(), "lost", 900_000_002, 1, status="lost")
+
+    outcomes = {o.product: o for o in materialize_products(products_of("orders", "marketing"))}
+
+    order_lines = outcomes["orders.order_lines"]
+    failed_test = next(name for name in order_lines.failed if name.startswith("accepted_values_order_lines_status"))
+    assert order_lines.status == "not published"
+    assert "dbt project orders, model order_lines (models/order_lines.sql)" in order_lines.message
+    assert failed_test in output_port.blocked("orders.order_lines")["failed_checks"]
+    # 1. downstream steps of the same run do not execute
+    assert outcomes["marketing.customer_lifetime_value"].status == "skipped"
+    # 3. consumers still read the last good version, which has no lost order
+    assert output_port.current("orders.order_lines") == good
+    lost = duckdb.sql(f"SELECT count(*) FROM read_parquet({literal(str(good.path))}) WHERE status = 'lost'").fetchone()[0]
+    assert lost == 0
+    # 2. a later run of a consumer, in another domain, does not build on it
+    later = {o.product: o for o in materialize_products(products_of("marketing"))}
+    assert later["marketing.customer_lifetime_value"].status == "failed"
+    assert "orders.order_lines failed accepted_values_order_lines_status" in later["marketing.customer_lifetime_value"].message
+
+
+def test_a_dbt_product_is_not_built_on_a_blocked_input(published_mesh):
+    csv = sources_dir() / "customers" / "customers.csv"
+    header, first, *rest = csv.read_text().splitlines()
+    fields = first.split(",")
+    fields[0] = "900000003"
+    fields[header.split(",").index("segment")] = "vip"
+    csv.write_text("\n".join([header, first, *rest, ",".join(fields)]) + "\n")
+    good = output_port.current("orders.order_lines")
+
+    outcomes = {o.product: o for o in materialize_products(products_of("customers"))}
+    assert outcomes["customers.customer_profiles"].status == "not published"
+    later = {o.product: o for o in materialize_products(products_of("orders"))}
+
+    assert later["orders.order_lines"].status == "failed"
+    assert "not built while an input is blocked: customers.customer_profiles failed" in later["orders.order_lines"].message
+    assert output_port.current("orders.order_lines") == good
