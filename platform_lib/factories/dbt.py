@@ -119,11 +119,15 @@ def _attach_sources(project: dbt_project.DbtProjectRef, manifest: dbt_project.Ma
 
 
 def _node_problems(project: dbt_project.DbtProjectRef, manifest: dbt_project.Manifest, results: list[dict]) -> dict[str, str]:
-    """What went wrong per model (compile or runtime error, skipped), by model name."""
+    """What went wrong per node: a model not built (error, skipped) or a test that could not run, by node name.
+
+    Tests that ran and failed are check results, not problems of their own.
+    """
     problems = {}
     for result in results:
         node = manifest.data["nodes"].get(result["unique_id"])
-        if node and node["resource_type"] == "model" and result["status"] in ("error", "skipped"):
+        not_built = node and node["resource_type"] == "model" and result["status"] in ("error", "skipped")
+        if not_built or (node and node["resource_type"] == "test" and result["status"] == "error"):
             message = (result.get("message") or "skipped because an upstream node failed").strip()
             problems[node["name"]] = project.problem(message, node["name"], node["original_file_path"])
     return problems
