@@ -164,9 +164,9 @@ def build(
     products: dict[dg.AssetKey, Product],
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     selected = [p for key, p in products.items() if key in context.selected_asset_keys]
-    in_project = {p.id for p in products.values()}
+    rebuilt = {p.id for p in selected}  # their candidates are rebuilt and audited again in this run
     for product in selected:
-        blocked = {i: r for i in product.inputs if i not in in_project and (r := output_port.blocked(i))}
+        blocked = {i: r for i in product.inputs if i not in rebuilt and (r := output_port.blocked(i))}
         if blocked:
             raise dg.Failure(description=blocked_message(product, blocked))
     versions = _attach_sources(project, manifest, selected)
