@@ -58,6 +58,10 @@ class MeshTranslator(DagsterDbtTranslator):
         product = self.products.get(dbt_resource_props["name"])
         return [f"team:{product.owner if product else self.domain.owner}"]
 
+    def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> dict[str, str]:
+        """A model that is no product is the domain's own step: nobody else reads it."""
+        return {**super().get_tags(dbt_resource_props), "domain": self.domain.name, "access": "internal"}
+
     def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition:
         product = self.products.get(dbt_resource_props["name"])
         if product:

@@ -63,7 +63,7 @@ def test_a_source_that_is_no_published_product_fails_the_run_not_the_mesh(publis
 
 
 def test_a_sql_error_in_a_model_fails_the_run_and_keeps_the_published_version(published_mesh):
-    edit(published_mesh / "dbt_projects/orders/models/order_lines.sql", "l.amount,", "l.amount_in_cents,")
+    edit(published_mesh / "dbt_projects/orders/models/order_lines.sql", "l.unit_price", "l.unit_price_in_cents")
     good = output_port.current("orders.order_lines")
 
     outcomes = {o.product: o for o in materialize_products(products("orders.order_lines", "marketing.customer_lifetime_value"))}
@@ -71,7 +71,7 @@ def test_a_sql_error_in_a_model_fails_the_run_and_keeps_the_published_version(pu
     order_lines = outcomes["orders.order_lines"]
     assert order_lines.status == "failed"
     assert "dbt project orders, model order_lines (models/order_lines.sql)" in order_lines.message
-    assert "amount_in_cents" in order_lines.message
+    assert "unit_price_in_cents" in order_lines.message
     assert outcomes["marketing.customer_lifetime_value"].status == "skipped"
     assert output_port.current("orders.order_lines") == good
     assert output_port.blocked("orders.order_lines") is None

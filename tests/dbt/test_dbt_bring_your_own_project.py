@@ -67,7 +67,9 @@ def test_the_guide_brings_a_dbt_project_into_the_mesh(published_mesh, monkeypatc
     product = graph.get(dg.AssetKey(["returns", "returns_by_month"]))
     assert product.owners == ["team:team-returns"] and product.group_name == "returns"
     assert dg.AssetKey(["returns", "stg_returned_lines"]) in product.parent_keys
-    assert graph.get(dg.AssetKey(["returns", "stg_returned_lines"])).parent_keys == {dg.AssetKey(["orders", "order_lines"])}
+    staging = graph.get(dg.AssetKey(["returns", "stg_returned_lines"]))
+    assert staging.parent_keys == {dg.AssetKey(["orders", "order_lines"])} and staging.tags["access"] == "internal"
+    assert output_port.current("returns.stg_returned_lines") is None
     workspace_line = next(text for language, file, text in guide_steps() if language == "yaml" and not file)
     assert yaml.safe_load(workspace_line)[0]["python_file"]["relative_path"] == "domains/returns/definitions.py"
 

@@ -12,7 +12,6 @@ from platform_lib.mesh import load_mesh, products_by_id
 from platform_lib.storage import REPO_ROOT, literal
 
 ORDER_LINES = dg.AssetKey(["orders", "order_lines"])
-STAGING = dg.AssetKey(["orders", "stg_order_lines"])
 RAW_LINES = dg.AssetKey(["orders", "raw_order_lines"])
 
 
@@ -54,13 +53,11 @@ def test_materializations_have_column_lineage_and_schema(published_template):
     def deps(key, column):
         return {(d.asset_key, d.column_name) for d in metadata(key)["dagster/column_lineage"].value.deps_by_column[column]}
 
-    assert deps(STAGING, "amount") == {(RAW_LINES, "quantity"), (RAW_LINES, "unit_price")}
-    assert deps(ORDER_LINES, "amount") == {(STAGING, "amount")}
+    assert deps(ORDER_LINES, "amount") == {(RAW_LINES, "quantity"), (RAW_LINES, "unit_price")}
     assert deps(ORDER_LINES, "segment") == {(dg.AssetKey(["customers", "customer_profiles"]), "segment")}
     published = metadata(ORDER_LINES)
     assert [c.name for c in published["dagster/column_schema"].value.columns][:2] == ["order_id", "line_no"]
     assert published["published"].value is True and published["dbt_model"].value == "orders.order_lines"
-    assert "published" not in metadata(STAGING)
 
 
 def test_dbt_models_are_assets_of_the_domain_with_continuous_lineage(published_mesh):
@@ -68,8 +65,7 @@ def test_dbt_models_are_assets_of_the_domain_with_continuous_lineage(published_m
     graph = orders.resolve_asset_graph()
     node = graph.get(ORDER_LINES)
     assert node.group_name == "orders" and node.owners == ["team:team-orders"]
-    assert set(node.parent_keys) == {STAGING, dg.AssetKey(["orders", "raw_orders"]), dg.AssetKey(["customers", "customer_profiles"])}
-    assert graph.get(STAGING).parent_keys == {RAW_LINES} and graph.get(STAGING).group_name == "orders"
+    assert set(node.parent_keys) == {RAW_LINES, dg.AssetKey(["orders", "raw_orders"]), dg.AssetKey(["customers", "customer_profiles"])}
     product = products_by_id(load_mesh())["orders.order_lines"]
     assert node.automation_condition == automation_condition(product)
     assert [c.name for c in node.metadata["dagster/column_schema"].columns] == [c.name for c in product.columns]

@@ -6,9 +6,9 @@ select
     o.status,
     l.product_sku,
     l.quantity,
-    l.amount,
+    cast(l.quantity * l.unit_price as decimal(12, 2)) as amount,
     c.segment,
     c.country
-from {{ ref('stg_order_lines') }} as l
+from {{ source('orders', 'raw_order_lines') }} as l
 join {{ source('orders', 'raw_orders') }} as o using (order_id)
 left join {{ source('customers', 'customer_profiles') }} as c using (customer_id)
