@@ -13,7 +13,7 @@ from platform_lib.materialize import Outcome, materialize_products
 from platform_lib.mesh import load_mesh
 from platform_lib.storage import REPO_ROOT
 
-from dbt_helpers import add_order, use
+from tests.dbt.dbt_helpers import add_order, use
 
 UNKNOWN_CUSTOMER = 999_999_999
 

@@ -8,6 +8,7 @@ from platform_lib import output_port
 from platform_lib.cli import main
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh
+from tests.helpers import products
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -16,8 +17,8 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new))
 
 
-def products(*ids: str):
-    return [p for d in load_mesh() for p in d.products if p.id in ids]
+def by_id(*ids: str):
+    return [p for p in products() if p.id in ids]
 
 
 def errors_by_domain() -> dict[str, str | None]:
@@ -53,7 +54,7 @@ def test_a_source_that_is_no_published_product_fails_the_run_not_the_mesh(publis
          "as c using (customer_id)\nleft join {{ source('customers', 'customer_scores') }} as s using (customer_id)")
     good = output_port.current("orders.order_lines")
 
-    outcomes = {o.product: o for o in materialize_products(products("orders.order_lines"))}
+    outcomes = {o.product: o for o in materialize_products(by_id("orders.order_lines"))}
 
     assert outcomes["orders.order_lines"].status == "failed"
     message = outcomes["orders.order_lines"].message
@@ -66,7 +67,7 @@ def test_a_sql_error_in_a_model_fails_the_run_and_keeps_the_published_version(pu
     edit(published_mesh / "dbt_projects/orders/models/order_lines.sql", "l.unit_price", "l.unit_price_in_cents")
     good = output_port.current("orders.order_lines")
 
-    outcomes = {o.product: o for o in materialize_products(products("orders.order_lines", "marketing.customer_lifetime_value"))}
+    outcomes = {o.product: o for o in materialize_products(by_id("orders.order_lines", "marketing.customer_lifetime_value"))}
 
     order_lines = outcomes["orders.order_lines"]
     assert order_lines.status == "failed"

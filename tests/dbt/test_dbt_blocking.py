@@ -5,22 +5,16 @@ from __future__ import annotations
 import duckdb
 
 from platform_lib import output_port
-from platform_lib.materialize import materialize_products
-from platform_lib.mesh import load_mesh
-from platform_lib.storage import literal, sources_dir
-
-from dbt_helpers import add_order
-
-
-def products_of(*domains: str):
-    return [p for d in load_mesh() for p in d.products if d.domain.name in domains]
+from platform_lib.storage import data_dir, literal, sources_dir
+from tests.dbt.dbt_helpers import add_order
+from tests.helpers import add_csv_row, run
 
 
 def test_a_failing_error_severity_dbt_test_blocks_the_product(published_mesh):
     good = output_port.current("orders.order_lines")
     add_order(sources_dir(), "lost", 900_000_002, 1, status="lost")
 
-    outcomes = {o.product: o for o in materialize_products(products_of("orders", "marketing"))}
+    outcomes = run("orders", "marketing")
 
     order_lines = outcomes["orders.order_lines"]
     failed_test = next(name for name in order_lines.failed if name.startswith("accepted_values_order_lines_status"))
@@ -34,23 +28,17 @@ def test_a_failing_error_severity_dbt_test_blocks_the_product(published_mesh):
     lost = duckdb.sql(f"SELECT count(*) FROM read_parquet({literal(str(good.path))}) WHERE status = 'lost'").fetchone()[0]
     assert lost == 0
     # 2. a later run of a consumer, in another domain, does not build on it
-    later = {o.product: o for o in materialize_products(products_of("marketing"))}
+    later = run("marketing")
     assert later["marketing.customer_lifetime_value"].status == "failed"
     assert "orders.order_lines failed accepted_values_order_lines_status" in later["marketing.customer_lifetime_value"].message
 
 
 def test_a_dbt_product_is_not_built_on_a_blocked_input(published_mesh):
-    csv = sources_dir() / "customers" / "customers.csv"
-    header, first, *rest = csv.read_text().splitlines()
-    fields = first.split(",")
-    fields[0] = "900000003"
-    fields[header.split(",").index("segment")] = "vip"
-    csv.write_text("\n".join([header, first, *rest, ",".join(fields)]) + "\n")
+    add_csv_row(data_dir(), "900000003,vip@example.com,Vera Ip,DE,2024-01-01,vip")
     good = output_port.current("orders.order_lines")
 
-    outcomes = {o.product: o for o in materialize_products(products_of("customers"))}
-    assert outcomes["customers.customer_profiles"].status == "not published"
-    later = {o.product: o for o in materialize_products(products_of("orders"))}
+    assert run("customers")["customers.customer_profiles"].status == "not published"
+    later = run("orders")
 
     assert later["orders.order_lines"].status == "failed"
     assert "not built while an input is blocked: customers.customer_profiles failed" in later["orders.order_lines"].message
