@@ -2,7 +2,11 @@
 
     mesh sample-data [--scale S]      write the sample mesh's source files
     mesh materialize [DOMAIN ...]     build, check and publish products in dependency order
+<<<<<<< HEAD
                                       (on the executor MESH_EXECUTOR names, see executor.py)
+=======
+    mesh prepare-dbt                  parse the domains' dbt projects into their manifests
+>>>>>>> main
 """
 
 from __future__ import annotations
@@ -52,6 +56,12 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     return 0 if all(o.ok for o in outcomes) else 1
 
 
+def cmd_prepare_dbt(args: argparse.Namespace) -> int:
+    from platform_lib.dbt_project import prepare_all
+
+    return 0 if prepare_all() else 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mesh", description="The data mesh platform's command line.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -61,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     materialize = commands.add_parser("materialize", help="build, check and publish products in dependency order")
     materialize.add_argument("domains", nargs="*", help="domains to materialize (default: all)")
     materialize.set_defaults(run=cmd_materialize)
+    prepare_dbt = commands.add_parser("prepare-dbt", help="parse the domains' dbt projects into their manifests (make does this)")
+    prepare_dbt.set_defaults(run=cmd_prepare_dbt)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -47,14 +47,11 @@ def _run_config() -> dict:
 
 
 def materialize_products(products: list[Product], instance: dg.DagsterInstance | None = None) -> list[Outcome]:
+    assets = mesh_assets(products)
     result = dg.materialize(
-        [product_asset(p) for p in products],
-        instance=instance or _instance(),
-        raise_on_error=False,
-        tags={"mesh/cli": "materialize"},
-        run_config=_run_config(),
+        assets, instance=instance or _instance(), raise_on_error=False, tags={"mesh/cli": "materialize"}, run_config=_run_config()
     )
-    return outcomes_of(result, products)
+    return outcomes_of(result, products, assets)
 
 
 def materialize_distributed(products: list[Product], instance: dg.DagsterInstance) -> list[Outcome]:
@@ -74,13 +71,15 @@ def materialize_distributed(products: list[Product], instance: dg.DagsterInstanc
         tags={"mesh/cli": "materialize"},
         run_config=_run_config(),
     ) as result:
-        return outcomes_of(result, products)
+        return outcomes_of(result, products, mesh_assets(products))
 
 
-def outcomes_of(result: dg.ExecuteInProcessResult | dg.ExecuteJobResult, products: list[Product]) -> list[Outcome]:
+def outcomes_of(
+    result: dg.ExecuteInProcessResult | dg.ExecuteJobResult, products: list[Product], assets: list[dg.AssetsDefinition]
+) -> list[Outcome]:
     outcomes = {p.id: Outcome(p.id) for p in products}
     by_key = {asset_key(p.id): outcomes[p.id] for p in products}
-    by_step = {"__".join(key.path): outcome for key, outcome in by_key.items()}
+    by_step = {a.node_def.name: [by_key[k] for k in a.keys if k in by_key] for a in assets}
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         outcome = by_key.get(materialization.asset_key)
