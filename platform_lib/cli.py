@@ -2,11 +2,8 @@
 
     mesh sample-data [--scale S]      write the sample mesh's source files
     mesh materialize [DOMAIN ...]     build, check and publish products in dependency order
-<<<<<<< HEAD
                                       (on the executor MESH_EXECUTOR names, see executor.py)
-=======
     mesh prepare-dbt                  parse the domains' dbt projects into their manifests
->>>>>>> main
 """
 
 from __future__ import annotations
