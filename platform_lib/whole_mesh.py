@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import dagster as dg
 
+from platform_lib.domain import domain_assets
 from platform_lib.executor import mesh_executor
-from platform_lib.factories.product import product_asset
 from platform_lib.mesh import load_mesh
 
 JOB = "mesh"
 
 
 def build() -> dg.Definitions:
-    products = [p for d in load_mesh() for p in d.products]
+    assets = [a for d in load_mesh() if d.domain for a in domain_assets(d.domain, list(d.products))]
     job = dg.define_asset_job(JOB, selection=dg.AssetSelection.all(), executor_def=mesh_executor())
-    return dg.Definitions(assets=[product_asset(p) for p in products], jobs=[job])
+    return dg.Definitions(assets=assets, jobs=[job])
 
 
 defs = build()
