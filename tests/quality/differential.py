@@ -25,7 +25,7 @@ POOLS: dict[str, list[Any]] = {
     "m": [None, Decimal("0.00"), Decimal("0.01"), Decimal("10.00"), Decimal("-2.50"), Decimal("99999.99")],
     "d": [None, date(2024, 1, 1), date(2024, 2, 29), date(1970, 1, 1), date(2030, 12, 31)],
     "e": [None, date(2024, 1, 1), date(2023, 12, 31), date(2024, 3, 1)],
-    "s": [None, "", "a", "A", "abc", "ABC", "Abc", "é", "e\u0301", "naïve", "日本語", "ß", "x y", "a@b.c", "123", "Zürich", "٣", "a_1", "x\u0301y"],
+    "s": [None, "", "a", "A", "abc", "ABC", "Abc", "é", "e\u0301", "naïve", "日本語", "ß", "x y", "a@b.c", "123", "Zürich", "٣", "a_1", "x\u0301y", "abc\n", "ab\nc"],
 }
 MISSING = (None, math.nan)
 
@@ -102,6 +102,8 @@ def rules() -> list[QualityRule]:
         _rule("column_values_to_match_regex", column="s", regex=r"^[\w]+$"),
         _rule("column_values_to_not_match_regex", column="s", regex=r"\W"),
         _rule("column_values_to_match_regex", column="s", regex=r"[^\d\]a]"),
+        _rule("column_values_to_match_regex", column="s", regex="(?m)^c$"),
+        _rule("column_values_to_not_match_regex", column="s", regex="c$|[$]"),
         _rule("column_values_to_not_match_regex", column="s", regex="^$"),
         _rule("column_value_lengths_to_be_between", column="s", min_value=1, max_value=3),
         _rule("column_value_lengths_to_be_between", column="s", min_value=1, max_value=3, strict_min=True, mostly=0.5),
