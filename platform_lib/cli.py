@@ -2,6 +2,7 @@
 
     mesh sample-data [--scale S]      write the sample mesh's source files
     mesh materialize [DOMAIN ...]     build, check and publish products in dependency order
+    mesh validate                     check every domain against the global policies
 """
 
 from __future__ import annotations
@@ -40,6 +41,20 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     return 0 if all(o.ok for o in outcomes) else 1
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from platform_lib.governance import validate_mesh
+
+    violations = validate_mesh(load_mesh())
+    for violation in violations:
+        print(violation)
+    if violations:
+        domains = len({v.domain for v in violations})
+        print(f"{len(violations)} policy violation(s) in {domains} domain(s)", file=sys.stderr)
+        return 1
+    print("all domains follow the global policies", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mesh", description="The data mesh platform's command line.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     materialize = commands.add_parser("materialize", help="build, check and publish products in dependency order")
     materialize.add_argument("domains", nargs="*", help="domains to materialize (default: all)")
     materialize.set_defaults(run=cmd_materialize)
+    validate = commands.add_parser("validate", help="check every domain against the global policies")
+    validate.set_defaults(run=cmd_validate)
     args = parser.parse_args(argv)
     return args.run(args)
 
