@@ -3,6 +3,7 @@
     mesh sample-data [--scale S]      write the sample mesh's source files
     mesh materialize [DOMAIN ...]     build, check and publish products in dependency order
     mesh validate                     check every domain against the global policies
+    mesh contract-diff --base REF     classify contract changes since a git ref; fail on unversioned breaks
 """
 
 from __future__ import annotations
@@ -55,6 +56,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_contract_diff(args: argparse.Namespace) -> int:
+    from platform_lib.governance.diff import DiffError, diff_against
+    from platform_lib.mesh import domains_dir
+
+    try:
+        report = diff_against(args.base, domains_dir(), load_mesh())
+    except DiffError as error:
+        print(f"cannot read the contracts at {args.base}: {error}", file=sys.stderr)
+        return 2
+    for change in report.changes:
+        print(change)
+    for problem in report.unloadable:
+        print(f"not compared, the domain does not load: {problem}", file=sys.stderr)
+    for violation in report.violations:
+        print(violation)
+    breaking = sum(c.breaking for c in report.changes)
+    print(f"{len(report.changes)} change(s) since {args.base}, {breaking} breaking, "
+          f"{len(report.violations)} without the major version they need", file=sys.stderr)
+    return 1 if report.violations else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mesh", description="The data mesh platform's command line.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     materialize.set_defaults(run=cmd_materialize)
     validate = commands.add_parser("validate", help="check every domain against the global policies")
     validate.set_defaults(run=cmd_validate)
+    diff = commands.add_parser("contract-diff", help="classify contract changes since a git ref; fail on unversioned breaks")
+    diff.add_argument("--base", required=True, help="git ref to compare with, e.g. main")
+    diff.set_defaults(run=cmd_contract_diff)
     args = parser.parse_args(argv)
     return args.run(args)
 
