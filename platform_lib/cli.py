@@ -4,6 +4,9 @@
     mesh materialize [DOMAIN ...]     build, check and publish products in dependency order
     mesh validate                     check every domain against the global policies
     mesh contract-diff --base REF     classify contract changes since a git ref; fail on unversioned breaks
+    mesh new-domain NAME --owner TEAM create a domain from the template, with its code location
+    mesh new-product DOMAIN NAME --kind ingest|sql|pandas|dbt [--input ID ...]
+                                      add a product skeleton with its contract
 """
 
 from __future__ import annotations
@@ -77,6 +80,30 @@ def cmd_contract_diff(args: argparse.Namespace) -> int:
     return 1 if report.violations else 0
 
 
+def _scaffold(create) -> int:
+    from platform_lib.scaffold import ScaffoldError
+
+    try:
+        lines = create()
+    except ScaffoldError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_new_domain(args: argparse.Namespace) -> int:
+    from platform_lib.scaffold import new_domain
+
+    return _scaffold(lambda: new_domain(args.name, args.owner))
+
+
+def cmd_new_product(args: argparse.Namespace) -> int:
+    from platform_lib.scaffold import new_product
+
+    return _scaffold(lambda: new_product(args.domain, args.name, args.kind, args.inputs))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mesh", description="The data mesh platform's command line.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -91,6 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     diff = commands.add_parser("contract-diff", help="classify contract changes since a git ref; fail on unversioned breaks")
     diff.add_argument("--base", required=True, help="git ref to compare with, e.g. main")
     diff.set_defaults(run=cmd_contract_diff)
+    domain = commands.add_parser("new-domain", help="create a domain from the template, with its code location")
+    domain.add_argument("name")
+    domain.add_argument("--owner", required=True, help="the owning team, e.g. team-shipping")
+    domain.set_defaults(run=cmd_new_domain)
+    product = commands.add_parser("new-product", help="add a product skeleton with its contract")
+    product.add_argument("domain")
+    product.add_argument("name")
+    product.add_argument("--kind", required=True, choices=["ingest", "sql", "pandas", "dbt"])
+    product.add_argument("--input", dest="inputs", action="append", default=[], help="a product it reads (repeat for more)")
+    product.set_defaults(run=cmd_new_product)
     args = parser.parse_args(argv)
     return args.run(args)
 
