@@ -7,6 +7,8 @@
     mesh new-domain NAME --owner TEAM create a domain from the template, with its code location
     mesh new-product DOMAIN NAME --kind ingest|sql|pandas|dbt [--input ID ...]
                                       add a product skeleton with its contract
+    mesh lineage PRODUCT              the upstream versions a product was built from, and who read it
+    mesh costs                        compute seconds, rows written and storage bytes per domain and product
 """
 
 from __future__ import annotations
@@ -104,6 +106,27 @@ def cmd_new_product(args: argparse.Namespace) -> int:
     return _scaffold(lambda: new_product(args.domain, args.name, args.kind, args.inputs))
 
 
+def cmd_lineage(args: argparse.Namespace) -> int:
+    from platform_lib.lineage import render
+
+    print("\n".join(render(args.product)))
+    return 0
+
+
+def cmd_costs(args: argparse.Namespace) -> int:
+    if not os.environ.get("DAGSTER_HOME"):
+        print("set DAGSTER_HOME to the Dagster instance whose runs to account (make sets it to .dagster_home)", file=sys.stderr)
+        return 2
+    import dagster as dg
+
+    from platform_lib.costs import product_costs, render
+
+    products = [p for d in load_mesh() for p in d.products]
+    with dg.DagsterInstance.get() as instance:
+        print("\n".join(render(product_costs(products, instance))))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mesh", description="The data mesh platform's command line.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     product.add_argument("--kind", required=True, choices=["ingest", "sql", "pandas", "dbt"])
     product.add_argument("--input", dest="inputs", action="append", default=[], help="a product it reads (repeat for more)")
     product.set_defaults(run=cmd_new_product)
+    lineage = commands.add_parser("lineage", help="the upstream versions a product was built from, and who read it")
+    lineage.add_argument("product", help="a product id, e.g. marketing.segment_revenue")
+    lineage.set_defaults(run=cmd_lineage)
+    costs = commands.add_parser("costs", help="compute seconds, rows written and storage bytes per domain and product")
+    costs.set_defaults(run=cmd_costs)
     args = parser.parse_args(argv)
     return args.run(args)
 
