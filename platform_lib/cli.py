@@ -9,6 +9,7 @@
                                       add a product skeleton with its contract
     mesh lineage PRODUCT              the upstream versions a product was built from, and who read it
     mesh costs                        compute seconds, rows written and storage bytes per domain and product
+    mesh catalog [--out DIR]          static HTML catalog, JSON export and ODCS contracts of every product
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from platform_lib import sample_data
 from platform_lib.mesh import load_mesh
@@ -127,6 +129,24 @@ def cmd_costs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_catalog(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from platform_lib.catalog import write_catalog
+    from platform_lib.storage import data_dir
+
+    folder = args.out or data_dir() / "catalog"
+    mesh = load_mesh()
+    if os.environ.get("DAGSTER_HOME"):
+        with dg.DagsterInstance.get() as instance:
+            written = write_catalog(mesh, folder, instance)
+    else:
+        print("DAGSTER_HOME is not set: the catalog shows no check results", file=sys.stderr)
+        written = write_catalog(mesh, folder)
+    print(f"wrote {written[0]}, {written[1].name} and {len(written) - 2} ODCS contracts in {folder / 'contracts'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mesh", description="The data mesh platform's command line.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -156,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     lineage.set_defaults(run=cmd_lineage)
     costs = commands.add_parser("costs", help="compute seconds, rows written and storage bytes per domain and product")
     costs.set_defaults(run=cmd_costs)
+    catalog = commands.add_parser("catalog", help="static HTML catalog, JSON export and ODCS contracts of every product")
+    catalog.add_argument("--out", type=Path, help="folder to write (default: $MESH_DATA_DIR/catalog)")
+    catalog.set_defaults(run=cmd_catalog)
     args = parser.parse_args(argv)
     return args.run(args)
 
