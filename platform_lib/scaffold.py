@@ -16,7 +16,7 @@ import yaml
 
 from platform_lib.contract import NAME, PRODUCT_ID, Product
 from platform_lib.mesh import domains_dir, load_mesh, products_by_id
-from platform_lib.storage import REPO_ROOT, sources_dir
+from platform_lib.storage import sources_dir
 
 TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "template_domain"
@@ -30,11 +30,12 @@ class ScaffoldError(ValueError):
 
 
 def workspace_file() -> Path:
-    return REPO_ROOT / "workspace.yaml"
+    """The Dagster workspace, which sits beside the domains folder (the repository root)."""
+    return domains_dir().parent / "workspace.yaml"
 
 
 def workspace_entry(name: str, folder: Path) -> str:
-    relative = folder.resolve().relative_to(REPO_ROOT).as_posix()
+    relative = folder.resolve().relative_to(workspace_file().parent).as_posix()
     return f"  - python_file: {{relative_path: {relative}/definitions.py, location_name: {name}, working_directory: .}}\n"
 
 
@@ -48,6 +49,8 @@ def new_domain(name: str, owner: str) -> list[str]:
     if target.exists():
         raise ScaffoldError(f"{target} already exists")
     workspace = workspace_file()
+    if not workspace.exists():
+        raise ScaffoldError(f"no {workspace.name} beside {domains_dir()}: run this in the repository")
     if f"location_name: {name}," in workspace.read_text(encoding="utf-8"):
         raise ScaffoldError(f"{workspace} already has a code location named {name}")
 

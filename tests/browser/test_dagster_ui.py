@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh
-from platform_lib.storage import REPO_ROOT
+from tests import dagster_dev
 
 pytestmark = pytest.mark.slow
 
@@ -20,21 +17,21 @@ BAD_ROW = "999999,bad@example.com,Bad Row,NL,2024-01-01,vip\n"
 
 
 @pytest.fixture
-def mesh_with_a_bad_row(mesh_dir, tmp_path, monkeypatch):
-    """Every product published once, then a customer row with an unknown segment fails a blocking check."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO_ROOT / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    mesh = load_mesh()
-    products = [p for d in mesh for p in d.products]
-    assert all(o.ok for o in materialize_products(products))
-    with open(mesh_dir / "sources" / "customers" / "customers.csv", "a", encoding="utf-8") as handle:
-        handle.write(BAD_ROW)
-    customers = [p for p in products if p.domain == "customers"]
-    outcomes = {o.product: o for o in materialize_products(customers)}
-    assert outcomes["customers.customer_profiles"].failed == [FAILED_CHECK]
-    return mesh
+def server(tmp_path, sample_sources, monkeypatch):
+    """`dagster dev` over the sample mesh, every product published, then a customer row with an
+    unknown segment fails a blocking check of customers.customer_profiles."""
+    running = dagster_dev.start(tmp_path, sample_sources)
+    monkeypatch.setenv("MESH_DATA_DIR", str(running.data_dir))
+    try:
+        built = running.mesh("materialize")
+        assert built.returncode == 0, built.stdout + built.stderr
+        with open(running.data_dir / "sources" / "customers" / "customers.csv", "a", encoding="utf-8") as handle:
+            handle.write(BAD_ROW)
+        spoiled = running.mesh("materialize", "customers")
+        assert spoiled.returncode == 1 and FAILED_CHECK in spoiled.stdout, spoiled.stdout + spoiled.stderr
+        yield running
+    finally:
+        running.stop()
 
 
 def page_text(driver) -> str:
@@ -52,11 +49,11 @@ def dismiss_dialogs(driver) -> None:
         button.click()
 
 
-def test_the_ui_shows_domains_products_owners_and_the_failed_check(mesh_with_a_bad_row, dagster_dev, browser, artifacts):
-    domains = {d.domain.name: d for d in mesh_with_a_bad_row}
+def test_the_ui_shows_domains_products_owners_and_the_failed_check(server, browser, artifacts):
+    domains = {d.domain.name: d for d in load_mesh()}
     product_names = [p.name for d in domains.values() for p in d.products]
 
-    browser.get(f"{dagster_dev}/asset-groups")
+    browser.get(f"{server.url}/asset-groups")
     wait_for_text(browser, *domains)
     dismiss_dialogs(browser)
     for name in domains:  # each domain is a collapsed group in the graph: open it
@@ -67,13 +64,13 @@ def test_the_ui_shows_domains_products_owners_and_the_failed_check(mesh_with_a_b
 
     for name, loaded in domains.items():
         product = next(p for p in loaded.products if p.access == "public")
-        browser.get(f"{dagster_dev}/assets/{name}/{product.name}")
+        browser.get(f"{server.url}/assets/{name}/{product.name}")
         text = wait_for_text(browser, "Owners", product.description)
         assert f"Owners\nteam-{name}" in text
         assert f"Group\n{name}" in text
         browser.save_screenshot(str(artifacts / f"product-{name}-{product.name}.png"))
 
-    browser.get(f"{dagster_dev}/assets/customers/customer_profiles?view=checks")
+    browser.get(f"{server.url}/assets/customers/customer_profiles?view=checks")
     wait_for_text(browser, "Failed")
     dismiss_dialogs(browser)
     browser.find_element(By.XPATH, "//*[normalize-space(text())='Failed']").click()

@@ -14,9 +14,10 @@ from platform_lib.cli import main
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
 from platform_lib.odcs import write_odcs
+from tests.helpers import add_csv_row
 
 CUSTOMERS = ["customers.raw_customers", "customers.customer_profiles"]
-BAD_ROW = "999999,bad@example.com,Bad Row,NL,2024-01-01,vip\n"
+BAD_ROW = "999999,bad@example.com,Bad Row,NL,2024-01-01,vip"
 
 
 @pytest.fixture
@@ -26,8 +27,7 @@ def catalog(mesh_dir, tmp_path, monkeypatch) -> dict:
     (tmp_path / "dagster_home").mkdir()
     products = products_by_id(load_mesh())
     assert all(o.ok for o in materialize_products([products[i] for i in CUSTOMERS]))
-    with open(mesh_dir / "sources" / "customers" / "customers.csv", "a", encoding="utf-8") as handle:
-        handle.write(BAD_ROW)
+    add_csv_row(mesh_dir, BAD_ROW)
     second = {o.product: o for o in materialize_products([products[i] for i in CUSTOMERS])}
     assert second["customers.customer_profiles"].failed == ["column_values_to_be_in_set__segment"]
     assert main(["catalog", "--out", str(tmp_path / "catalog")]) == 0

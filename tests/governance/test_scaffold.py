@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
-import os
+import re
+import runpy
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -57,70 +58,64 @@ def test_scaffold_refuses_with_a_reason(argv, message, domains_copy, capsys):
     assert message in capsys.readouterr().err
 
 
-# ---- the end-to-end self-serve test: a copy of the repository, only `mesh` commands and YAML/SQL/CSV edits
+# ---- the end-to-end self-serve test: a copy of the repository, docs/walkthrough.md followed to the letter
 
 
 @pytest.fixture
 def repo_copy(tmp_path, mesh_dir, monkeypatch) -> Path:
+    """A copy of the repository's domains, workspace and docs; `mesh` works on it through MESH_DOMAINS_DIR."""
     target = tmp_path / "repo"
-    shutil.copytree(
-        REPO_ROOT, target, ignore=shutil.ignore_patterns(".git", ".venv", ".mesh", ".dagster_home", "__pycache__", "*.egg-info", "test-artifacts")
-    )
-    monkeypatch.delenv("MESH_DOMAINS_DIR", raising=False)
+    for folder in ("domains", "docs"):
+        shutil.copytree(REPO_ROOT / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO_ROOT / "workspace.yaml", target)
+    monkeypatch.setenv("MESH_DOMAINS_DIR", str(target / "domains"))
     return target
 
 
-def mesh(repo: Path, *args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(repo)}
-    result = subprocess.run([sys.executable, "-m", "platform_lib.cli", *args], cwd=repo, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"mesh {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+def mesh(*args: str) -> str:
+    """Run a `mesh` command as a user would, and return what it printed."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(list(args))
+    assert code == 0, f"mesh {' '.join(args)} exited {code}:\n{printed.getvalue()}"
+    return printed.getvalue()
 
 
-def replace(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new), encoding="utf-8")
+BLOCK = re.compile(r"(?P<before>[^\n]*)\n\n?```(?P<lang>\w*)\n(?P<body>.*?)```", re.S)
+TARGET = re.compile(r"`([^`]+\.(?:csv|yaml|sql))`:$")
 
 
-SHIPMENTS_CSV = """shipment_id,order_id,carrier,recipient_email,shipped_on,days_late
-1,10,dhl,ana@example.com,2026-03-01,0
-2,11,ups,bo@example.com,2026-03-02,3
-3,12,dhl,cy@example.com,2026-03-02,5
-"""
+def follow_walkthrough(repo: Path, data: Path) -> list[str]:
+    """Do what docs/walkthrough.md says, in its order: run its `mesh` commands, write the files it shows.
 
-SHIPMENTS_COLUMNS = """columns:
-  - {name: shipment_id, type: BIGINT, required: true}
-  - {name: order_id, type: BIGINT, required: true}
-  - {name: carrier, type: VARCHAR, required: true}
-  - {name: recipient_email, type: VARCHAR, pii: true, mask: hash}
-  - {name: shipped_on, type: DATE, required: true}
-  - {name: days_late, type: INTEGER, required: true}
-quality:
-  - {expect: expect_column_values_to_be_in_set, column: carrier, value_set: [dhl, ups, postnl]}
-"""
+    A csv, yaml or sql block is the whole content of the file named at the end of the
+    line before it; `.mesh/` there is the mesh data folder. Returns the commands run.
+    """
+    commands = []
+    for block in BLOCK.finditer((repo / "docs" / "walkthrough.md").read_text(encoding="utf-8")):
+        if block["lang"] == "sh":
+            for line in block["body"].splitlines():
+                command = line.split("#", 1)[0].split()
+                if command[:1] == ["mesh"]:
+                    mesh(*command[1:])
+                    commands.append(" ".join(command))
+        elif block["lang"] in ("csv", "yaml", "sql"):
+            target = TARGET.search(block["before"].strip())
+            assert target, f"no file named before the {block['lang']} block: {block['before']!r}"
+            name = target.group(1)
+            path = data / name.removeprefix(".mesh/") if name.startswith(".mesh/") else repo / name
+            path.write_text(block["body"], encoding="utf-8")
+    return commands
 
 
-def test_a_new_domain_publishes_a_product_that_another_new_domain_consumes(repo_copy, mesh_dir):
-    domains = repo_copy / "domains"
-    print(mesh(repo_copy, "new-domain", "shipping", "--owner", "team-shipping"))
-
-    # The shipping team describes its own source: a CSV file and a public contract for it.
-    mesh(repo_copy, "new-product", "shipping", "shipments", "--kind", "ingest")
-    (mesh_dir / "sources" / "shipping" / "shipments.csv").write_text(SHIPMENTS_CSV, encoding="utf-8")
-    contract = domains / "shipping" / "products" / "shipments.yaml"
-    replace(contract, "access: internal", "access: public\nfreshness: {fail_after: 26h}")
-    replace(contract, "primary_key: [id]", "primary_key: [shipment_id]")
-    replace(contract, "columns:\n  - {name: id, type: BIGINT, required: true}\nquality: []\n", SHIPMENTS_COLUMNS)
-
-    # The support team, a domain of its own, reads it with SQL.
-    mesh(repo_copy, "new-domain", "support", "--owner", "team-support")
-    mesh(repo_copy, "new-product", "support", "late_shipments", "--kind", "sql", "--input", "shipping.shipments")
-    replace(domains / "support" / "products" / "late_shipments.sql", "FROM shipping.shipments", "FROM shipping.shipments\nWHERE days_late > 0")
-
-    assert mesh(repo_copy, "validate") == ""
-    summary = mesh(repo_copy, "materialize", "shipping", "support")
-    assert "FAILED" not in summary and "not published" not in summary, summary
+def test_the_walkthrough_takes_a_new_domain_to_a_product_another_new_domain_consumes(repo_copy, mesh_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    (tmp_path / "dagster_home").mkdir()
+    commands = follow_walkthrough(repo_copy, mesh_dir)
+    assert commands[:3] == [
+        "mesh new-domain shipping --owner team-shipping", "mesh new-product shipping shipments --kind ingest", "mesh validate"
+    ]
+    assert {"mesh materialize support", "mesh lineage support.late_shipments", "mesh catalog", "mesh costs"} <= set(commands)
 
     shipments = json.loads((mesh_dir / "published/shipping/shipments/current.json").read_text())
     late = json.loads((mesh_dir / "published/support/late_shipments/current.json").read_text())
@@ -133,14 +128,12 @@ def test_a_new_domain_publishes_a_product_that_another_new_domain_consumes(repo_
     locations = yaml.safe_load((repo_copy / "workspace.yaml").read_text())["load_from"]
     new = [entry["python_file"] for entry in locations if entry["python_file"]["location_name"] in ("shipping", "support")]
     assert [entry["relative_path"] for entry in new] == ["domains/shipping/definitions.py", "domains/support/definitions.py"]
-    loaded = subprocess.run(
-        [sys.executable, "-c", "import runpy, sys\nfor path in sys.argv[1:]:\n"
-         "    print(sorted(k.to_user_string() for k in runpy.run_path(path)['defs'].resolve_asset_graph().get_all_asset_keys()))",
-         *(entry["relative_path"] for entry in new)],
-        cwd=repo_copy, env={**os.environ, "PYTHONPATH": str(repo_copy)}, capture_output=True, text=True, check=True,
-    )
-    assert loaded.stdout.splitlines() == [
-        "['shipping/items', 'shipping/shipments']",
-        "['shipping/shipments', 'support/items', 'support/late_shipments']",  # its input, from the other domain
+    loaded = [
+        sorted(k.to_user_string() for k in runpy.run_path(str(repo_copy / e["relative_path"]))["defs"].resolve_asset_graph().get_all_asset_keys())
+        for e in new
+    ]
+    assert loaded == [
+        ["shipping/items", "shipping/shipments"],
+        ["shipping/shipments", "support/items", "support/late_shipments"],  # its input, from the other domain
     ]
     assert output_port.current("support.late_shipments").version == late["version"]
