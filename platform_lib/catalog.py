@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def entries(mesh: list[LoadedDomain], instance: dg.DagsterInstance | None = None
                     },
                     "upstreams": list(p.inputs),
                     "consumers": consumers[p.id],
-                    "published": served.__dict__ if served else None,
+                    "published": asdict(served) if served else None,
                     "blocked": output_port.blocked(p.id),
                     "checks": checks.get(p.id, []),
                 }

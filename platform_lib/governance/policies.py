@@ -42,9 +42,10 @@ class Violation:
 def shown_path(path: Path) -> str:
     """The contract's path as the team sees it in the repository: from `domains/` on."""
     parts = path.parts
-    if "domains" in parts:
-        return str(Path(*parts[len(parts) - parts[::-1].index("domains") - 1 :]))
-    return str(path)
+    if "domains" not in parts:
+        return str(path)
+    last = len(parts) - 1 - parts[::-1].index("domains")
+    return str(Path(*parts[last:]))
 
 
 def _violation(policy: str, product: Product, problem: str, fix: str) -> Violation:
