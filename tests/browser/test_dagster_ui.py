@@ -6,6 +6,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from platform_lib.contract import parse_duration
 from platform_lib.mesh import load_mesh
 from tests import dagster_dev
 
@@ -66,8 +67,11 @@ def test_the_ui_shows_domains_products_owners_and_the_failed_check(server, brows
         product = next(p for p in loaded.products if p.access == "public")
         browser.get(f"{server.url}/assets/{name}/{product.name}")
         text = wait_for_text(browser, "Owners", product.description)
-        assert f"Owners\nteam-{name}" in text
+        assert f"Owners\n{product.owner}" in text
         assert f"Group\n{name}" in text
+        assert all(f"\n{column.name}\n" in text for column in product.columns)  # the contract's column schema
+        hours = int(parse_duration(product.freshness.fail_after).total_seconds() // 3600)
+        assert f"Fails if more than {hours} hours since last materialization" in text  # its freshness SLO
         browser.save_screenshot(str(artifacts / f"product-{name}-{product.name}.png"))
 
     browser.get(f"{server.url}/assets/customers/customer_profiles?view=checks")
