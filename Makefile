@@ -17,6 +17,7 @@ $(BIN)/mesh: pyproject.toml
 	touch $@
 
 install: $(BIN)/mesh
+	@$(BIN)/mesh prepare-dbt
 
 sample-data: install
 	@test -f $(MESH_DATA_DIR)/sources/customers/customers.csv || $(BIN)/mesh sample-data

@@ -2,6 +2,7 @@
 
     mesh sample-data [--scale S]      write the sample mesh's source files
     mesh materialize [DOMAIN ...]     build, check and publish products in dependency order
+    mesh prepare-dbt                  parse the domains' dbt projects into their manifests
     mesh validate                     check every domain against the global policies
     mesh contract-diff --base REF     classify contract changes since a git ref; fail on unversioned breaks
     mesh new-domain NAME --owner TEAM create a domain from the template, with its code location
@@ -47,6 +48,12 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     outcomes = materialize_products([p for d in selected for p in d.products])
     print_summary(outcomes)
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+def cmd_prepare_dbt(args: argparse.Namespace) -> int:
+    from platform_lib.dbt_project import prepare_all
+
+    return 0 if prepare_all() else 2
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -156,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     materialize = commands.add_parser("materialize", help="build, check and publish products in dependency order")
     materialize.add_argument("domains", nargs="*", help="domains to materialize (default: all)")
     materialize.set_defaults(run=cmd_materialize)
+    prepare_dbt = commands.add_parser("prepare-dbt", help="parse the domains' dbt projects into their manifests (make does this)")
+    prepare_dbt.set_defaults(run=cmd_prepare_dbt)
     validate = commands.add_parser("validate", help="check every domain against the global policies")
     validate.set_defaults(run=cmd_validate)
     diff = commands.add_parser("contract-diff", help="classify contract changes since a git ref; fail on unversioned breaks")

@@ -131,6 +131,20 @@ class Source(_Strict):
         return value
 
 
+class DbtModel(_Strict):
+    """Where a `transform: dbt` product is built: a model of a project under dbt_projects/."""
+
+    project: str
+    model: str | None = None
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError(f"'{value}' is not a dbt project folder name under dbt_projects/ (lower case, digits, underscores)")
+        return value
+
+
 class Freshness(_Strict):
     fail_after: str
     warn_after: str | None = None
@@ -175,6 +189,7 @@ class Product(_Strict):
     tier: Literal["bronze", "silver", "gold"] | None = None
     source: Source | None = None
     transform: Literal["sql", "pandas", "dbt"] | None = None
+    dbt: DbtModel | None = None
     inputs: tuple[str, ...] = ()
     schedule: str | None = None
     freshness: Freshness | None = None
@@ -214,8 +229,10 @@ class Product(_Strict):
             raise ValueError("a product has either a `source` (ingest) or a `transform` (sql, pandas, dbt)")
         if self.source and self.inputs:
             raise ValueError("an ingest product (with `source`) takes no `inputs`")
-        if self.transform and not self.inputs:
-            raise ValueError("a transformed product needs `inputs`")
+        if (self.transform == "dbt") != (self.dbt is not None):
+            raise ValueError("`transform: dbt` and `dbt: {project: ...}` go together")
+        if self.transform and self.transform != "dbt" and not self.inputs:
+            raise ValueError("a transformed product needs `inputs` (a dbt product takes them from its dbt sources)")
         names = [c.name for c in self.columns]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -230,6 +247,10 @@ class Product(_Strict):
     @property
     def id(self) -> str:
         return f"{self.domain}.{self.name}"
+
+    @property
+    def dbt_model(self) -> str | None:
+        return (self.dbt.model or self.name) if self.dbt else None
 
     @property
     def kind(self) -> str:
@@ -347,4 +368,9 @@ def _check_siblings(product: Product) -> None:
 
 def load_products(domain: Domain) -> list[Product]:
     files = sorted((domain.path / "products").glob("*.yaml"))
-    return [load_product(path, domain) for path in files]
+    products = [load_product(path, domain) for path in files]
+    if any(p.dbt for p in products):
+        from platform_lib.dbt_project import bind_dbt_products
+
+        products = bind_dbt_products(products)
+    return products

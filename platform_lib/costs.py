@@ -1,9 +1,10 @@
 """`mesh costs`: what each domain and product spends, so domains see the bill for what they run.
 
 Compute is the wall-clock time of the product's steps in the Dagster instance's run
-records (every attempt, failed ones too: they cost the same); rows written add up the
-row counts of its materializations; storage is the bytes of its output port (every
-retained snapshot) and, per domain, of the domain's DuckDB file.
+records (failed ones too: they cost the same); a step that builds several products (a
+dbt project) is split evenly between them. Rows written add up the row counts of its
+materializations; storage is the bytes of its output port (every retained snapshot)
+and, per domain, of the domain's DuckDB file.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Cost:
 
 
 def step_key(product: Product) -> str:
-    """Dagster's step key for a product's asset: its key path joined by `__`."""
+    """Dagster's step key for a product's own asset: its key path joined by `__`."""
     return product.id.replace(".", "__")
 
 
@@ -40,18 +41,25 @@ def _folder_bytes(path: Path) -> int:
 
 def product_costs(products: list[Product], instance: dg.DagsterInstance) -> list[Cost]:
     """One Cost per product, plus one `<domain DuckDB file>` row per domain for its warehouse."""
-    costs = {step_key(p): Cost(p.domain, p.id, storage_bytes=_folder_bytes(port_dir(p.id))) for p in products}
+    costs = {p.id: Cost(p.domain, p.id, storage_bytes=_folder_bytes(port_dir(p.id))) for p in products}
+    by_step = {step_key(p): p.id for p in products}
     for record in instance.get_run_records():
         for stats in instance.get_run_step_stats(record.dagster_run.run_id):
-            cost = costs.get(stats.step_key)
-            if cost is None:
-                continue
-            cost.steps += 1
-            if stats.start_time and stats.end_time:
-                cost.compute_seconds += stats.end_time - stats.start_time
+            rows = {}
             for event in stats.materialization_events:
-                rows = event.asset_materialization.metadata.get("dagster/row_count")
-                cost.rows_written += int(rows.value) if rows else 0
+                materialization = event.asset_materialization
+                product_id = ".".join(materialization.asset_key.path)
+                count = materialization.metadata.get("dagster/row_count")
+                if product_id in costs:
+                    rows[product_id] = int(count.value) if count else 0
+            # A step that failed before materializing still cost time: charge it to its own product.
+            charged = list(rows) or ([by_step[stats.step_key]] if stats.step_key in by_step else [])
+            seconds = stats.end_time - stats.start_time if stats.start_time and stats.end_time else 0.0
+            for product_id in charged:
+                cost = costs[product_id]
+                cost.steps += 1
+                cost.compute_seconds += seconds / len(charged)
+                cost.rows_written += rows.get(product_id, 0)
     domains = sorted({p.domain for p in products})
     files = [Cost(d, f"<{warehouse_path(d).name}>", storage_bytes=_warehouse_bytes(d)) for d in domains]
     return sorted([*costs.values(), *files], key=lambda c: (c.domain, c.product.startswith("<"), c.product))

@@ -37,9 +37,23 @@ def product_schedule(product: Product) -> dg.ScheduleDefinition:
     return _schedule
 
 
+def domain_assets(domain: Domain, products: list[Product]) -> list[dg.AssetsDefinition]:
+    """One asset per product, but one multi-asset per dbt project, which builds all its models in one dbt run."""
+    projects: dict[str, list[Product]] = {}
+    for product in products:
+        if product.dbt:
+            projects.setdefault(product.dbt.project, []).append(product)
+    assets = [product_asset(p) for p in products if not p.dbt]
+    if projects:
+        from platform_lib.factories.dbt import dbt_project_assets
+
+        assets += [dbt_project_assets(domain, name, members) for name, members in projects.items()]
+    return assets
+
+
 def build_definitions(domain: Domain, products: list[Product]) -> dg.Definitions:
     return dg.Definitions(
-        assets=[product_asset(p) for p in products],
+        assets=domain_assets(domain, products),
         schedules=[product_schedule(p) for p in products if p.schedule],
         sensors=[
             dg.AutomationConditionSensorDefinition(

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from platform_lib.contract import Product
-from platform_lib.factories.product import product_asset
+from platform_lib.contract import Product, load_domain
+from platform_lib.domain import domain_assets
 from platform_lib.factories.quality import asset_key
 
 
@@ -36,12 +36,19 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
 
 
+def mesh_assets(products: list[Product]) -> list[dg.AssetsDefinition]:
+    """The assets building `products`, domain by domain (a dbt project is one multi-asset)."""
+    folders = {p.path.parent.parent: [q for q in products if q.domain == p.domain] for p in products}
+    return [a for folder, members in folders.items() for a in domain_assets(load_domain(folder), members)]
+
+
 def materialize_products(products: list[Product], instance: dg.DagsterInstance | None = None) -> list[Outcome]:
     outcomes = {p.id: Outcome(p.id) for p in products}
     by_key = {asset_key(p.id): outcomes[p.id] for p in products}
-    by_step = {"__".join(key.path): outcome for key, outcome in by_key.items()}
+    assets = mesh_assets(products)
+    by_step = {a.node_def.name: [by_key[k] for k in a.keys if k in by_key] for a in assets}
     result = dg.materialize(
-        [product_asset(p) for p in products],
+        assets,
         instance=instance or _instance(),
         raise_on_error=False,
         tags={"mesh/cli": "materialize"},
@@ -49,20 +56,24 @@ def materialize_products(products: list[Product], instance: dg.DagsterInstance |
     )
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
-        outcome = by_key[materialization.asset_key]
+        outcome = by_key.get(materialization.asset_key)
+        if outcome is None:  # a dbt model that is not a product
+            continue
         metadata = {k: v.value for k, v in materialization.metadata.items()}
         outcome.rows = metadata.get("dagster/row_count")
         outcome.status = "published" if metadata.get("published") else "not published"
         outcome.version = metadata.get("published_version") or metadata.get("served_version")
     for evaluation in result.get_asset_check_evaluations():
-        outcome = by_key[evaluation.asset_key]
+        outcome = by_key.get(evaluation.asset_key)
+        if outcome is None:
+            continue
         (outcome.passed if evaluation.passed else outcome.failed).append(evaluation.check_name)
     for event in result.get_step_failure_events():
-        outcome = by_step[event.step_key]
         failure = event.event_specific_data
-        outcome.message = failure.user_failure_data.description if failure.user_failure_data else failure.error.message.strip()
-        if outcome.status == "skipped":
-            outcome.status = "failed"
+        for outcome in by_step[event.step_key]:
+            outcome.message = failure.user_failure_data.description if failure.user_failure_data else failure.error.message.strip()
+            if outcome.status == "skipped":
+                outcome.status = "failed"
     return list(outcomes.values())
 
 

@@ -3,7 +3,8 @@
 A new domain is a copy of `templates/domain/`, itself a real domain (loaded and
 materialized by the tests) whose name and owner are the placeholders below. A new
 product is a contract skeleton that loads and passes the policies as written: a
-transform starts as a copy of its first input, so it runs before anyone edits it.
+SQL or pandas transform starts as a copy of its first input, so it runs before anyone
+edits it; a dbt product loads once its model exists in the domain's dbt project.
 """
 
 from __future__ import annotations
@@ -113,10 +114,12 @@ def new_product(domain: str, name: str, kind: str, inputs: list[str]) -> list[st
     product_id = f"{domain}.{name}"
     values = {"product_id": product_id, "name": name, "domain": domain, "kind": kind}
     written = {contract: ""}
+    if kind in ("ingest", "dbt") and inputs:
+        raise ScaffoldError(f"a {kind} product takes its inputs from its {'files' if kind == 'ingest' else 'dbt sources'}: drop --input")
     if kind == "ingest":
-        if inputs:
-            raise ScaffoldError("an ingest product reads files, not other products: drop --input")
         written[contract] = _render("ingest.yaml", **values, source_path=f"{domain}/{name}*.csv")
+    elif kind == "dbt":
+        written[contract] = _render("dbt.yaml", **values, project=domain)
     else:
         if not inputs:
             raise ScaffoldError(f"a {kind} product reads other products: give at least one --input DOMAIN.PRODUCT")
@@ -136,11 +139,10 @@ def new_product(domain: str, name: str, kind: str, inputs: list[str]) -> list[st
             column_strings=", ".join(repr(n) for n in names),
         )
         written[contract] = _render("transform.yaml", **values)
-        if kind in SIBLINGS:
-            written[contract.with_suffix(SIBLINGS[kind])] = _render(kind + SIBLINGS[kind], **values)
+        written[contract.with_suffix(SIBLINGS[kind])] = _render(kind + SIBLINGS[kind], **values)
     for path, text in written.items():
         path.write_text(text, encoding="utf-8")
     steps = [f"wrote {path}" for path in written]
     if kind == "dbt":
-        steps.append(f"write the dbt model {name} in the domain's dbt project (see docs/walkthrough.md)")
+        steps.append(f"write the model {name} in dbt_projects/{domain}/ and run `mesh prepare-dbt` (docs/dbt.md)")
     return steps + [f"next: edit the contract, then `mesh validate` and `mesh materialize {domain}`"]

@@ -140,10 +140,14 @@ def definition_metadata(product: Product) -> dict[str, object]:
     }
 
 
-def product_asset(product: Product) -> dg.AssetsDefinition:
+def product_tags(product: Product) -> dict[str, str]:
     tags = {"access": product.access, "pii": str(bool(product.pii_columns)).lower(), "domain": product.domain}
     if product.tier:
         tags["tier"] = product.tier
+    return tags
+
+
+def product_asset(product: Product) -> dg.AssetsDefinition:
     kinds = {"duckdb", "parquet", KIND_TAGS[product.kind] or product.source.format}
 
     @dg.asset(
@@ -152,7 +156,7 @@ def product_asset(product: Product) -> dg.AssetsDefinition:
         group_name=product.domain,
         owners=[f"team:{product.owner}"],
         description=product.description,
-        tags=tags,
+        tags=product_tags(product),
         kinds=kinds,
         metadata=definition_metadata(product),
         check_specs=check_specs(product),

@@ -9,7 +9,7 @@ id, and the versions read are recorded as the new snapshot's provenance.
 from __future__ import annotations
 
 import importlib.util
-from typing import Callable
+from typing import Callable, Mapping
 
 import duckdb
 import pandas as pd
@@ -23,18 +23,31 @@ class TransformError(RuntimeError):
     """The transform failed; the message names the product and its file."""
 
 
-def attach_inputs(connection: duckdb.DuckDBPyConnection, product: Product) -> dict[str, str]:
-    """Point a view at each input's current snapshot; return the versions read."""
+def input_relation(product: Product, input_id: str) -> tuple[str, str]:
+    """Where SQL finds an input, as (schema, name): `<domain>.<product>`, or `main.<product>` for the domain's own."""
+    domain, name = input_id.split(".", 1)
+    return ("main" if domain == product.domain else domain), name
+
+
+def attach_inputs(
+    connection: duckdb.DuckDBPyConnection, product: Product, relations: Mapping[str, tuple[str, str]] | None = None
+) -> dict[str, str]:
+    """Point a view at each input's current snapshot; return the versions read.
+
+    `relations` maps the inputs to attach to the (schema, name) of the view each gets (a
+    dbt project's sources say where they read); by default every input gets its
+    `input_relation`.
+    """
+    if relations is None:
+        relations = {i: input_relation(product, i) for i in product.inputs}
     versions = {}
-    for input_id in product.inputs:
+    for input_id, (schema, name) in relations.items():
         snapshot = output_port.current(input_id)
         if snapshot is None:
             raise TransformError(f"{product.id}: input {input_id} has never been published; materialize it first")
-        domain, name = input_id.split(".", 1)
-        schema = "main" if domain == product.domain else quote(domain)
-        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
         connection.execute(
-            f"CREATE OR REPLACE VIEW {schema}.{quote(name)} AS SELECT * FROM read_parquet({literal(str(snapshot.path))})"
+            f"CREATE OR REPLACE VIEW {quote(schema)}.{quote(name)} AS SELECT * FROM read_parquet({literal(str(snapshot.path))})"
         )
         versions[input_id] = snapshot.version
     return versions
@@ -71,9 +84,8 @@ def run_pandas(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
     """
     frames = {}
     for input_id in product.inputs:
-        domain, name = input_id.split(".", 1)
-        schema = "main" if domain == product.domain else quote(domain)
-        frames[input_id] = connection.sql(f"SELECT * FROM {schema}.{quote(name)}").df()
+        schema, name = input_relation(product, input_id)
+        frames[input_id] = connection.sql(f"SELECT * FROM {quote(schema)}.{quote(name)}").df()
     function = _load_function(product)
     try:
         result = function(frames)

@@ -13,7 +13,6 @@ CUSTOMERS_RAW = "customers/products/raw_customers.yaml"
 PROFILES = "customers/products/customer_profiles.yaml"
 CLV = "marketing/products/customer_lifetime_value.yaml"
 SEGMENTS = "marketing/products/segment_revenue.yaml"
-ORDER_LINES = "orders/products/order_lines.yaml"
 
 CASES = {
     "owner": (
@@ -64,8 +63,8 @@ CASES = {
         "mark column email `pii: true` (with a `mask:`), or rename it if it no longer holds PII",
     ),
     "known-inputs": (
-        [(ORDER_LINES, "customers.customer_profiles]", "customers.customer_profile]")],
-        "known-inputs orders.order_lines domains/orders/products/order_lines.yaml: "
+        [(CLV, "customers.customer_profiles]", "customers.customer_profile]")],
+        "known-inputs marketing.customer_lifetime_value domains/marketing/products/customer_lifetime_value.yaml: "
         "reads customers.customer_profile, which no domain defines; fix the product id in `inputs` (domain.product)",
     ),
     "valid-contract": (

@@ -34,16 +34,23 @@ def test_the_domain_template_loads_follows_the_policies_and_publishes(mesh_dir):
 
 
 def test_new_product_skeletons_load_and_run(mesh_dir, domains_copy, capsys):
-    for kind in ("sql", "pandas", "dbt"):
+    for kind in ("sql", "pandas"):
         assert main(["new-product", "customers", f"profile_{kind}", "--kind", kind, "--input", "customers.raw_customers"]) == 0
     assert main(["new-product", "customers", "raw_visits", "--kind", "ingest"]) == 0
     assert main(["validate"]) == 0
     products = products_by_id(load_mesh())
-    assert products["customers.profile_dbt"].transform == "dbt"
     assert products["customers.raw_visits"].source.path == "customers/raw_visits*.csv"
     outcomes = materialize_products([products[i] for i in ("customers.raw_customers", "customers.profile_sql", "customers.profile_pandas")])
     assert [(o.status, o.failed) for o in outcomes] == [("published", [])] * 3
     assert outcomes[1].rows == outcomes[2].rows == outcomes[0].rows > 0
+
+
+def test_a_dbt_product_skeleton_points_at_its_model_in_the_domains_dbt_project(domains_copy, capsys):
+    assert main(["new-product", "orders", "returns_by_day", "--kind", "dbt"]) == 0
+    assert "write the model returns_by_day in dbt_projects/orders/" in capsys.readouterr().out
+    assert main(["validate"]) == 1
+    assert "valid-contract orders.returns_by_day domains/orders/products/returns_by_day.yaml: dbt project orders: has no model " \
+        "returns_by_day (its models: order_lines); fix field 'dbt.model'" in capsys.readouterr().out.splitlines()
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -52,6 +59,7 @@ def test_new_product_skeletons_load_and_run(mesh_dir, domains_copy, capsys):
     (["new-product", "nowhere", "x", "--kind", "sql", "--input", "customers.raw_customers"], "no domain nowhere"),
     (["new-product", "orders", "x", "--kind", "sql"], "give at least one --input DOMAIN.PRODUCT"),
     (["new-product", "orders", "x", "--kind", "sql", "--input", "orders.nope"], "--input orders.nope: no such product"),
+    (["new-product", "orders", "x", "--kind", "dbt", "--input", "orders.raw_orders"], "takes its inputs from its dbt sources"),
 ])
 def test_scaffold_refuses_with_a_reason(argv, message, domains_copy, capsys):
     assert main(argv) == 2

@@ -1,0 +1,299 @@
+"""dbt projects behind `transform: dbt` products: where they live, their manifest, their contracts.
+
+    dbt_projects/<project>/          a dbt-duckdb project ($MESH_DBT_PROJECTS_DIR overrides the folder)
+      target/manifest.json           parsed once, by `mesh prepare-dbt` (which `make` runs)
+
+A code location only reads the manifest JSON; it parses the project itself only when
+the manifest is missing or older than a file of the project, i.e. once after an edit.
+The platform, not the team, owns the dbt profile: dbt builds into the domain's own
+DuckDB file, schema `_candidate`, so the team's `profiles.yml` plays no part.
+
+Binding a product to its model is where dbt meets the mesh contract. The model must
+enforce a dbt contract whose column names and types are the product contract's, a
+public product must be a public model, and the product's inputs are the products its
+dbt sources stand for (a source's asset key: `<source name>.<table name>` by default).
+Any disagreement is a `ContractError` naming the project, the model and the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from platform_lib.contract import ContractError, Product
+from platform_lib.storage import REPO_ROOT, data_dir, normalize_type, warehouse_path
+
+PROFILE = "mesh"
+CANDIDATE_SCHEMA = "_candidate"
+IGNORED_FOLDERS = {"target", "logs", "dbt_packages", "__pycache__"}
+
+
+def projects_dir() -> Path:
+    return Path(os.environ.get("MESH_DBT_PROJECTS_DIR") or REPO_ROOT / "dbt_projects").resolve()
+
+
+def dbt_executable() -> str:
+    """The `dbt` installed beside this Python, so the venv's dbt runs whatever the PATH says."""
+    return str(Path(sys.executable).with_name("dbt"))
+
+
+@dataclass(frozen=True)
+class DbtProjectRef:
+    """One dbt project as built for one domain."""
+
+    name: str
+    domain: str
+
+    @property
+    def path(self) -> Path:
+        return projects_dir() / self.name
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "target" / "manifest.json"
+
+    @property
+    def profiles_dir(self) -> Path:
+        return data_dir() / "dbt" / self.domain
+
+    def write_profile(self) -> Path:
+        """The profile dbt runs with: the domain's DuckDB file, models built as candidates."""
+        output = {"type": "duckdb", "path": str(warehouse_path(self.domain)), "schema": CANDIDATE_SCHEMA, "threads": 1, "keep_open": False}
+        self.profiles_dir.mkdir(parents=True, exist_ok=True)
+        (self.profiles_dir / "profiles.yml").write_text(yaml.safe_dump({PROFILE: {"target": PROFILE, "outputs": {PROFILE: output}}}))
+        return self.profiles_dir
+
+    def project_files(self) -> Iterator[Path]:
+        for folder, subfolders, files in os.walk(self.path):
+            subfolders[:] = [s for s in subfolders if s not in IGNORED_FOLDERS]
+            yield from (Path(folder) / f for f in files)
+
+    def is_stale(self) -> bool:
+        if not self.manifest_path.exists():
+            return True
+        built = self.manifest_path.stat().st_mtime
+        return any(f.stat().st_mtime > built for f in self.project_files())
+
+    def problem(self, problem: str, model: str | None = None, file: str | None = None) -> str:
+        where = f"dbt project {self.name}" + (f", model {model}" if model else "") + (f" ({file})" if file else "")
+        return f"{where}: {problem}"
+
+
+def prepare(project: DbtProjectRef) -> None:
+    """Parse the project into target/manifest.json; a parse error names the project, model and file."""
+    if not (project.path / "dbt_project.yml").exists():
+        raise ContractError(project.path, None, None, project.problem(f"no dbt_project.yml in {project.path}"))
+    # Parse into a private folder and move the manifest into place: processes loading
+    # the location at the same time never read a half-written manifest.
+    scratch = project.manifest_path.parent / f".parse-{os.getpid()}"
+    command = [dbt_executable(), "parse", "--profile", PROFILE, "--target", PROFILE, "--profiles-dir", str(project.write_profile()),
+               "--target-path", str(scratch)]
+    env = {**os.environ, "DBT_LOG_FORMAT": "json", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_PROJECT_DIR": str(project.path)}
+    try:
+        done = subprocess.run(command, cwd=project.path, env=env, capture_output=True, text=True)
+        if done.returncode == 0:
+            os.replace(scratch / "manifest.json", project.manifest_path)
+            return
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    errors = []
+    for line in done.stdout.splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if event.get("info", {}).get("level") == "error":
+            errors.append(event["info"]["msg"].removeprefix("Encountered an error:\n").strip())
+    detail = "; ".join(errors) or (done.stderr or done.stdout).strip()[-2000:]
+    raise ContractError(project.path / "dbt_project.yml", None, None, project.problem(f"does not parse: {detail}"))
+
+
+_manifests: dict[Path, tuple[float, dict[str, Any]]] = {}
+
+
+def load_manifest(project: DbtProjectRef) -> dict[str, Any]:
+    """The project's manifest, parsed first if missing or stale, read once per process."""
+    if project.is_stale():
+        prepare(project)
+    built = project.manifest_path.stat().st_mtime
+    cached = _manifests.get(project.manifest_path)
+    if cached is None or cached[0] != built:
+        cached = (built, json.loads(project.manifest_path.read_bytes()))
+        _manifests[project.manifest_path] = cached
+    return cached[1]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The questions the mesh asks of a dbt manifest."""
+
+    project: DbtProjectRef
+    data: dict[str, Any]
+
+    @cached_property
+    def models(self) -> dict[str, dict[str, Any]]:
+        package = self.data["metadata"].get("project_name")
+        return {
+            node["name"]: node
+            for node in self.data["nodes"].values()
+            if node["resource_type"] == "model" and node["package_name"] == package
+        }
+
+    def node(self, unique_id: str) -> dict[str, Any]:
+        return self.data["nodes"].get(unique_id) or self.data["sources"][unique_id]
+
+    def yaml_file(self, node: dict[str, Any]) -> str:
+        """The file declaring the model's columns, else its SQL file, relative to the project."""
+        patch = node.get("patch_path")
+        return patch.split("://", 1)[1] if patch else node["original_file_path"]
+
+    def upstream(self, node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Sources and models this node reads, through any number of ephemeral or private models."""
+        seen: set[str] = set()
+        stack = list(node["depends_on"]["nodes"])
+        while stack:
+            unique_id = stack.pop()
+            if unique_id in seen:
+                continue
+            seen.add(unique_id)
+            parent = self.node(unique_id)
+            yield parent
+            if parent["resource_type"] == "model":
+                stack.extend(parent["depends_on"]["nodes"])
+
+
+def source_product(source: dict[str, Any]) -> str:
+    """The product a dbt source stands for: its Dagster asset key, `<source name>.<table name>` by default."""
+    from dagster_dbt import DagsterDbtTranslator
+
+    return ".".join(DagsterDbtTranslator().get_asset_key(source).path)
+
+
+def source_relation(source: dict[str, Any]) -> tuple[str, str]:
+    return source["schema"], source.get("identifier") or source["name"]
+
+
+def _contract_problems(product: Product, manifest: Manifest, node: dict[str, Any]) -> list[str]:
+    problems = []
+    if not node["config"].get("contract", {}).get("enforced"):
+        problems.append("the model needs `config: {contract: {enforced: true}}` to be a data product")
+    if product.access == "public" and node.get("access") != "public":
+        problems.append(f"a public product needs `access: public` on its model (it is {node.get('access')})")
+    declared = {name: column.get("data_type") for name, column in node["columns"].items()}
+    for column in product.columns:
+        if column.name not in declared:
+            problems.append(f"column {column.name} of the contract is not a column of the model")
+        elif not declared[column.name]:
+            problems.append(f"column {column.name} has no data_type")
+        else:
+            try:
+                dbt_type = normalize_type(declared[column.name])
+            except ValueError as error:
+                problems.append(f"column {column.name}: {error}")
+                continue
+            if dbt_type != column.type:
+                problems.append(f"column {column.name} is {declared[column.name]} in dbt but {column.type} in the contract")
+    problems += [f"column {name} of the model is not in the contract" for name in declared if name not in product.column_types]
+    return problems
+
+
+def _bind(product: Product, manifest: Manifest, in_project: dict[str, Product]) -> Product:
+    project = manifest.project
+    node = manifest.models.get(product.dbt_model)
+    if node is None:
+        known = ", ".join(sorted(manifest.models)) or "none"
+        raise ContractError(
+            product.path, product.id, "dbt.model", project.problem(f"has no model {product.dbt_model} (its models: {known})")
+        )
+    problems = _contract_problems(product, manifest, node)
+    if problems:
+        file = manifest.yaml_file(node)
+        raise ContractError(
+            project.path / file, product.id, "columns", project.problem("; ".join(problems), product.dbt_model, file)
+        )
+    inputs = []
+    for parent in manifest.upstream(node):
+        if parent["resource_type"] == "source":
+            inputs.append(source_product(parent))
+            if parent["schema"] == product.domain:
+                file = parent["original_file_path"]
+                raise ContractError(
+                    project.path / file, product.id, "dbt.sources",
+                    project.problem(f"source {parent['source_name']} reads schema {product.domain}, which is also the name of "
+                                    f"the domain's DuckDB file; its own products are in schema main: add `schema: main` "
+                                    f"to the source", product.dbt_model, file),
+                )
+        elif parent["name"] in in_project:
+            inputs.append(in_project[parent["name"]].id)
+    if product.inputs and set(product.inputs) != set(inputs):
+        raise ContractError(
+            product.path,
+            product.id,
+            "inputs",
+            project.problem(f"the model reads {sorted(inputs)}, the contract lists {sorted(product.inputs)}; "
+                            "leave `inputs` out to take them from dbt", product.dbt_model, node["original_file_path"]),
+        )
+    return product.model_copy(update={"inputs": tuple(sorted(set(inputs)))})
+
+
+def bind_dbt_products(products: list[Product]) -> list[Product]:
+    """Check each `transform: dbt` product against its model and give it the model's inputs."""
+    by_project: dict[str, dict[str, Product]] = {}
+    for product in products:
+        if product.dbt:
+            by_project.setdefault(product.dbt.project, {})[product.dbt_model] = product
+    bound = {}
+    for name, in_project in by_project.items():
+        domain = next(iter(in_project.values())).domain
+        project = DbtProjectRef(name, domain)
+        if not project.path.is_dir():
+            first = next(iter(in_project.values()))
+            raise ContractError(first.path, first.id, "dbt.project", f"no dbt project {name} in {projects_dir()}")
+        manifest = Manifest(project, load_manifest(project))
+        for product in in_project.values():
+            bound[product.id] = _bind(product, manifest, in_project)
+    return [bound.get(p.id, p) for p in products]
+
+
+def prepare_all() -> bool:
+    """Parse every dbt project a domain builds products with, unless its manifest is up to date.
+
+    Prints what it did; returns False if a project does not parse.
+    """
+    from platform_lib.contract import load_domain
+    from platform_lib.mesh import domains_dir
+
+    ok = True
+    for folder in sorted(p for p in domains_dir().iterdir() if (p / "domain.yaml").exists()):
+        try:
+            domain = load_domain(folder)
+            for name in sorted(_projects_named(folder)):
+                project = DbtProjectRef(name, domain.name)
+                state = "up to date" if not project.is_stale() else "parsed"
+                if state == "parsed":
+                    prepare(project)
+                print(f"dbt project {name} (domain {domain.name}): {state}, {project.manifest_path}")
+        except (ContractError, yaml.YAMLError) as error:
+            print(f"cannot prepare: {error}", file=sys.stderr)
+            ok = False
+    return ok
+
+
+def _projects_named(domain_folder: Path) -> set[str]:
+    """The dbt projects a domain's contracts name, read without binding them (which would parse)."""
+    names = set()
+    for contract in (domain_folder / "products").glob("*.yaml"):
+        document = yaml.safe_load(contract.read_text(encoding="utf-8"))
+        dbt = document.get("dbt") if isinstance(document, dict) else None
+        if isinstance(dbt, dict) and dbt.get("project"):
+            names.add(str(dbt["project"]))
+    return names

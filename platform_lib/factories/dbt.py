@@ -1,0 +1,229 @@
+"""The models of a domain's dbt project as one Dagster multi-asset, published like every product.
+
+dagster-dbt reads the manifest into asset specs: models become assets of the domain
+(key `<domain>/<model>`, the domain's group and owner), each dbt source the asset of
+the product it stands for, so lineage runs from the producing domain through dbt to
+the consumers. dbt tests become checks, blocking at error severity and not at warn.
+Models that are products also get their contract's checks and metadata.
+
+A run is write-audit-publish with dbt as the writer:
+1. refuse to start while an input is blocked; point each dbt source at its product's
+   current snapshot (`transform.attach_inputs`, at the relation the source names);
+2. `dbt build`: models land in the domain's `_candidate` schema, tests run on them;
+3. for each product model, the contract's checks (`quality.run_checks`) on the
+   candidate, then `serve.publish`, or mark the port blocked if a blocking check,
+   dbt's or the contract's, failed, or a product upstream in the project did.
+The step fails, naming project, model and file, if anything was not published.
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+from typing import Any, Iterator, Mapping
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource
+from dagster_dbt.asset_utils import build_dbt_specs
+
+from platform_lib import dbt_project, output_port, storage
+from platform_lib.contract import Domain, Product
+from platform_lib.factories import serve, transform
+from platform_lib.factories.product import (
+    automation_condition,
+    blocked_message,
+    definition_metadata,
+    freshness_policy,
+    product_tags,
+)
+from platform_lib.factories.quality import asset_key, check_specs, run_checks
+from platform_lib.storage import quote
+
+
+class MeshTranslator(DagsterDbtTranslator):
+    """Models are `<domain>/<model>` assets of the domain; sources keep dagster-dbt's key, the product's id."""
+
+    def __init__(self, domain: Domain, products: Mapping[str, Product]):
+        super().__init__()
+        self.domain, self.products = domain, products
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return super().get_asset_key(dbt_resource_props)
+        return dg.AssetKey([self.domain.name, dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        return self.domain.name
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
+        product = self.products.get(dbt_resource_props["name"])
+        return [f"team:{product.owner if product else self.domain.owner}"]
+
+    def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> dict[str, str]:
+        """A model that is no product is the domain's own step: nobody else reads it."""
+        return {**super().get_tags(dbt_resource_props), "domain": self.domain.name, "access": "internal"}
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition:
+        product = self.products.get(dbt_resource_props["name"])
+        if product:
+            return automation_condition(product)
+        return dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+
+
+def _as_product(spec: dg.AssetSpec, product: Product) -> dg.AssetSpec:
+    """A product model's spec carries what every product's asset carries, its contract's metadata first."""
+    return spec.replace_attributes(
+        description=product.description,
+        metadata={**spec.metadata, **definition_metadata(product)},
+        tags={**spec.tags, **product_tags(product)},
+        kinds={"dbt", "duckdb", "parquet"},
+        freshness_policy=freshness_policy(product),
+    )
+
+
+def dbt_project_assets(domain: Domain, project_name: str, products: list[Product]) -> dg.AssetsDefinition:
+    """Every model of `dbt_projects/<project_name>` as assets of `domain`; `products` are its product models."""
+    project = dbt_project.DbtProjectRef(project_name, domain.name)
+    manifest = dbt_project.load_manifest(project)
+    by_model = {p.dbt_model: p for p in products}
+    translator = MeshTranslator(domain, by_model)
+    specs, dbt_checks = build_dbt_specs(
+        translator=translator, manifest=manifest, select="fqn:*", exclude="", selector="", io_manager_key=None, project=None
+    )
+    by_key = {asset_key(p.id): p for p in products}
+    specs = [_as_product(s, by_key[s.key]) if s.key in by_key else s for s in specs]
+
+    @dg.multi_asset(
+        name=f"dbt_{project_name}",
+        specs=specs,
+        check_specs=[*dbt_checks, *(c for p in products for c in check_specs(p))],
+        can_subset=True,
+        pool=f"duckdb_{domain.name}",
+        allow_arbitrary_check_specs=True,
+    )
+    def _dbt_models(context):
+        yield from build(context, project, dbt_project.Manifest(project, manifest), by_key)
+
+    return _dbt_models
+
+
+def _attach_sources(project: dbt_project.DbtProjectRef, manifest: dbt_project.Manifest, products: list[Product]) -> dict[str, dict[str, str]]:
+    """Point every dbt source the products read at its product's snapshot; return each product's input versions."""
+    versions: dict[str, dict[str, str]] = {}
+    with closing(storage.connect(project.domain)) as connection:
+        for product in products:
+            node = manifest.models[product.dbt_model]
+            sources = [n for n in manifest.upstream(node) if n["resource_type"] == "source"]
+            relations = {dbt_project.source_product(s): dbt_project.source_relation(s) for s in sources}
+            try:
+                versions[product.id] = transform.attach_inputs(connection, product, relations)
+            except transform.TransformError as error:
+                file = node["original_file_path"]
+                raise dg.Failure(description=project.problem(f"a source is not available: {error}", product.dbt_model, file)) from None
+    return versions
+
+
+def _node_problems(project: dbt_project.DbtProjectRef, manifest: dbt_project.Manifest, results: list[dict]) -> dict[str, str]:
+    """What went wrong per node: a model not built (error, skipped) or a test that could not run, by node name.
+
+    Tests that ran and failed are check results, not problems of their own.
+    """
+    problems = {}
+    for result in results:
+        node = manifest.data["nodes"].get(result["unique_id"])
+        not_built = node and node["resource_type"] == "model" and result["status"] in ("error", "skipped")
+        if not_built or (node and node["resource_type"] == "test" and result["status"] == "error"):
+            message = (result.get("message") or "skipped because an upstream node failed").strip()
+            problems[node["name"]] = project.problem(message, node["name"], node["original_file_path"])
+    return problems
+
+
+def _run_dbt(context: dg.AssetExecutionContext, project: dbt_project.DbtProjectRef):
+    """`dbt build` of the selected models; returns its Dagster events and run results once dbt has exited.
+
+    Column metadata is fetched after dbt exits: DuckDB lets one process write a file,
+    so the adapter that reads the built tables must not race the dbt process.
+    """
+    dbt = DbtCliResource(
+        project_dir=str(project.path),
+        profiles_dir=str(project.write_profile()),
+        profile=dbt_project.PROFILE,
+        target=dbt_project.PROFILE,
+        dbt_executable=dbt_project.dbt_executable(),
+    )
+    invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+    succeeded = invocation.is_successful()
+    events = list(invocation.stream().fetch_column_metadata())
+    if invocation.adapter:
+        invocation.adapter.cleanup_connections()  # dbt-duckdb closes the file with its last connection
+    results_file = invocation.target_path / "run_results.json"
+    results = invocation.get_artifact("run_results.json")["results"] if results_file.exists() else []
+    error = None if succeeded or results else str(invocation.get_error())
+    return events, results, error
+
+
+def build(
+    context: dg.AssetExecutionContext,
+    project: dbt_project.DbtProjectRef,
+    manifest: dbt_project.Manifest,
+    products: dict[dg.AssetKey, Product],
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    selected = [p for key, p in products.items() if key in context.selected_asset_keys]
+    rebuilt = {p.id for p in selected}  # their candidates are rebuilt and audited again in this run
+    for product in selected:
+        blocked = {i: r for i in product.inputs if i not in rebuilt and (r := output_port.blocked(i))}
+        if blocked:
+            raise dg.Failure(description=blocked_message(product, blocked))
+    versions = _attach_sources(project, manifest, selected)
+
+    events, results, error = _run_dbt(context, project)
+    if error:
+        raise dg.Failure(description=project.problem(f"dbt did not run: {error}"))
+    problems = _node_problems(project, manifest, results)
+    dbt_failures: dict[dg.AssetKey, list[str]] = {}
+    for event in events:
+        if isinstance(event, dg.AssetCheckResult) and not event.passed and event.severity == dg.AssetCheckSeverity.ERROR:
+            dbt_failures.setdefault(event.asset_key, []).append(event.check_name)
+
+    not_published: set[str] = set()
+    with closing(storage.connect(project.domain)) as connection:
+        for event in events:
+            product = products.get(context.asset_key_for_output(event.output_name)) if isinstance(event, dg.Output) else None
+            if product is None:
+                yield event
+                continue
+            node = manifest.models[product.dbt_model]
+            candidate = f"{quote(node['schema'])}.{quote(node['alias'])}"
+            checks = run_checks(connection, product, candidate)
+            failed = dbt_failures.get(asset_key(product.id), []) + [
+                c.check_name for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
+            ]
+            failed += [f"upstream {i} was not published" for i in product.inputs if i in not_published]
+            metadata: dict[str, Any] = {
+                "dagster/row_count": connection.execute(f"SELECT count(*) FROM {candidate}").fetchone()[0],
+                "contract_version": product.version,
+                "input_versions": versions[product.id],
+                "dbt_model": f"{project.name}.{product.dbt_model}",
+            }
+            if failed:
+                not_published.add(product.id)
+                output_port.mark_blocked(product.id, context.run_id, failed)
+                served = output_port.current(product.id)
+                metadata.update(published=False, served_version=served.version if served else "none")
+                problems[product.dbt_model] = project.problem(
+                    f"not published, blocking checks failed: {', '.join(failed)}. "
+                    f"Consumers keep reading {metadata['served_version']}",
+                    product.dbt_model,
+                    node["original_file_path"],
+                )
+            else:
+                snapshot = serve.publish(connection, product, candidate, context.run_id, versions[product.id])
+                metadata.update(
+                    published=True,
+                    published_version=snapshot.version,
+                    snapshot_path=dg.MetadataValue.path(str(snapshot.path)),
+                    snapshot_bytes=snapshot.bytes,
+                )
+            yield event.with_metadata({**event.metadata, **metadata})
+            yield from checks
+    if problems:
+        raise dg.Failure(description="; ".join(problems.values()))

@@ -1,0 +1,78 @@
+"""Bad dbt input names the project, the model and the file, fails only its domain, keeps the last good version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from platform_lib import output_port
+from platform_lib.cli import main
+from platform_lib.materialize import materialize_products
+from platform_lib.mesh import load_mesh
+from tests.helpers import products
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def by_id(*ids: str):
+    return [p for p in products() if p.id in ids]
+
+
+def errors_by_domain() -> dict[str, str | None]:
+    return {d.path.name: str(d.error) if d.error else None for d in load_mesh()}
+
+
+def test_a_contract_mismatch_fails_loading_only_that_domain(published_mesh, capsys):
+    good = output_port.current("orders.order_lines")
+    edit(published_mesh / "dbt_projects/orders/models/order_lines.yml", "data_type: decimal(12,2)", "data_type: decimal(10,2)")
+
+    errors = errors_by_domain()
+    assert "dbt project orders, model order_lines (models/order_lines.yml)" in errors["orders"]
+    assert "column amount is decimal(10,2) in dbt but DECIMAL(12,2) in the contract" in errors["orders"]
+    assert errors["customers"] is None and errors["marketing"] is None
+    assert main(["materialize", "orders"]) == 2
+    assert "model order_lines" in capsys.readouterr().err
+    assert output_port.current("orders.order_lines") == good
+
+
+def test_a_missing_source_names_project_model_and_file(published_mesh):
+    edit(published_mesh / "dbt_projects/orders/models/order_lines.sql", "source('customers', 'customer_profiles')",
+         "source('customers', 'customer_profile')")
+
+    error = errors_by_domain()["orders"]
+    assert "dbt project orders: does not parse" in error
+    assert "Model 'model.orders.order_lines' (models/order_lines.sql) depends on a source named 'customers.customer_profile'" in error
+
+
+def test_a_source_that_is_no_published_product_fails_the_run_not_the_mesh(published_mesh):
+    sources = published_mesh / "dbt_projects/orders/models/sources.yml"
+    edit(sources, "      - name: customer_profiles", "      - name: customer_profiles\n      - name: customer_scores")
+    edit(published_mesh / "dbt_projects/orders/models/order_lines.sql", "as c using (customer_id)",
+         "as c using (customer_id)\nleft join {{ source('customers', 'customer_scores') }} as s using (customer_id)")
+    good = output_port.current("orders.order_lines")
+
+    outcomes = {o.product: o for o in materialize_products(by_id("orders.order_lines"))}
+
+    assert outcomes["orders.order_lines"].status == "failed"
+    message = outcomes["orders.order_lines"].message
+    assert "dbt project orders, model order_lines (models/order_lines.sql)" in message
+    assert "customers.customer_scores has never been published" in message
+    assert output_port.current("orders.order_lines") == good
+
+
+def test_a_sql_error_in_a_model_fails_the_run_and_keeps_the_published_version(published_mesh):
+    edit(published_mesh / "dbt_projects/orders/models/order_lines.sql", "l.unit_price", "l.unit_price_in_cents")
+    good = output_port.current("orders.order_lines")
+
+    outcomes = {o.product: o for o in materialize_products(by_id("orders.order_lines", "marketing.customer_lifetime_value"))}
+
+    order_lines = outcomes["orders.order_lines"]
+    assert order_lines.status == "failed"
+    assert "dbt project orders, model order_lines (models/order_lines.sql)" in order_lines.message
+    assert "unit_price_in_cents" in order_lines.message
+    assert outcomes["marketing.customer_lifetime_value"].status == "skipped"
+    assert output_port.current("orders.order_lines") == good
+    assert output_port.blocked("orders.order_lines") is None

@@ -1,0 +1,45 @@
+"""The three senses of blocking for a dbt product, with a real bad row in the orders source."""
+
+from __future__ import annotations
+
+import duckdb
+
+from platform_lib import output_port
+from platform_lib.storage import data_dir, literal, sources_dir
+from tests.dbt.dbt_helpers import add_order
+from tests.helpers import add_csv_row, run
+
+
+def test_a_failing_error_severity_dbt_test_blocks_the_product(published_mesh):
+    good = output_port.current("orders.order_lines")
+    add_order(sources_dir(), "lost", 900_000_002, 1, status="lost")
+
+    outcomes = run("orders", "marketing")
+
+    order_lines = outcomes["orders.order_lines"]
+    failed_test = next(name for name in order_lines.failed if name.startswith("accepted_values_order_lines_status"))
+    assert order_lines.status == "not published"
+    assert "dbt project orders, model order_lines (models/order_lines.sql)" in order_lines.message
+    assert failed_test in output_port.blocked("orders.order_lines")["failed_checks"]
+    # 1. downstream steps of the same run do not execute
+    assert outcomes["marketing.customer_lifetime_value"].status == "skipped"
+    # 3. consumers still read the last good version, which has no lost order
+    assert output_port.current("orders.order_lines") == good
+    lost = duckdb.sql(f"SELECT count(*) FROM read_parquet({literal(str(good.path))}) WHERE status = 'lost'").fetchone()[0]
+    assert lost == 0
+    # 2. a later run of a consumer, in another domain, does not build on it
+    later = run("marketing")
+    assert later["marketing.customer_lifetime_value"].status == "failed"
+    assert "orders.order_lines failed accepted_values_order_lines_status" in later["marketing.customer_lifetime_value"].message
+
+
+def test_a_dbt_product_is_not_built_on_a_blocked_input(published_mesh):
+    add_csv_row(data_dir(), "900000003,vip@example.com,Vera Ip,DE,2024-01-01,vip")
+    good = output_port.current("orders.order_lines")
+
+    assert run("customers")["customers.customer_profiles"].status == "not published"
+    later = run("orders")
+
+    assert later["orders.order_lines"].status == "failed"
+    assert "not built while an input is blocked: customers.customer_profiles failed" in later["orders.order_lines"].message
+    assert output_port.current("orders.order_lines") == good
