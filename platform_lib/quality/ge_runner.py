@@ -55,8 +55,11 @@ def expectation_class(expect: str):
 
 
 def build_expectation(rule: QualityRule, index: int | None = None):
-    meta = {} if index is None else {"meta": {RULE_INDEX: index}}
-    return expectation_class(rule.expect)(**rule.kwargs, **meta)
+    """GE's expectation for the rule; `index` is kept in its meta to find its result in a suite run."""
+    kwargs = dict(rule.kwargs)
+    if index is not None:
+        kwargs["meta"] = {**(kwargs.get("meta") or {}), RULE_INDEX: index}
+    return expectation_class(rule.expect)(**kwargs)
 
 
 def _plain(value: Any) -> Any:

@@ -1,9 +1,10 @@
 """Translate GE's regexes (Python `re`) into DuckDB's (RE2) without changing what they match.
 
 Both search anywhere in the value, and share most syntax, but Python's `\\d` and `\\w`
-match any Unicode digit or letter where RE2's match ASCII only. Those two become
-Unicode property classes; `\\s` and `\\b` (whose Unicode definitions RE2 cannot
-spell), lookaround and backreferences return None, and the rule runs in GE.
+match any Unicode digit or letter where RE2's match ASCII only, and Python's `$` also
+matches before a final newline. The classes become Unicode property classes and `$`
+becomes `\\n?$`; `\\s` and `\\b` (whose Unicode definitions RE2 cannot spell),
+lookaround and backreferences return None, and the rule runs in GE.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ def _re2() -> duckdb.DuckDBPyConnection:
 def to_re2(pattern: str) -> str | None:
     """The RE2 pattern matching what `pattern` matches in Python, or None if there is none."""
     try:
-        if re.compile(pattern).flags & re.ASCII:
-            return None
+        flags = re.compile(pattern).flags
     except re.error:
         return None
-    translated = _translate(pattern)
+    if flags & re.ASCII:
+        return None
+    translated = _translate(pattern, end_of_text=not flags & re.MULTILINE)
     if translated is None:
         return None
     try:
@@ -44,7 +46,7 @@ def to_re2(pattern: str) -> str | None:
     return translated
 
 
-def _translate(pattern: str) -> str | None:
+def _translate(pattern: str, end_of_text: bool) -> str | None:
     out, index, in_class = [], 0, False
     while index < len(pattern):
         char = pattern[index]
@@ -67,6 +69,8 @@ def _translate(pattern: str) -> str | None:
             continue
         if char == "]" and in_class:
             in_class = False
+        if char == "$" and not in_class and end_of_text:
+            char = r"\n?$"
         out.append(char)
         index += 1
     return "".join(out)

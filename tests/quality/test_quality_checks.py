@@ -3,23 +3,38 @@ counts, examples and the engine that ran each rule, in the metadata a team sees.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import duckdb
 
-from platform_lib.contract import QualityRule, load_domain, load_products
+from platform_lib.contract import Column, Product, QualityRule
 from platform_lib.factories.quality import check_specs, run_checks
-from platform_lib.storage import REPO_ROOT
 
-EXTRA_RULES = (
+COLUMNS = (
+    Column(name="order_id", type="BIGINT", required=True),
+    Column(name="line_no", type="INTEGER", required=True),
+    Column(name="status", type="VARCHAR", required=True),
+    Column(name="quantity", type="INTEGER", required=True),
+    Column(name="amount", type="DECIMAL(12,2)", required=True),
+    Column(name="segment", type="VARCHAR"),
+    Column(name="country", type="VARCHAR"),
+)
+RULES = (
+    QualityRule(expect="expect_column_values_to_be_between", column="amount", min_value=0),
+    QualityRule(expect="expect_column_values_to_be_between", column="quantity", min_value=1, max_value=100),
+    QualityRule(expect="expect_column_values_to_be_in_set", column="status", value_set=["placed", "shipped"]),
+    QualityRule(expect="expect_column_values_to_not_be_null", column="segment", mostly=0.99, severity="warn"),
     QualityRule(expect="expect_column_most_common_value_to_be_in_set", column="status", value_set=["placed"]),
     QualityRule(expect="expect_column_distinct_values_to_contain_set", column="country", value_set=["DE", "FR"], severity="warn"),
 )
 
 
-def _order_lines():
-    orders = load_domain(REPO_ROOT / "domains" / "orders")
-    product = next(p for p in load_products(orders) if p.name == "order_lines")
-    return product.model_copy(update={"quality": product.quality + EXTRA_RULES})
+def _order_lines() -> Product:
+    return Product(
+        domain="orders", name="order_lines", path=Path("order_lines.yaml"), description="Order lines.", owner="team-orders",
+        transform="sql", inputs=("orders.raw_order_lines",), primary_key=("order_id", "line_no"), columns=COLUMNS, quality=RULES,
+    )  # fmt: skip
 
 
 def _candidate(connection: duckdb.DuckDBPyConnection, product) -> str:
@@ -27,9 +42,9 @@ def _candidate(connection: duckdb.DuckDBPyConnection, product) -> str:
     connection.execute(f"CREATE TABLE candidate ({', '.join(f'{c.name} {c.type}' for c in product.columns)})")
     connection.execute("""
         INSERT INTO candidate VALUES
-            (1, 1, 10, DATE '2026-01-01', 'placed',  'A', 2,   20.00, 'consumer', 'DE'),
-            (1, 2, 10, DATE '2026-01-01', 'placed',  'B', 1,   -5.00, NULL,       'DE'),
-            (2, 1, 11, DATE '2026-01-02', 'shipped', 'A', 500, 99.00, 'consumer', 'NL')
+            (1, 1, 'placed',  2,   20.00, 'consumer', 'DE'),
+            (1, 2, 'placed',  1,   -5.00, NULL,       'DE'),
+            (2, 1, 'shipped', 500, 99.00, 'consumer', 'NL')
     """)
     return "candidate"
 

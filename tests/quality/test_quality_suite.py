@@ -48,10 +48,20 @@ def test_an_unknown_severity_is_refused():
 
 
 def test_command_line_export_then_import_gives_the_contract_rules(tmp_path, capsys):
-    contract = REPO_ROOT / "domains" / "orders" / "products" / "order_lines.yaml"
+    rules = [
+        {"expect": "expect_column_values_to_be_between", "column": "price", "min_value": 0, "strict_min": True},
+        {"expect": "expect_column_values_to_match_regex", "column": "sku", "regex": "^[A-Z]{3}-\\d+$", "mostly": 0.99},
+        {"expect": "expect_table_row_count_to_be_between", "min_value": 1, "severity": "warn", "name": "not_empty"},
+    ]
+    (tmp_path / "shop" / "products").mkdir(parents=True)
+    (tmp_path / "shop" / "domain.yaml").write_text("name: shop\nowner: team-shop\n")
+    contract = tmp_path / "shop" / "products" / "items.yaml"
+    contract.write_text(yaml.safe_dump({
+        "description": "Items.", "source": {"format": "csv", "path": "items.csv"},
+        "columns": [{"name": "sku", "type": "VARCHAR"}, {"name": "price", "type": "DOUBLE"}], "quality": rules,
+    }))  # fmt: skip
     main(["export", str(contract)])
     suite = tmp_path / "suite.json"
     suite.write_text(capsys.readouterr().out)
     main(["import", str(suite)])
-    imported = yaml.safe_load(capsys.readouterr().out)["quality"]
-    assert imported == yaml.safe_load(contract.read_text())["quality"]
+    assert yaml.safe_load(capsys.readouterr().out)["quality"] == rules
