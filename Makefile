@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export MESH_DATA_DIR ?= $(CURDIR)/.mesh
 PORT ?= 3000
+# The git ref `make check` compares contracts with.
+BASE ?= main
 
-.PHONY: dev test bench install sample-data clean
+.PHONY: dev test bench install sample-data clean check
 
 $(BIN)/mesh: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +31,11 @@ dev: sample-data $(DAGSTER_HOME)/dagster.yaml
 
 test: install
 	$(BIN)/pytest -n 2 --dist loadfile tests
+
+# Governance: the global policies, and no unversioned breaking contract change since $(BASE).
+check: install
+	$(BIN)/mesh validate
+	$(BIN)/mesh contract-diff --base $(BASE)
 
 bench: install
 	@for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

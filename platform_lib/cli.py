@@ -4,6 +4,14 @@
     mesh materialize [DOMAIN ...]     build, check and publish products in dependency order
                                       (on the executor MESH_EXECUTOR names, see executor.py)
     mesh prepare-dbt                  parse the domains' dbt projects into their manifests
+    mesh validate                     check every domain against the global policies
+    mesh contract-diff --base REF     classify contract changes since a git ref; fail on unversioned breaks
+    mesh new-domain NAME --owner TEAM create a domain from the template, with its code location
+    mesh new-product DOMAIN NAME --kind ingest|sql|pandas|dbt [--input ID ...]
+                                      add a product skeleton with its contract
+    mesh lineage PRODUCT              the upstream versions a product was built from, and who read it
+    mesh costs                        compute seconds, rows written and storage bytes per domain and product
+    mesh catalog [--out DIR]          static HTML catalog, JSON export and ODCS contracts of every product
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from platform_lib import sample_data
 from platform_lib.mesh import load_mesh
@@ -59,6 +68,104 @@ def cmd_prepare_dbt(args: argparse.Namespace) -> int:
     return 0 if prepare_all() else 2
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from platform_lib.governance import validate_mesh
+
+    violations = validate_mesh(load_mesh())
+    for violation in violations:
+        print(violation)
+    if violations:
+        domains = len({v.domain for v in violations})
+        print(f"{len(violations)} policy violation(s) in {domains} domain(s)", file=sys.stderr)
+        return 1
+    print("all domains follow the global policies", file=sys.stderr)
+    return 0
+
+
+def cmd_contract_diff(args: argparse.Namespace) -> int:
+    from platform_lib.governance.diff import DiffError, diff_against
+    from platform_lib.mesh import domains_dir
+
+    try:
+        report = diff_against(args.base, domains_dir(), load_mesh())
+    except DiffError as error:
+        print(f"cannot read the contracts at {args.base}: {error}", file=sys.stderr)
+        return 2
+    for change in report.changes:
+        print(change)
+    for problem in report.unloadable:
+        print(f"not compared, the domain does not load: {problem}", file=sys.stderr)
+    for violation in report.violations:
+        print(violation)
+    breaking = sum(c.breaking for c in report.changes)
+    print(f"{len(report.changes)} change(s) since {args.base}, {breaking} breaking, "
+          f"{len(report.violations)} without the major version they need", file=sys.stderr)
+    return 1 if report.violations else 0
+
+
+def _scaffold(create) -> int:
+    from platform_lib.scaffold import ScaffoldError
+
+    try:
+        lines = create()
+    except ScaffoldError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_new_domain(args: argparse.Namespace) -> int:
+    from platform_lib.scaffold import new_domain
+
+    return _scaffold(lambda: new_domain(args.name, args.owner))
+
+
+def cmd_new_product(args: argparse.Namespace) -> int:
+    from platform_lib.scaffold import new_product
+
+    return _scaffold(lambda: new_product(args.domain, args.name, args.kind, args.inputs))
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    from platform_lib.lineage import render
+
+    print("\n".join(render(args.product)))
+    return 0
+
+
+def cmd_costs(args: argparse.Namespace) -> int:
+    if not os.environ.get("DAGSTER_HOME"):
+        print("set DAGSTER_HOME to the Dagster instance whose runs to account (make sets it to .dagster_home)", file=sys.stderr)
+        return 2
+    import dagster as dg
+
+    from platform_lib.costs import product_costs, render
+
+    products = [p for d in load_mesh() for p in d.products]
+    with dg.DagsterInstance.get() as instance:
+        print("\n".join(render(product_costs(products, instance))))
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from platform_lib.catalog import write_catalog
+    from platform_lib.storage import data_dir
+
+    folder = args.out or data_dir() / "catalog"
+    mesh = load_mesh()
+    if os.environ.get("DAGSTER_HOME"):
+        with dg.DagsterInstance.get() as instance:
+            written = write_catalog(mesh, folder, instance)
+    else:
+        print("DAGSTER_HOME is not set: the catalog shows no check results", file=sys.stderr)
+        written = write_catalog(mesh, folder)
+    print(f"wrote {written[0]}, {written[1].name} and {len(written) - 2} ODCS contracts in {folder / 'contracts'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mesh", description="The data mesh platform's command line.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +177,29 @@ def main(argv: list[str] | None = None) -> int:
     materialize.set_defaults(run=cmd_materialize)
     prepare_dbt = commands.add_parser("prepare-dbt", help="parse the domains' dbt projects into their manifests (make does this)")
     prepare_dbt.set_defaults(run=cmd_prepare_dbt)
+    validate = commands.add_parser("validate", help="check every domain against the global policies")
+    validate.set_defaults(run=cmd_validate)
+    diff = commands.add_parser("contract-diff", help="classify contract changes since a git ref; fail on unversioned breaks")
+    diff.add_argument("--base", required=True, help="git ref to compare with, e.g. main")
+    diff.set_defaults(run=cmd_contract_diff)
+    domain = commands.add_parser("new-domain", help="create a domain from the template, with its code location")
+    domain.add_argument("name")
+    domain.add_argument("--owner", required=True, help="the owning team, e.g. team-shipping")
+    domain.set_defaults(run=cmd_new_domain)
+    product = commands.add_parser("new-product", help="add a product skeleton with its contract")
+    product.add_argument("domain")
+    product.add_argument("name")
+    product.add_argument("--kind", required=True, choices=["ingest", "sql", "pandas", "dbt"])
+    product.add_argument("--input", dest="inputs", action="append", default=[], help="a product it reads (repeat for more)")
+    product.set_defaults(run=cmd_new_product)
+    lineage = commands.add_parser("lineage", help="the upstream versions a product was built from, and who read it")
+    lineage.add_argument("product", help="a product id, e.g. marketing.segment_revenue")
+    lineage.set_defaults(run=cmd_lineage)
+    costs = commands.add_parser("costs", help="compute seconds, rows written and storage bytes per domain and product")
+    costs.set_defaults(run=cmd_costs)
+    catalog = commands.add_parser("catalog", help="static HTML catalog, JSON export and ODCS contracts of every product")
+    catalog.add_argument("--out", type=Path, help="folder to write (default: $MESH_DATA_DIR/catalog)")
+    catalog.set_defaults(run=cmd_catalog)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -1,7 +1,9 @@
 """A domain's code location: every product of `domains/<name>/` as Dagster definitions.
 
-Loading reads only this domain's YAML, so a broken file elsewhere in the mesh cannot
-take this location down, and a broken file here fails only this location.
+Loading reads only this domain's YAML (and the contracts of the inputs it reads from
+other domains, for the policies), so a broken file elsewhere in the mesh cannot take
+this location down, and a broken file or a policy violation here fails only this
+location.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from platform_lib.contract import Domain, Product, load_domain, load_products
 from platform_lib.executor import mesh_executor
 from platform_lib.factories.product import blocked_inputs, blocked_message, product_asset
 from platform_lib.factories.quality import asset_key
+from platform_lib.governance import enforce_at_load
 
 
 def product_schedule(product: Product) -> dg.ScheduleDefinition:
@@ -72,4 +75,6 @@ def domain_definitions(domain_dir: Path | str) -> dg.Definitions:
     folder = Path(domain_dir)
     folder = folder.parent if folder.is_file() else folder
     domain = load_domain(folder)
-    return build_definitions(domain, load_products(domain))
+    products = load_products(domain)
+    enforce_at_load(domain, products)
+    return build_definitions(domain, products)

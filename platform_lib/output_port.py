@@ -2,6 +2,7 @@
 
     published/<domain>/<product>/
       <version>/data.parquet    one folder per published version, never rewritten
+      <version>/snapshot.json   what that version is and which input versions it was built from
       current.json              the pointer: which version consumers read
       blocked.json              present while the latest candidate failed a blocking check
 
@@ -28,6 +29,7 @@ from platform_lib.storage import literal, published_dir
 POINTER = "current.json"
 BLOCKED = "blocked.json"
 SNAPSHOT_FILE = "data.parquet"
+MANIFEST = "snapshot.json"
 TEMP_PREFIX = ".tmp-"
 
 
@@ -72,6 +74,14 @@ def current(product_id: str) -> Snapshot | None:
         return None
 
 
+def snapshot(product_id: str, version: str) -> Snapshot | None:
+    """A published version's own record, kept beside its data until retention prunes it."""
+    try:
+        return Snapshot(**json.loads((port_dir(product_id) / version / MANIFEST).read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+
+
 def blocked(product_id: str) -> dict[str, Any] | None:
     """Why the product's latest candidate was not published, while that is still so."""
     try:
@@ -111,7 +121,6 @@ def publish(
     connection.execute(f"COPY ({select_sql}) TO {literal(str(staging / SNAPSHOT_FILE))} (FORMAT parquet, COMPRESSION zstd)")
     rows = connection.execute(f"SELECT count(*) FROM read_parquet({literal(str(staging / SNAPSHOT_FILE))})").fetchone()[0]
     size = (staging / SNAPSHOT_FILE).stat().st_size
-    os.rename(staging, port / version)
     snapshot = Snapshot(
         product=product_id,
         version=version,
@@ -122,6 +131,8 @@ def publish(
         run_id=run_id,
         inputs=inputs,
     )
+    _write_json_atomically(staging / MANIFEST, asdict(snapshot))
+    os.rename(staging, port / version)
     _write_json_atomically(port / POINTER, asdict(snapshot))
     (port / BLOCKED).unlink(missing_ok=True)
     prune(product_id, keep)

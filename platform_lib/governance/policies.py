@@ -1,0 +1,180 @@
+"""The mesh's global policies, as code.
+
+A policy is a function from one product (plus a way to look up the products it
+reads) to violations. `mesh validate` runs every policy over every domain; a code
+location runs the same functions over its own products when it loads, so a domain
+that breaks a rule fails its own location with the same lines `mesh validate` prints.
+
+Each violation says which rule, where, and what to change, on one line:
+
+    public-contract customers.customer_profiles domains/customers/products/customer_profiles.yaml: \
+declares no freshness SLO; add `freshness: {fail_after: 24h}`
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from platform_lib import output_port
+from platform_lib.contract import Product
+
+Lookup = Callable[[str], "Product | None"]
+
+
+@dataclass(frozen=True, order=True)
+class Violation:
+    file: str
+    product: str
+    policy: str
+    problem: str
+    fix: str
+
+    @property
+    def domain(self) -> str:
+        return self.product.split(".", 1)[0]
+
+    def __str__(self) -> str:
+        return f"{self.policy} {self.product} {self.file}: {self.problem}; {self.fix}"
+
+
+def shown_path(path: Path) -> str:
+    """The contract's path as the team sees it in the repository: from `domains/` on."""
+    parts = path.parts
+    if "domains" not in parts:
+        return str(path)
+    last = len(parts) - 1 - parts[::-1].index("domains")
+    return str(Path(*parts[last:]))
+
+
+def _violation(policy: str, product: Product, problem: str, fix: str) -> Violation:
+    return Violation(shown_path(product.path), product.id, policy, problem, fix)
+
+
+def owner(product: Product, lookup: Lookup) -> Iterator[Violation]:
+    """Every product has an owner team that answers for it."""
+    if not product.owner.strip():
+        yield _violation("owner", product, "has no owner team", "set `owner: team-<name>` in the contract or in domain.yaml")
+
+
+def description(product: Product, lookup: Lookup) -> Iterator[Violation]:
+    """Every product says what it is, for the people who find it in the catalog."""
+    if not product.description.strip():
+        yield _violation("description", product, "has an empty description", "write one sentence on what a row is in `description`")
+
+
+def public_contract(product: Product, lookup: Lookup) -> Iterator[Violation]:
+    """A public product is a promise to other domains: it states its key and its freshness SLO."""
+    if product.access != "public":
+        return
+    if not product.primary_key:
+        yield _violation("public-contract", product, "is public but declares no primary_key", "add `primary_key: [<key columns>]`")
+    if product.freshness is None:
+        yield _violation(
+            "public-contract", product, "is public but declares no freshness SLO", "add `freshness: {fail_after: 24h}` (or its real SLO)"
+        )
+
+
+def public_blocking_check(product: Product, lookup: Lookup) -> Iterator[Violation]:
+    """A public product has at least one blocking quality rule of its own, beyond the schema check."""
+    if product.access == "public" and not any(rule.blocking for rule in product.quality):
+        yield _violation(
+            "public-blocking-check",
+            product,
+            "is public but has no blocking quality rule",
+            "add a rule under `quality:` with the default `severity: error`",
+        )
+
+
+def retention(product: Product, lookup: Lookup) -> Iterator[Violation]:
+    """Every product chooses how many published snapshots it keeps, rather than inheriting a default."""
+    if "retention" not in product.model_fields_set:
+        yield _violation("retention", product, "does not declare its retention", "add `retention: {snapshots: <how many to keep>}`")
+
+
+def cross_domain_access(product: Product, lookup: Lookup) -> Iterator[Violation]:
+    """Another domain may read only `public` products; internal ones stay inside their domain."""
+    for input_id in product.inputs:
+        upstream = lookup(input_id)
+        if upstream and upstream.domain != product.domain and upstream.access != "public":
+            yield _violation(
+                "cross-domain-access",
+                product,
+                f"reads {input_id}, an internal product of domain {upstream.domain}",
+                f"remove it from `inputs`, or ask {upstream.owner} to make it `access: public`",
+            )
+
+
+def pii_masked(product: Product, lookup: Lookup) -> Iterator[Violation]:
+    """PII leaves its domain only masked, and the contract says how."""
+    if product.access != "public":
+        return
+    for column in product.pii_columns:
+        if column.mask is None:
+            yield _violation(
+                "pii-masked",
+                product,
+                f"is public and its PII column {column.name} declares no mask",
+                f"add `mask: hash` (joinable) or `mask: redact` (NULL) to column {column.name}",
+            )
+
+
+def pii_inherited(product: Product, lookup: Lookup) -> Iterator[Violation]:
+    """A column that carries an input's PII column under the same name is PII too."""
+    for input_id in product.inputs:
+        upstream = lookup(input_id)
+        if upstream is None:
+            continue
+        for column in upstream.pii_columns:
+            mine = next((c for c in product.columns if c.name == column.name), None)
+            if mine and not mine.pii:
+                yield _violation(
+                    "pii-inherited",
+                    product,
+                    f"column {column.name} comes from PII column {input_id}.{column.name} but is not marked PII",
+                    f"mark column {column.name} `pii: true` (with a `mask:`), or rename it if it no longer holds PII",
+                )
+
+
+def known_inputs(product: Product, lookup: Lookup) -> Iterator[Violation]:
+    """Inputs name products that exist in the mesh."""
+    for input_id in product.inputs:
+        if lookup(input_id) is None:
+            yield _violation(
+                "known-inputs", product, f"reads {input_id}, which no domain defines", "fix the product id in `inputs` (domain.product)"
+            )
+
+
+def retention_applied(product: Product, lookup: Lookup) -> Iterator[Violation]:
+    """The output port holds no more snapshots than the contract's retention allows."""
+    kept = output_port.versions(product.id)
+    if len(kept) > product.retention.snapshots:
+        yield _violation(
+            "retention-applied",
+            product,
+            f"keeps {len(kept)} published snapshots, more than its retention of {product.retention.snapshots}",
+            "materialize it once to prune, or raise `retention.snapshots`",
+        )
+
+
+Policy = Callable[[Product, Lookup], Iterable[Violation]]
+
+# Policies a code location can afford to run when it loads: they read only contracts.
+CONTRACT_POLICIES: tuple[Policy, ...] = (
+    owner,
+    description,
+    public_contract,
+    public_blocking_check,
+    retention,
+    cross_domain_access,
+    pii_masked,
+    pii_inherited,
+)
+# Policies that need the whole mesh loaded, or look at published data.
+MESH_POLICIES: tuple[Policy, ...] = (known_inputs, retention_applied)
+
+
+def check(products: Iterable[Product], lookup: Lookup, policies: Iterable[Policy]) -> list[Violation]:
+    policies = tuple(policies)
+    return sorted(v for product in products for policy in policies for v in policy(product, lookup))

@@ -1,0 +1,57 @@
+"""Running the policies: over the whole mesh (`mesh validate`) or one domain as it loads."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from platform_lib.contract import ContractError, Domain, Product, load_domain, load_product
+from platform_lib.governance.policies import CONTRACT_POLICIES, MESH_POLICIES, Violation, check, shown_path
+from platform_lib.mesh import LoadedDomain, products_by_id
+
+
+class PolicyError(RuntimeError):
+    """A domain breaks global policies; the message has one line per violation."""
+
+    def __init__(self, violations: list[Violation]):
+        self.violations = violations
+        lines = "\n".join(str(v) for v in violations)
+        super().__init__(f"{len(violations)} policy violation{'s' if len(violations) > 1 else ''} (run `mesh validate`):\n{lines}")
+
+
+def contract_violation(folder: Path, error: ContractError) -> Violation:
+    """A domain whose files do not load breaks the first policy of all: its contracts are valid."""
+    fix = f"fix field '{error.field}'" if error.field else "fix the file"
+    return Violation(shown_path(Path(error.file)), error.product or folder.name, "valid-contract", error.problem, fix)
+
+
+def validate_mesh(mesh: list[LoadedDomain]) -> list[Violation]:
+    """Every violation of every policy in the mesh, sorted by file."""
+    index = products_by_id(mesh)
+    violations = [contract_violation(d.path, d.error) for d in mesh if d.error]
+    products = [p for d in mesh for p in d.products]
+    return sorted(violations + check(products, index.get, CONTRACT_POLICIES + MESH_POLICIES))
+
+
+def enforce_at_load(domain: Domain, products: list[Product]) -> None:
+    """Raise PolicyError if the domain breaks a contract policy; read other domains only as needed.
+
+    An input in a sibling domain that is missing or does not load is skipped here:
+    that domain's own location and `mesh validate` report it.
+    """
+    root = domain.path.resolve().parent
+    own = {p.id: p for p in products}
+
+    @cache
+    def lookup(product_id: str) -> Product | None:
+        if product_id in own:
+            return own[product_id]
+        other, name = product_id.split(".", 1)
+        try:
+            return load_product(root / other / "products" / f"{name}.yaml", load_domain(root / other))
+        except ContractError:
+            return None
+
+    violations = check(products, lookup, CONTRACT_POLICIES)
+    if violations:
+        raise PolicyError(violations)

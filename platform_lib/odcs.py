@@ -1,0 +1,127 @@
+"""Export of a contract to the Open Data Contract Standard (ODCS v3), for datacontract-cli and catalogs.
+
+Standard fields carry what ODCS has a place for (schema, primary key, required, PII
+classification, description, team, freshness as an SLA, quality rules as Great
+Expectations implementations). Everything else the platform knows (access, tier,
+kind, source, inputs, retention, masks) goes under `customProperties`, so nothing
+in the contract is lost in the export.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from open_data_contract_standard.model import OpenDataContractStandard
+
+from platform_lib.contract import DURATION, Column, Product
+
+API_VERSION = "v3.1.0"
+LOGICAL_TYPES = [
+    (re.compile(r"^U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)$"), "integer"),
+    (re.compile(r"^(DECIMAL\(.*\)|FLOAT|DOUBLE)$"), "number"),
+    (re.compile(r"^VARCHAR$"), "string"),
+    (re.compile(r"^DATE$"), "date"),
+    (re.compile(r"^TIMESTAMP.*$"), "timestamp"),
+    (re.compile(r"^BOOLEAN$"), "boolean"),
+    (re.compile(r".*\[\]$"), "array"),
+    (re.compile(r"^(STRUCT|MAP).*$"), "object"),
+]
+
+
+def logical_type(physical: str) -> str | None:
+    return next((name for pattern, name in LOGICAL_TYPES if pattern.match(physical)), None)
+
+
+def _custom(**values: Any) -> list[dict[str, Any]]:
+    return [{"property": key, "value": value} for key, value in values.items() if value not in (None, (), [], "")]
+
+
+def _property(product: Product, column: Column) -> dict[str, Any]:
+    prop: dict[str, Any] = {
+        "name": column.name,
+        "physicalType": column.type,
+        "logicalType": logical_type(column.type),
+        "required": column.required,
+        "description": column.description or None,
+    }
+    if column.name in product.primary_key:
+        prop.update(primaryKey=True, primaryKeyPosition=product.primary_key.index(column.name) + 1)
+    if column.pii:
+        prop.update(classification="restricted", tags=["pii"])
+        prop["customProperties"] = _custom(pii=True, mask=column.mask or ("redact" if product.access == "public" else None))
+    return prop
+
+
+def _quality(product: Product) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": rule.check_name,
+            "type": "custom",
+            "engine": "greatExpectations",
+            "severity": rule.severity,
+            "implementation": {"expectation_type": rule.expect, "kwargs": rule.kwargs},
+        }
+        for rule in product.quality
+    ]
+
+
+def _slas(product: Product) -> list[dict[str, Any]]:
+    slas = []
+    if product.freshness:
+        amount, unit = DURATION.match(product.freshness.fail_after).groups()
+        slas.append({"property": "latency", "value": int(amount), "unit": unit, "description": "fails when older than this"})
+    if product.schedule:
+        slas.append({"property": "frequency", "value": product.schedule, "scheduler": "cron", "schedule": product.schedule})
+    return slas
+
+
+def to_odcs(product: Product) -> OpenDataContractStandard:
+    document = {
+        "apiVersion": API_VERSION,
+        "kind": "DataContract",
+        "id": product.id,
+        "name": product.name,
+        "version": product.version,
+        "status": "active",
+        "domain": product.domain,
+        "dataProduct": product.id,
+        "description": {"purpose": product.description},
+        "team": {"name": product.owner},
+        "schema": [
+            {
+                "name": product.name,
+                "physicalName": product.name,
+                "physicalType": "table",
+                "logicalType": "object",
+                "description": product.description,
+                "properties": [_property(product, c) for c in product.columns],
+                "quality": _quality(product) or None,
+            }
+        ],
+        "slaProperties": _slas(product) or None,
+        "customProperties": _custom(
+            access=product.access,
+            tier=product.tier,
+            kind=product.kind,
+            inputs=list(product.inputs),
+            source=product.source.model_dump() if product.source else None,
+            retentionSnapshots=product.retention.snapshots,
+            freshnessWarnAfter=product.freshness.warn_after if product.freshness else None,
+        ),
+    }
+    return OpenDataContractStandard.model_validate(document)
+
+
+def write_odcs(products: list[Product], folder: Path) -> list[Path]:
+    """One `<product id>.odcs.yaml` per product in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for product in products:
+        path = folder / f"{product.id}.odcs.yaml"
+        data = to_odcs(product).model_dump(exclude_none=True, by_alias=True)
+        path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        written.append(path)
+    return written

@@ -1,0 +1,83 @@
+"""The Dagster UI as the mesh's catalog: domains, products, owners and a failed check, seen in a real browser."""
+
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from platform_lib.contract import parse_duration
+from platform_lib.mesh import load_mesh
+from tests import dagster_dev
+
+pytestmark = pytest.mark.slow
+
+WAIT_SECONDS = 120
+FAILED_CHECK = "column_values_to_be_in_set__segment"
+BAD_ROW = "999999,bad@example.com,Bad Row,NL,2024-01-01,vip\n"
+
+
+@pytest.fixture
+def server(tmp_path, sample_sources, monkeypatch):
+    """`dagster dev` over the sample mesh, every product published, then a customer row with an
+    unknown segment fails a blocking check of customers.customer_profiles."""
+    running = dagster_dev.start(tmp_path, sample_sources)
+    monkeypatch.setenv("MESH_DATA_DIR", str(running.data_dir))
+    try:
+        built = running.mesh("materialize")
+        assert built.returncode == 0, built.stdout + built.stderr
+        with open(running.data_dir / "sources" / "customers" / "customers.csv", "a", encoding="utf-8") as handle:
+            handle.write(BAD_ROW)
+        spoiled = running.mesh("materialize", "customers")
+        assert spoiled.returncode == 1 and FAILED_CHECK in spoiled.stdout, spoiled.stdout + spoiled.stderr
+        yield running
+    finally:
+        running.stop()
+
+
+def page_text(driver) -> str:
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def wait_for_text(driver, *texts: str) -> str:
+    WebDriverWait(driver, WAIT_SECONDS).until(lambda d: all(t in page_text(d) for t in texts))
+    return page_text(driver)
+
+
+def dismiss_dialogs(driver) -> None:
+    """The first visit of an instance shows a community sign-up dialog."""
+    for button in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
+        button.click()
+
+
+def test_the_ui_shows_domains_products_owners_and_the_failed_check(server, browser, artifacts):
+    domains = {d.domain.name: d for d in load_mesh()}
+    product_names = [p.name for d in domains.values() for p in d.products]
+
+    browser.get(f"{server.url}/asset-groups")
+    wait_for_text(browser, *domains)
+    dismiss_dialogs(browser)
+    for name in domains:  # each domain is a collapsed group in the graph: open it
+        graph_nodes = [e for e in browser.find_elements(By.XPATH, f"//*[normalize-space(text())='{name}']") if e.location["x"] > 400]
+        graph_nodes[-1].click()
+    wait_for_text(browser, *product_names)
+    browser.save_screenshot(str(artifacts / "asset-graph.png"))
+
+    for name, loaded in domains.items():
+        product = next(p for p in loaded.products if p.access == "public")
+        browser.get(f"{server.url}/assets/{name}/{product.name}")
+        text = wait_for_text(browser, "Owners", product.description)
+        assert f"Owners\n{product.owner}" in text
+        assert f"Group\n{name}" in text
+        assert all(f"\n{column.name}\n" in text for column in product.columns)  # the contract's column schema
+        hours = int(parse_duration(product.freshness.fail_after).total_seconds() // 3600)
+        assert f"Fails if more than {hours} hours since last materialization" in text  # its freshness SLO
+        browser.save_screenshot(str(artifacts / f"product-{name}-{product.name}.png"))
+
+    browser.get(f"{server.url}/assets/customers/customer_profiles?view=checks")
+    wait_for_text(browser, "Failed")
+    dismiss_dialogs(browser)
+    browser.find_element(By.XPATH, "//*[normalize-space(text())='Failed']").click()
+    text = wait_for_text(browser, f"{FAILED_CHECK} FAILED, 1 of ")
+    assert "This is a blocking asset check." in text and "'vip'" in text
+    browser.save_screenshot(str(artifacts / "product-customers-customer_profiles-failed-check.png"))

@@ -1,0 +1,113 @@
+"""`mesh contract-diff` against a real git repository holding a copy of the sample domains."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from platform_lib.cli import main
+from platform_lib.governance.types import widens
+
+PROFILES = "customers/products/customer_profiles.yaml"
+PROFILES_FILE = "domains/customers/products/customer_profiles.yaml"
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(domains_copy: Path) -> Path:
+    """A git repository whose `main` holds the sample domains, with the working tree checked out."""
+    root = domains_copy.parent
+    git(root, "init", "--quiet", "--initial-branch=main")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@example.com", "add", "domains")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", "base")
+    return root
+
+
+def diff(capsys) -> tuple[int, list[str]]:
+    code = main(["contract-diff", "--base", "main"])
+    return code, capsys.readouterr().out.splitlines()
+
+
+def test_compatible_changes_pass(repo, edit, capsys):
+    edit(PROFILES, "{name: tenure_days, type: INTEGER,", "{name: tenure_days, type: BIGINT,")
+    edit(PROFILES, "{name: signup_date, type: DATE, required: true}",
+         "{name: signup_date, type: DATE, required: true}\n  - {name: referrer, type: VARCHAR}")
+    edit(PROFILES, "description: One row per customer with", "description: Exactly one row per customer with")
+    edit("orders/products/raw_orders.yaml", "tier: bronze", "tier: bronze\naccess: public")
+    assert diff(capsys) == (0, [
+        "compatible customers.customer_profiles: column referrer added as nullable",
+        "compatible customers.customer_profiles: column tenure_days type widened from INTEGER to BIGINT",
+        "compatible customers.customer_profiles: description changed",
+        "compatible orders.raw_orders: access widened from internal to public",
+    ])
+
+
+def test_a_breaking_change_to_a_public_product_needs_a_major_bump(repo, edit, capsys):
+    edit(PROFILES, "  - {name: tenure_days, type: INTEGER, required: true, description: \"Days since signup, as of the build.\"}\n", "")
+    edit(PROFILES, "{name: signup_date, type: DATE, required: true}", "{name: signup_date, type: VARCHAR, required: true}")
+    edit(PROFILES, "{name: segment, type: VARCHAR, required: true,", "{name: segment, type: VARCHAR,")
+    edit(PROFILES, "{name: email, type: VARCHAR, pii: true, mask: hash,", "{name: email, type: VARCHAR, required: true, pii: true, mask: redact,")
+    edit(PROFILES, "primary_key: [customer_id]", "primary_key: [customer_id, country]")
+    edit(PROFILES, "version: 1.0.0", "version: 1.1.0")
+    expected = [
+        "BREAKING customers.customer_profiles: column email made required; producers that send nulls now fail",
+        "BREAKING customers.customer_profiles: column email published values change (hash -> redact)",
+        "BREAKING customers.customer_profiles: column segment made nullable; consumers that rely on a value now get nulls",
+        "BREAKING customers.customer_profiles: column signup_date type changed from DATE to VARCHAR, which does not widen",
+        "BREAKING customers.customer_profiles: column tenure_days removed or renamed",
+        "BREAKING customers.customer_profiles: primary key changed from (customer_id) to (customer_id, country)",
+    ]
+    assert diff(capsys) == (1, expected + [
+        f"major-version customers.customer_profiles {PROFILES_FILE}: breaking change to public product without a "
+        "major version bump (1.0.0 -> 1.1.0); set `version: 2.0.0` and tell its consumers, or make the change compatible"
+    ])
+    edit(PROFILES, "version: 1.1.0", "version: 2.0.0")
+    assert diff(capsys) == (0, expected)
+
+
+def test_narrowing_access_and_removing_products(repo, domains_copy, edit, capsys):
+    edit("orders/products/order_lines.yaml", "access: public", "access: internal")
+    (domains_copy / "customers/products/raw_customers.yaml").unlink()
+    (domains_copy / PROFILES).unlink()
+    (domains_copy / "customers/products/customer_profiles.sql").unlink()
+    assert diff(capsys) == (1, [
+        "BREAKING customers.customer_profiles: product removed (was public)",
+        "BREAKING customers.raw_customers: product removed (was internal)",
+        "BREAKING orders.order_lines: access narrowed from public to internal",
+        f"major-version customers.customer_profiles {PROFILES_FILE}: public product customers.customer_profiles 1.0.0 "
+        "is removed; keep it, and first publish a major version (2.0.0) that makes it `access: internal`",
+        "major-version orders.order_lines domains/orders/products/order_lines.yaml: breaking change to public product "
+        "without a major version bump (1.0.0 -> 1.0.0); set `version: 2.0.0` and tell its consumers, or make the change compatible",
+    ])
+
+
+def test_breaking_an_internal_product_needs_no_bump(repo, edit, capsys):
+    edit("marketing/products/segment_revenue.yaml", "{name: customers, type: BIGINT,", "{name: customers, type: INTEGER,")
+    # Made public, its PII is masked in the output port: the domain's own readers see new values.
+    edit("customers/products/raw_customers.yaml", "access: internal", "access: public")
+    assert diff(capsys) == (0, [
+        "BREAKING customers.raw_customers: column email published values change (clear -> redact)",
+        "BREAKING customers.raw_customers: column full_name published values change (clear -> redact)",
+        "compatible customers.raw_customers: access widened from internal to public",
+        "BREAKING marketing.segment_revenue: column customers type changed from BIGINT to INTEGER, which does not widen",
+    ])
+
+
+def test_an_unknown_base_is_an_error(repo, capsys):
+    assert main(["contract-diff", "--base", "no-such-branch"]) == 2
+    assert f"no-such-branch is not a commit, branch or tag of {repo}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("old, new, widened", [
+    ("INTEGER", "BIGINT", True), ("BIGINT", "INTEGER", False), ("UINTEGER", "BIGINT", True), ("UBIGINT", "BIGINT", False),
+    ("INTEGER", "DOUBLE", True), ("BIGINT", "DOUBLE", False), ("FLOAT", "DOUBLE", True), ("DOUBLE", "FLOAT", False),
+    ("INTEGER", "DECIMAL(12,2)", True), ("INTEGER", "DECIMAL(10,2)", False), ("DECIMAL(12,2)", "DECIMAL(14,3)", True),
+    ("DECIMAL(12,2)", "DECIMAL(12,3)", False), ("DATE", "TIMESTAMP", False), ("INTEGER", "VARCHAR", False),
+])
+def test_widening(old, new, widened):
+    assert widens(old, new) is widened
