@@ -190,3 +190,22 @@ def test_bad_input_keeps_last_good_version(case, published_mesh, published_templ
     outcomes = materialize_products([fixed[p] for p in sorted(affected)])
     assert all(o.ok for o in outcomes), [o for o in outcomes if not o.ok]
     assert served()[case.product] != before[case.product]
+
+
+def test_ten_megabyte_field_is_ingested_whole(published_mesh):
+    """One 10 MB text field is data, not an error: it arrives intact and nothing else is lost."""
+    path = published_mesh / "sources" / CUSTOMERS_CSV
+    header, first, *rest = path.read_text(encoding="utf-8").splitlines()
+    fields = first.split(",")
+    fields[header.split(",").index("full_name")] = "x" * 10_000_000
+    path.write_text("\n".join([header, ",".join(fields), *rest]) + "\n", encoding="utf-8")
+
+    products = products_by_id(load_mesh())
+    [outcome] = materialize_products([products["customers.raw_customers"]])
+    assert outcome.ok, outcome
+    snapshot = published_mesh / "published/customers/raw_customers" / served()["customers.raw_customers"] / "data.parquet"
+    with duckdb.connect() as connection:
+        rows, longest = connection.execute(
+            f"SELECT count(*), max(length(full_name)) FROM read_parquet({literal(str(snapshot))})"
+        ).fetchone()
+    assert (rows, longest) == (1 + len(rest), 10_000_000)
