@@ -7,8 +7,10 @@ recorded in the instance of DAGSTER_HOME when it is set, so the UI shows it.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
 
@@ -33,7 +35,18 @@ class Outcome:
 
 
 def _instance() -> dg.DagsterInstance:
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    """The DAGSTER_HOME instance, else an ephemeral one.
+
+    Dagster creates its SQLite tables on first use without a lock: two runs starting on a
+    fresh DAGSTER_HOME both try, and one fails with "table already exists". Serialize that.
+    """
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return dg.DagsterInstance.ephemeral()
+    Path(home).mkdir(parents=True, exist_ok=True)
+    with open(Path(home) / ".mesh-instance.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return dg.DagsterInstance.get()
 
 
 def mesh_assets(products: list[Product]) -> list[dg.AssetsDefinition]:
