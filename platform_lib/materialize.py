@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
 from platform_lib.contract import Product, load_domain
 from platform_lib.domain import domain_assets
@@ -55,16 +57,48 @@ def mesh_assets(products: list[Product]) -> list[dg.AssetsDefinition]:
     return [a for folder, members in folders.items() for a in domain_assets(load_domain(folder), members)]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Fail the runs of `mesh` processes on this host that died, and give back their pool slots.
+
+    Dagster frees a run's pool slots when the run ends. A run executing in a process that is
+    killed (SIGKILL, out of memory) never ends, so every later run of its domain would wait
+    for the slot forever.
+    """
+    started = RunsFilter(statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED], tags={"mesh/host": socket.gethostname()})
+    released = []
+    for record in instance.get_run_records(filters=started):
+        run = record.dagster_run
+        pid = int(run.tags.get("mesh/pid", 0))
+        if pid and not _alive(pid):
+            instance.report_run_failed(run, message=f"the mesh process {pid} running it died")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            released.append(run.run_id)
+    return released
+
+
 def materialize_products(products: list[Product], instance: dg.DagsterInstance | None = None) -> list[Outcome]:
     outcomes = {p.id: Outcome(p.id) for p in products}
     by_key = {asset_key(p.id): outcomes[p.id] for p in products}
     assets = mesh_assets(products)
     by_step = {a.node_def.name: [by_key[k] for k in a.keys if k in by_key] for a in assets}
+    instance = instance or _instance()
+    if not instance.is_ephemeral:
+        release_dead_runs(instance)
     result = dg.materialize(
         assets,
-        instance=instance or _instance(),
+        instance=instance,
         raise_on_error=False,
-        tags={"mesh/cli": "materialize"},
+        tags={"mesh/cli": "materialize", "mesh/host": socket.gethostname(), "mesh/pid": str(os.getpid())},
         run_config={"loggers": {"console": {"config": {"log_level": os.environ.get("MESH_LOG_LEVEL", "WARNING")}}}},
     )
     for event in result.get_asset_materialization_events():
