@@ -6,7 +6,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export MESH_DATA_DIR ?= $(CURDIR)/.mesh
 PORT ?= 3000
 
-.PHONY: dev test bench install sample-data clean
+.PHONY: dev test bench soak install sample-data clean
 
 $(BIN)/mesh: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: install
 
 bench: install
 	@for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+# The long soak: random kills and bad rows across many rounds (tests run a short one).
+soak: install
+	MESH_SOAK_ROUNDS=$${MESH_SOAK_ROUNDS:-300} $(BIN)/pytest -q tests/reliability/test_soak.py
 
 clean:
 	rm -rf $(MESH_DATA_DIR) $(DAGSTER_HOME)

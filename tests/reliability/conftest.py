@@ -34,3 +34,12 @@ def published_mesh(tmp_path, monkeypatch, published_template, domains_copy) -> P
     monkeypatch.setenv("MESH_DATA_DIR", str(data))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     return data
+
+
+@pytest.fixture
+def dagster_home(tmp_path) -> Path:
+    """A Dagster instance with the pools of `make dev`, for runs in several processes."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "deploy/dagster.local.yaml", home / "dagster.yaml")
+    return home

@@ -9,7 +9,6 @@ publishes, and cleans up what the killed run left.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import duckdb
 import pytest
 
 from platform_lib import output_port
-from platform_lib.storage import REPO_ROOT, warehouse_path
+from platform_lib.storage import warehouse_path
 
 from .pause_at import MOMENTS
 from .ports import assert_history_readable, leftovers, served
@@ -29,14 +28,6 @@ from .processes import mesh_env
 PAUSE_AT = Path(__file__).with_name("pause_at.py")
 DOMAIN = "customers"
 WAL = "duckdb_wal_appears"  # no instrumentation: kill as soon as DuckDB starts writing
-
-
-@pytest.fixture
-def dagster_home(tmp_path) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO_ROOT / "deploy/dagster.local.yaml", home / "dagster.yaml")
-    return home
 
 
 def start(moment: str, marker: Path, home: Path) -> subprocess.Popen:

@@ -7,14 +7,12 @@ the same rows, by primary key, as the sequential build the test started from.
 
 from __future__ import annotations
 
-import shutil
-
 import duckdb
 import pytest
 
 from platform_lib import output_port
 from platform_lib.mesh import load_mesh, products_by_id
-from platform_lib.storage import REPO_ROOT, literal, quote
+from platform_lib.storage import literal, quote
 
 from .ports import served
 from .processes import mesh_env, mesh_process
@@ -30,14 +28,10 @@ def key_fingerprint(product, snapshot_file) -> tuple[int, int, int]:
 
 
 @pytest.mark.parametrize("domains", [["customers", "customers"], ["customers", "orders", "marketing"]], ids="+".join)
-def test_overlapping_runs_neither_fail_nor_corrupt(domains, published_mesh, tmp_path):
+def test_overlapping_runs_neither_fail_nor_corrupt(domains, published_mesh, dagster_home):
     products = products_by_id(load_mesh())
     expected = {p: key_fingerprint(products[p], output_port.current(p).path) for p in served()}
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO_ROOT / "deploy/dagster.local.yaml", home / "dagster.yaml")
-
-    env = mesh_env(DAGSTER_HOME=str(home))
+    env = mesh_env(DAGSTER_HOME=str(dagster_home))
     runs = [mesh_process("materialize", domain, env=env) for domain in domains]
     results = [(run.wait(timeout=600), run.stdout.read()) for run in runs]
     for run in runs:
