@@ -23,7 +23,7 @@ from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
 from platform_lib.storage import REPO_ROOT, literal
 
-from .ports import served
+from tests.reliability.ports import served
 
 CUSTOMERS_CSV = "customers/customers.csv"
 

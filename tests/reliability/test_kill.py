@@ -21,9 +21,9 @@ import pytest
 from platform_lib import output_port
 from platform_lib.storage import warehouse_path
 
-from .pause_at import MOMENTS
-from .ports import assert_history_readable, leftovers, served
-from .processes import mesh_env
+from tests.reliability.pause_at import MOMENTS
+from tests.reliability.ports import assert_history_readable, leftovers, served
+from tests.reliability.processes import mesh_env
 
 PAUSE_AT = Path(__file__).with_name("pause_at.py")
 DOMAIN = "customers"

@@ -14,8 +14,8 @@ from platform_lib import output_port
 from platform_lib.mesh import load_mesh, products_by_id
 from platform_lib.storage import literal, quote
 
-from .ports import served
-from .processes import mesh_env, mesh_process
+from tests.reliability.ports import served
+from tests.reliability.processes import mesh_env, mesh_process
 
 
 def key_fingerprint(product, snapshot_file) -> tuple[int, int, int]:

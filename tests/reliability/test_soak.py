@@ -24,8 +24,8 @@ from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
 from platform_lib.storage import warehouse_path
 
-from .ports import assert_history_readable, leftovers, served
-from .processes import mesh_env, mesh_process
+from tests.reliability.ports import assert_history_readable, leftovers, served
+from tests.reliability.processes import mesh_env, mesh_process
 
 ROUNDS = int(os.environ.get("MESH_SOAK_ROUNDS", "30"))
 SEED = int(os.environ.get("MESH_SOAK_SEED") or random.randrange(1_000_000))
