@@ -23,9 +23,8 @@ from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
 from platform_lib.storage import REPO_ROOT, literal
 
+from tests.reliability.damage import CUSTOMERS_CSV, column, edit_contract, rewrite_csv
 from tests.reliability.ports import served
-
-CUSTOMERS_CSV = "customers/customers.csv"
 
 
 @dataclass(frozen=True)
@@ -39,14 +38,6 @@ class Case:
         return self.name
 
 
-def rewrite_csv(sources: Path, select: str) -> None:
-    """Replace customers.csv by `select` over its current rows (the table is called `t`)."""
-    path = sources / CUSTOMERS_CSV
-    with duckdb.connect() as connection:
-        connection.execute(f"CREATE TABLE t AS SELECT * FROM read_csv({literal(str(path))}, all_varchar = true)")
-        connection.execute(f"COPY ({select}) TO {literal(str(path))} (FORMAT csv, HEADER true)")
-
-
 def more_bad_lines_than_allowed(sources: Path, domains: Path, make_line: Callable[[int], str]) -> None:
     """Append just enough bad lines to customers.csv to pass raw_customers' max_bad_fraction."""
     contract = yaml.safe_load((domains / "customers/products/raw_customers.yaml").read_text())
@@ -55,18 +46,6 @@ def more_bad_lines_than_allowed(sources: Path, domains: Path, make_line: Callabl
     count = math.floor(good * contract["source"].get("max_bad_fraction", 0)) + 1
     with open(path, "a", encoding="utf-8") as handle:
         handle.writelines(make_line(90_000 + n) + "\n" for n in range(count))
-
-
-def edit_contract(domains: Path, product: str, edit: Callable[[dict], None]) -> None:
-    domain, name = product.split(".")
-    path = domains / domain / "products" / f"{name}.yaml"
-    document = yaml.safe_load(path.read_text())
-    edit(document)
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-
-
-def column(document: dict, name: str) -> dict:
-    return next(c for c in document["columns"] if c["name"] == name)
 
 
 def latin1_names(sources: Path, _domains: Path) -> None:

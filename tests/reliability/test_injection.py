@@ -16,7 +16,7 @@ from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh
 from platform_lib.storage import warehouse_path
 
-from tests.reliability.test_bad_input import CUSTOMERS_CSV, column, edit_contract, rewrite_csv
+from tests.reliability.damage import CUSTOMERS_CSV, column, edit_contract, rewrite_csv
 
 PAYLOAD = """x"'); DROP TABLE main.canary; --"""
 PRODUCTS = "customers/products"
