@@ -8,7 +8,7 @@ PORT ?= 3000
 # The git ref `make check` compares contracts with.
 BASE ?= main
 
-.PHONY: dev test bench install sample-data clean check
+.PHONY: dev test bench soak install sample-data clean check
 
 $(BIN)/mesh: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ check: install
 
 bench: install
 	@for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+# The long soak: random kills and bad rows across many rounds (tests run a short one).
+soak: install
+	MESH_SOAK_ROUNDS=$${MESH_SOAK_ROUNDS:-300} $(BIN)/pytest -q tests/reliability/test_soak.py
 
 clean:
 	rm -rf $(MESH_DATA_DIR) $(DAGSTER_HOME)

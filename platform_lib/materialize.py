@@ -7,10 +7,14 @@ recorded in the instance of DAGSTER_HOME when it is set, so the UI shows it.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
+from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
 from platform_lib.contract import Product, load_domain
 from platform_lib.domain import domain_assets
@@ -33,7 +37,18 @@ class Outcome:
 
 
 def _instance() -> dg.DagsterInstance:
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    """The DAGSTER_HOME instance, else an ephemeral one.
+
+    Dagster creates its SQLite tables on first use without a lock: two runs starting on a
+    fresh DAGSTER_HOME both try, and one fails with "table already exists". Serialize that.
+    """
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return dg.DagsterInstance.ephemeral()
+    Path(home).mkdir(parents=True, exist_ok=True)
+    with open(Path(home) / ".mesh-instance.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return dg.DagsterInstance.get()
 
 
 def mesh_assets(products: list[Product]) -> list[dg.AssetsDefinition]:
@@ -46,11 +61,42 @@ def _run_config() -> dict:
     return {"loggers": {"console": {"config": {"log_level": os.environ.get("MESH_LOG_LEVEL", "WARNING")}}}}
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Fail the runs of `mesh` processes on this host that died, and give back their pool slots.
+
+    Dagster frees a run's pool slots when the run ends. A run executing in a process that is
+    killed (SIGKILL, out of memory) never ends, so every later run of its domain would wait
+    for the slot forever.
+    """
+    started = RunsFilter(statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED], tags={"mesh/host": socket.gethostname()})
+    released = []
+    for record in instance.get_run_records(filters=started):
+        run = record.dagster_run
+        pid = int(run.tags.get("mesh/pid", 0))
+        if pid and not _alive(pid):
+            instance.report_run_failed(run, message=f"the mesh process {pid} running it died")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            released.append(run.run_id)
+    return released
+
+
 def materialize_products(products: list[Product], instance: dg.DagsterInstance | None = None) -> list[Outcome]:
     assets = mesh_assets(products)
-    result = dg.materialize(
-        assets, instance=instance or _instance(), raise_on_error=False, tags={"mesh/cli": "materialize"}, run_config=_run_config()
-    )
+    instance = instance or _instance()
+    if not instance.is_ephemeral:
+        release_dead_runs(instance)
+    tags = {"mesh/cli": "materialize", "mesh/host": socket.gethostname(), "mesh/pid": str(os.getpid())}
+    result = dg.materialize(assets, instance=instance, raise_on_error=False, tags=tags, run_config=_run_config())
     return outcomes_of(result, products, assets)
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 from platform_lib.contract import ContractError, Domain, Product, load_domain, load_products
@@ -31,7 +32,38 @@ def load_mesh(root: Path | None = None) -> list[LoadedDomain]:
             loaded.append(LoadedDomain(domain, tuple(load_products(domain)), None, folder))
         except ContractError as error:
             loaded.append(LoadedDomain(None, (), error, folder))
-    return loaded
+    errors = input_errors(loaded)
+    return [replace(d, products=(), error=errors[d.path.name]) if d.path.name in errors else d for d in loaded]
+
+
+def input_errors(loaded: list[LoadedDomain]) -> dict[str, ContractError]:
+    """Per domain folder, the first input that names no product, or that closes a dependency cycle.
+
+    Neither shows inside one domain's folder: a domain only names other domains' products.
+    An input of a domain that failed to load is not called unknown, so one broken domain
+    does not break its consumers too. A dbt product's inputs are its project's sources:
+    its run reports an unknown one, naming the model and its file.
+    """
+    products = products_by_id(loaded)
+    unloaded = {d.path.name for d in loaded if d.error}
+    errors: dict[str, ContractError] = {}
+    for product in products.values():
+        for input_id in () if product.transform == "dbt" else product.inputs:
+            if input_id not in products and input_id.split(".")[0] not in unloaded:
+                problem = f"unknown product {input_id}: no domain of the mesh publishes it"
+                errors.setdefault(product.path.parent.parent.name, ContractError(product.path, product.id, "inputs", problem))
+    graph = {p.id: [i for i in p.inputs if i in products] for p in products.values()}
+    while True:
+        try:
+            TopologicalSorter(graph).prepare()
+            return errors
+        except CycleError as cycle:
+            path = cycle.args[1]
+            for product_id in path[1:]:
+                product = products[product_id]
+                problem = f"inputs form a dependency cycle: {' -> '.join(path)}"
+                errors.setdefault(product.path.parent.parent.name, ContractError(product.path, product.id, "inputs", problem))
+                graph.pop(product_id, None)
 
 
 def products_by_id(mesh: list[LoadedDomain]) -> dict[str, Product]:

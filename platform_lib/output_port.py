@@ -115,6 +115,8 @@ def publish(
     """Write `select_sql` as a new snapshot, switch the pointer to it, prune old ones."""
     port = port_dir(product_id)
     port.mkdir(parents=True, exist_ok=True)
+    for orphan in unpublished(product_id):
+        shutil.rmtree(port / orphan)
     version = new_version(run_id)
     staging = port / f"{TEMP_PREFIX}{version}"
     staging.mkdir()
@@ -145,6 +147,16 @@ def versions(product_id: str) -> list[str]:
     if not port.exists():
         return []
     return sorted(p.name for p in port.iterdir() if p.is_dir() and p.name.startswith("v"))
+
+
+def unpublished(product_id: str) -> list[str]:
+    """Versions newer than the pointer: renamed into place by a run killed before it switched the pointer.
+
+    Consumers never saw them; removed before the next publish, so they never take a
+    place in the retained history.
+    """
+    live = current(product_id)
+    return [v for v in versions(product_id) if live is None or v > live.version]
 
 
 def prune(product_id: str, keep: int) -> list[str]:

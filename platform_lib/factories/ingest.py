@@ -39,18 +39,25 @@ class IngestReport:
 
 
 QUARANTINE_COLUMNS = "file VARCHAR, line BIGINT, column_name VARCHAR, error VARCHAR, raw VARCHAR"
+# DuckDB's CSV reader stops at 2 MB lines; a single large text field is still data.
+MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
 def source_files(product: Product) -> tuple[str, list[Path]]:
     """The source glob as an absolute pattern and the files it matches, refusing escapes."""
-    root = sources_dir()
+    root = sources_dir().resolve()
     pattern = (root / product.source.path).resolve()
     if not pattern.is_relative_to(root):
         raise IngestError(f"{product.id}: source path '{product.source.path}' points outside {root}")
     files = sorted(p for p in root.glob(product.source.path) if p.is_file())
-    files = [p for p in files if p.resolve().is_relative_to(root)]
+    escaping = [p for p in files if not p.resolve().is_relative_to(root)]
+    if escaping:
+        raise IngestError(f"{product.id}: source file {escaping[0]} links to {escaping[0].resolve()}, outside {root}")
     if not files:
         raise IngestError(f"{product.id}: no source file matches {pattern}")
+    empty = [p for p in files if p.stat().st_size == 0]
+    if empty:
+        raise IngestError(f"{product.id}: source file {empty[0]} is empty (0 bytes); refusing to replace the product with nothing")
     return str(pattern), files
 
 
@@ -71,7 +78,7 @@ def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: li
     connection.execute(
         f"""CREATE OR REPLACE TABLE {_candidate(product)} AS
         SELECT * FROM read_csv({_file_list(files)}, header = true, types = {types},
-            store_rejects = true,
+            store_rejects = true, max_line_size = {MAX_LINE_BYTES},
             rejects_table = 'mesh_rejects', rejects_scan = 'mesh_reject_scans')"""
     )
     connection.execute(
@@ -125,6 +132,12 @@ def _read_by_casting(connection: duckdb.DuckDBPyConnection, product: Product, fi
     connection.execute("DROP TABLE mesh_raw")
 
 
+def _reason(error: duckdb.Error) -> str:
+    """DuckDB's message up to its first blank line, without the echoed source line (which may be huge)."""
+    lines = str(error).split("\n\n")[0].splitlines()
+    return " ".join(line.strip()[:300] for line in lines if not line.startswith("Original Line"))
+
+
 def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestReport:
     """Build `_candidate.<product>` from the source files; raise IngestError above the threshold."""
     _, files = source_files(product)
@@ -134,7 +147,7 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestRep
         reader(connection, product, files)
     except duckdb.Error as error:
         shown = files[0] if len(files) == 1 else f"{len(files)} files matching {product.source.path}"
-        raise IngestError(f"{product.id}: cannot read {shown}: {str(error).splitlines()[0]}") from None
+        raise IngestError(f"{product.id}: cannot read {shown}: {_reason(error)}") from None
     rows = connection.execute(f"SELECT count(*) FROM {_candidate(product)}").fetchone()[0]
     bad = connection.execute(f"SELECT file, line, column_name, error FROM {_quarantine(product)} ORDER BY file, line").fetchall()
     first_bad = None

@@ -1,0 +1,190 @@
+"""The bad-input catalogue: each case breaks one input for real, on a published mesh.
+
+For every case: (a) the error or failed check names the file, product or field at
+fault; (b) the broken product still serves its last good version; (c) products that
+do not depend on it, in its own and in other domains, still publish, and every other
+domain's code location still loads; (d) once the input is repaired, a rerun publishes.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import pytest
+import yaml
+
+from platform_lib.domain import domain_definitions
+from platform_lib.materialize import materialize_products
+from platform_lib.mesh import load_mesh, products_by_id
+from platform_lib.storage import REPO_ROOT, literal
+
+from tests.reliability.damage import CUSTOMERS_CSV, column, edit_contract, rewrite_csv
+from tests.reliability.ports import served
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    product: str
+    damage: Callable[[Path, Path], None]  # (sources folder, domains folder)
+    names: tuple[str, ...]  # what the error must mention
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def more_bad_lines_than_allowed(sources: Path, domains: Path, make_line: Callable[[int], str]) -> None:
+    """Append just enough bad lines to customers.csv to pass raw_customers' max_bad_fraction."""
+    contract = yaml.safe_load((domains / "customers/products/raw_customers.yaml").read_text())
+    path = sources / CUSTOMERS_CSV
+    good = len(path.read_text().splitlines()) - 1
+    count = math.floor(good * contract["source"].get("max_bad_fraction", 0)) + 1
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.writelines(make_line(90_000 + n) + "\n" for n in range(count))
+
+
+def latin1_names(sources: Path, _domains: Path) -> None:
+    """An export in Latin-1 instead of UTF-8: every name carries a byte that is not UTF-8."""
+    path = sources / CUSTOMERS_CSV
+    lines = path.read_text(encoding="utf-8").splitlines()
+    renamed = [lines[0]] + [line.replace("Customer ", "Müller ") for line in lines[1:]]
+    path.write_bytes("\n".join(renamed).encode("latin-1") + b"\n")
+
+
+def symlink_outside(sources: Path, _domains: Path) -> None:
+    secret = sources.parent.parent / "secret.csv"
+    shutil.copy(sources / CUSTOMERS_CSV, secret)
+    (sources / "customers" / "more.csv").symlink_to(secret)
+
+
+def orders_as_text(sources: Path, _domains: Path) -> None:
+    """The order service changed customer_id from a number to a text code."""
+    with duckdb.connect() as connection:
+        for path in sorted((sources / "orders").glob("orders_*.parquet")):
+            connection.execute(
+                f"""COPY (SELECT * REPLACE ('C-' || customer_id AS customer_id) FROM read_parquet({literal(str(path))}))
+                TO {literal(str(path))} (FORMAT parquet)"""
+            )
+
+
+CASES = [
+    Case(
+        "malformed_csv_row",
+        "customers.raw_customers",
+        lambda s, d: more_bad_lines_than_allowed(s, d, lambda n: f"{n},x{n}@example.com,Extra,NL,2020-01-01,consumer,surplus,fields"),
+        ("customers.raw_customers", "customers.csv", "line"),
+    ),
+    Case("missing_column", "customers.raw_customers", lambda s, d: rewrite_csv(s, "SELECT * EXCLUDE (segment) FROM t"),
+         ("customers.raw_customers", "schema", "missing column segment")),
+    Case("extra_column", "customers.raw_customers", lambda s, d: rewrite_csv(s, "SELECT *, 'gold' AS loyalty_tier FROM t"),
+         ("customers.raw_customers", "schema", "unexpected column loyalty_tier")),
+    Case("changed_column_type", "orders.raw_orders", orders_as_text,
+         ("orders.raw_orders", "orders_1.parquet", "customer_id", "line 1")),
+    Case("nulls_in_key", "customers.raw_customers",
+         lambda s, d: rewrite_csv(s, "SELECT * REPLACE (CASE WHEN customer_id = '7' THEN NULL ELSE customer_id END AS customer_id) FROM t"),
+         ("customers.raw_customers", "primary_key", "null key", "customer_id")),
+    Case("duplicate_keys", "customers.raw_customers", lambda s, d: rewrite_csv(s, "SELECT * FROM t UNION ALL (SELECT * FROM t LIMIT 3)"),
+         ("customers.raw_customers", "primary_key", "duplicated key", "customer_id")),
+    Case("empty_file", "customers.raw_customers", lambda s, d: (s / CUSTOMERS_CSV).write_bytes(b""),
+         ("customers.raw_customers", "customers.csv", "empty")),
+    Case("missing_file", "orders.raw_orders", lambda s, d: [p.unlink() for p in (s / "orders").glob("orders_*.parquet")],
+         ("orders.raw_orders", "orders_*.parquet", "no source file")),
+    Case("non_utf8_bytes", "customers.raw_customers", latin1_names,
+         ("customers.raw_customers", "customers.csv", "line", "full_name", "INVALID ENCODING")),
+    Case("contract_wrong_field", "customers.raw_customers",
+         lambda s, d: edit_contract(d, "customers.raw_customers", lambda c: c.update(ownr="team-x")),
+         ("raw_customers.yaml", "customers.raw_customers", "'ownr'", "unknown field")),
+    Case("contract_wrong_type", "customers.raw_customers",
+         lambda s, d: edit_contract(d, "customers.raw_customers", lambda c: column(c, "signup_date").update(type="DAET")),
+         ("raw_customers.yaml", "customers.raw_customers", "columns[signup_date].type", "DAET")),
+    Case("contract_unknown_upstream", "marketing.customer_lifetime_value",
+         lambda s, d: edit_contract(d, "marketing.customer_lifetime_value", lambda c: c["inputs"].append("customers.customer_profile")),
+         ("customer_lifetime_value.yaml", "marketing.customer_lifetime_value", "'inputs'", "unknown product customers.customer_profile")),
+    Case("sql_syntax_error", "customers.customer_profiles",
+         lambda s, d: (d / "customers/products/customer_profiles.sql").write_text("SELEC customer_id FROM customers.raw_customers"),
+         ("customers.customer_profiles", "customer_profiles.sql", "syntax error", "SELEC")),
+    Case("cycle_across_domains", "customers.customer_profiles",
+         lambda s, d: edit_contract(d, "customers.customer_profiles", lambda c: c["inputs"].append("orders.order_lines")),
+         ("customer_profiles.yaml", "'inputs'", "cycle", "orders.order_lines -> customers.customer_profiles")),
+    Case("source_glob_outside_data_dir", "customers.raw_customers",
+         lambda s, d: edit_contract(d, "customers.raw_customers", lambda c: c["source"].update(path="../../*.csv")),
+         ("raw_customers.yaml", "customers.raw_customers", "source.path", "inside the source folder")),
+    Case("source_symlink_outside_data_dir", "customers.raw_customers", symlink_outside,
+         ("customers.raw_customers", "more.csv", "outside")),
+]
+
+
+def downstream(product_id: str, products: dict) -> set[str]:
+    """The product and everything that reads it, directly or not."""
+    found = {product_id}
+    while grown := {p for p, c in products.items() if p not in found and found.intersection(c.inputs)}:
+        found |= grown
+    return found
+
+
+def repair(data: Path, template: Path, domains: Path) -> None:
+    for copy, original in ((data / "sources", template / "sources"), (domains, REPO_ROOT / "domains")):
+        shutil.rmtree(copy)
+        shutil.copytree(original, copy, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_bad_input_keeps_last_good_version(case, published_mesh, published_template, domains_copy):
+    everything = products_by_id(load_mesh())
+    affected = downstream(case.product, everything)
+    before = served()
+    case.damage(published_mesh / "sources", domains_copy)
+
+    mesh = load_mesh()
+    broken = [d for d in mesh if d.error]
+    runnable = [p for d in mesh for p in d.products]
+    outcomes = {o.product: o for o in materialize_products(runnable)}
+    if broken:  # the contract itself is bad: its domain is refused before anything runs
+        assert case.product.split(".")[0] in {d.path.name for d in broken}
+        message = " ".join(str(d.error) for d in broken)
+    else:
+        failed = outcomes[case.product]
+        assert failed.status != "published"
+        message = f"{failed.message} {failed.failed}"
+    for expected in case.names:  # (a)
+        assert expected in message, f"{expected!r} not in: {message}"
+
+    after = served()
+    assert after[case.product] == before[case.product]  # (b)
+    for product_id, outcome in outcomes.items():  # (c)
+        if product_id not in affected:
+            assert outcome.ok, outcome
+            assert after[product_id] != before[product_id]
+    broken_folders = {d.path.name for d in broken}
+    for folder in sorted(p for p in domains_copy.iterdir() if p.name not in broken_folders | {case.product.split(".")[0]}):
+        assert domain_definitions(folder).resolve_asset_graph().get_all_asset_keys()
+
+    repair(published_mesh, published_template, domains_copy)  # (d)
+    fixed = products_by_id(load_mesh())
+    outcomes = materialize_products([fixed[p] for p in sorted(affected)])
+    assert all(o.ok for o in outcomes), [o for o in outcomes if not o.ok]
+    assert served()[case.product] != before[case.product]
+
+
+def test_ten_megabyte_field_is_ingested_whole(published_mesh):
+    """One 10 MB text field is data, not an error: it arrives intact and nothing else is lost."""
+    path = published_mesh / "sources" / CUSTOMERS_CSV
+    header, first, *rest = path.read_text(encoding="utf-8").splitlines()
+    fields = first.split(",")
+    fields[header.split(",").index("full_name")] = "x" * 10_000_000
+    path.write_text("\n".join([header, ",".join(fields), *rest]) + "\n", encoding="utf-8")
+
+    products = products_by_id(load_mesh())
+    [outcome] = materialize_products([products["customers.raw_customers"]])
+    assert outcome.ok, outcome
+    snapshot = published_mesh / "published/customers/raw_customers" / served()["customers.raw_customers"] / "data.parquet"
+    with duckdb.connect() as connection:
+        rows, longest = connection.execute(
+            f"SELECT count(*), max(length(full_name)) FROM read_parquet({literal(str(snapshot))})"
+        ).fetchone()
+    assert (rows, longest) == (1 + len(rest), 10_000_000)

@@ -1,0 +1,80 @@
+"""SIGKILL a real materializing process at each stage of a product's build.
+
+The runs share a Dagster instance with pools, as under `make dev`. Afterwards every
+pointer names a complete snapshot, the domain's DuckDB file opens for writing at once,
+and the next run is not held up by the killed one (DuckDB lock or pool slot),
+publishes, and cleans up what the killed run left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from platform_lib import output_port
+from platform_lib.storage import warehouse_path
+
+from tests.reliability.pause_at import MOMENTS
+from tests.reliability.ports import assert_history_readable, leftovers, served
+from tests.reliability.processes import mesh_env
+
+PAUSE_AT = Path(__file__).with_name("pause_at.py")
+DOMAIN = "customers"
+WAL = "duckdb_wal_appears"  # no instrumentation: kill as soon as DuckDB starts writing
+
+
+def start(moment: str, marker: Path, home: Path) -> subprocess.Popen:
+    if moment == WAL:
+        command = [sys.executable, "-m", "platform_lib.cli", "materialize", DOMAIN]
+    else:
+        command = [sys.executable, str(PAUSE_AT), moment, str(marker), DOMAIN]
+    env = mesh_env(DAGSTER_HOME=str(home))
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_when(marker: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        if process.poll() is not None:
+            pytest.fail(f"the run ended before reaching {marker.name}:\n{process.stdout.read().decode()[-3000:]}")
+        assert time.monotonic() < deadline, f"{marker} never appeared"
+        time.sleep(0.002)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    process.stdout.close()
+
+
+@pytest.mark.parametrize("moment", [*MOMENTS, WAL])
+def test_sigkill_leaves_valid_pointers_and_next_run_succeeds(moment, published_mesh, dagster_home, tmp_path):
+    before = served()
+    marker = Path(f"{warehouse_path(DOMAIN)}.wal") if moment == WAL else tmp_path / "reached"
+    process = start(moment, marker, dagster_home)
+    kill_when(marker, process)
+    assert process.returncode == -signal.SIGKILL
+
+    after = served()  # every pointer parses and names a complete, readable snapshot
+    assert after.keys() == before.keys()
+    assert_history_readable()
+    duckdb.connect(str(warehouse_path(DOMAIN))).close()  # raises at once if a lock were left behind
+
+    rerun = subprocess.run(
+        [sys.executable, "-m", "platform_lib.cli", "materialize", DOMAIN],
+        env=mesh_env(DAGSTER_HOME=str(dagster_home), MESH_LOCK_WAIT_SECONDS="30"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    final = served()
+    rebuilt = [p for p in final if p.startswith(f"{DOMAIN}.")]
+    assert rebuilt and all(final[p] not in (before[p], after[p]) for p in rebuilt)
+    for product_id in rebuilt:  # the history is what consumers were served: nothing lost, no orphan kept
+        assert set(output_port.versions(product_id)) == {before[product_id], after[product_id], final[product_id]}
+    assert not leftovers()
