@@ -62,10 +62,10 @@ CASES = {
         "column email comes from PII column customers.raw_customers.email but is not marked PII; "
         "mark column email `pii: true` (with a `mask:`), or rename it if it no longer holds PII",
     ),
-    "known-inputs": (
+    "valid-contract-unknown-input": (
         [(CLV, "customers.customer_profiles]", "customers.customer_profile]")],
-        "known-inputs marketing.customer_lifetime_value domains/marketing/products/customer_lifetime_value.yaml: "
-        "reads customers.customer_profile, which no domain defines; fix the product id in `inputs` (domain.product)",
+        "valid-contract marketing.customer_lifetime_value domains/marketing/products/customer_lifetime_value.yaml: "
+        "unknown product customers.customer_profile: no domain of the mesh publishes it; fix field 'inputs'",
     ),
     "valid-contract": (
         [(SEGMENTS, "{name: customers, type: BIGINT,", "{name: customers, type: BIGNUMBER,")],
