@@ -83,13 +83,3 @@ def start(root: Path, sources: Path, workspace: Path = REPO_ROOT / "workspace.ya
             time.sleep(1)
     server.stop()
     raise RuntimeError(f"dagster dev did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 2.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

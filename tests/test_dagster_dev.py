@@ -14,7 +14,7 @@ import pytest
 
 from platform_lib import output_port
 from tests import dagster_dev
-from tests.dagster_dev import wait_for
+from platform_lib.localstack import wait_for
 
 PRODUCTS = [
     "customers.raw_customers", "customers.customer_profiles", "orders.raw_orders", "orders.raw_order_lines",
