@@ -27,15 +27,16 @@ from dagster_dbt.asset_utils import build_dbt_specs
 
 from platform_lib import dbt_project, output_port, storage
 from platform_lib.contract import Domain, Product
-from platform_lib.factories import serve, transform
+from platform_lib.factories import transform
 from platform_lib.factories.product import (
+    audit_and_publish,
     automation_condition,
     blocked_message,
     definition_metadata,
     freshness_policy,
     product_tags,
 )
-from platform_lib.factories.quality import asset_key, check_specs, run_checks
+from platform_lib.factories.quality import asset_key, check_specs
 from platform_lib.storage import quote
 
 
@@ -193,37 +194,21 @@ def build(
                 continue
             node = manifest.models[product.dbt_model]
             candidate = f"{quote(node['schema'])}.{quote(node['alias'])}"
-            checks = run_checks(connection, product, candidate)
-            failed = dbt_failures.get(asset_key(product.id), []) + [
-                c.check_name for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
-            ]
-            failed += [f"upstream {i} was not published" for i in product.inputs if i in not_published]
-            metadata: dict[str, Any] = {
-                "dagster/row_count": connection.execute(f"SELECT count(*) FROM {candidate}").fetchone()[0],
-                "contract_version": product.version,
-                "input_versions": versions[product.id],
-                "dbt_model": f"{project.name}.{product.dbt_model}",
-            }
-            if failed:
+            upstream_failed = [f"upstream {i} was not published" for i in product.inputs if i in not_published]
+            audit = audit_and_publish(
+                connection, product, candidate, context.run_id, versions[product.id],
+                failed_elsewhere=(*dbt_failures.get(asset_key(product.id), []), *upstream_failed),
+            )
+            metadata = {**audit.metadata, "input_versions": versions[product.id], "dbt_model": f"{project.name}.{product.dbt_model}"}
+            if audit.failed:
                 not_published.add(product.id)
-                output_port.mark_blocked(product.id, context.run_id, failed)
-                served = output_port.current(product.id)
-                metadata.update(published=False, served_version=served.version if served else "none")
                 problems[product.dbt_model] = project.problem(
-                    f"not published, blocking checks failed: {', '.join(failed)}. "
+                    f"not published, blocking checks failed: {', '.join(audit.failed)}. "
                     f"Consumers keep reading {metadata['served_version']}",
                     product.dbt_model,
                     node["original_file_path"],
                 )
-            else:
-                snapshot = serve.publish(connection, product, candidate, context.run_id, versions[product.id])
-                metadata.update(
-                    published=True,
-                    published_version=snapshot.version,
-                    snapshot_path=dg.MetadataValue.path(str(snapshot.path)),
-                    snapshot_bytes=snapshot.bytes,
-                )
             yield event.with_metadata({**event.metadata, **metadata})
-            yield from checks
+            yield from audit.checks
     if problems:
         raise dg.Failure(description="; ".join(problems.values()))

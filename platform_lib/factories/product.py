@@ -9,6 +9,7 @@ published and fails the run with the checks' messages.
 from __future__ import annotations
 
 from contextlib import closing
+from dataclasses import dataclass
 from typing import Iterator
 
 import dagster as dg
@@ -52,6 +53,41 @@ def build_candidate(connection, product: Product) -> tuple[dict[str, str], dict[
     return versions, {"input_versions": versions}
 
 
+@dataclass(frozen=True)
+class Audit:
+    """What audit-and-publish did with a candidate: its checks, what failed, the step's metadata."""
+
+    checks: list[dg.AssetCheckResult]
+    failed: list[str]
+    metadata: dict[str, object]
+
+
+def audit_and_publish(
+    connection, product: Product, candidate: str, run_id: str, inputs: dict[str, str], failed_elsewhere: tuple[str, ...] = ()
+) -> Audit:
+    """Check `candidate` against the contract; publish it if no blocking check (here or
+    in `failed_elsewhere`, e.g. dbt's tests) failed, else mark the port blocked."""
+    checks = run_checks(connection, product, candidate)
+    failed = [*failed_elsewhere, *(c.check_name for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR)]
+    metadata: dict[str, object] = {
+        "dagster/row_count": connection.execute(f"SELECT count(*) FROM {candidate}").fetchone()[0],
+        "contract_version": product.version,
+    }
+    if failed:
+        output_port.mark_blocked(product.id, run_id, failed)
+        served = output_port.current(product.id)
+        metadata.update(published=False, served_version=served.version if served else "none")
+    else:
+        snapshot = serve.publish(connection, product, candidate, run_id, inputs)
+        metadata.update(
+            published=True,
+            published_version=snapshot.version,
+            snapshot_path=dg.MetadataValue.path(str(snapshot.path)),
+            snapshot_bytes=snapshot.bytes,
+        )
+    return Audit(checks, failed, metadata)
+
+
 def materialize(context: dg.AssetExecutionContext, product: Product) -> Iterator[dg.MaterializeResult]:
     blocked = blocked_inputs(product)
     if blocked:
@@ -62,31 +98,16 @@ def materialize(context: dg.AssetExecutionContext, product: Product) -> Iterator
             versions, metadata = build_candidate(connection, product)
         except (ingest.IngestError, transform.TransformError) as error:
             raise dg.Failure(description=str(error)) from None
-        rows = connection.execute(f"SELECT count(*) FROM {candidate}").fetchone()[0]
-        checks = run_checks(connection, product, candidate)
-        failed = [c for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
-        metadata["dagster/row_count"] = rows
-        metadata["contract_version"] = product.version
-        if failed:
-            output_port.mark_blocked(product.id, context.run_id, [c.check_name for c in failed])
-            served = output_port.current(product.id)
-            metadata["published"] = False
-            metadata["served_version"] = served.version if served else "none"
-            yield dg.MaterializeResult(metadata=metadata, check_results=checks)
-            messages = "; ".join(f"{c.check_name}: {c.description}" for c in failed)
-            raise dg.Failure(
-                description=f"{product.id} was not published, blocking checks failed: {messages}. "
-                f"Consumers keep reading {metadata['served_version']}."
-            )
-        snapshot = serve.publish(connection, product, candidate, context.run_id, versions)
-        connection.execute(f"DROP TABLE {candidate}")
-    metadata.update(
-        published=True,
-        published_version=snapshot.version,
-        snapshot_path=dg.MetadataValue.path(str(snapshot.path)),
-        snapshot_bytes=snapshot.bytes,
-    )
-    yield dg.MaterializeResult(metadata=metadata, check_results=checks)
+        audit = audit_and_publish(connection, product, candidate, context.run_id, versions)
+        if not audit.failed:
+            connection.execute(f"DROP TABLE {candidate}")
+    yield dg.MaterializeResult(metadata={**metadata, **audit.metadata}, check_results=audit.checks)
+    if audit.failed:
+        messages = "; ".join(f"{c.check_name}: {c.description}" for c in audit.checks if c.check_name in audit.failed)
+        raise dg.Failure(
+            description=f"{product.id} was not published, blocking checks failed: {messages}. "
+            f"Consumers keep reading {audit.metadata['served_version']}."
+        )
 
 
 def automation_condition(product: Product) -> dg.AutomationCondition:
