@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from platform_lib.contract import load_domain, load_product
-from platform_lib.factories.ingest import IngestError, ingest
+from platform_lib.factories.ingest import QUARANTINE_COLUMNS, IngestError, _read_by_casting, ingest, read_json_strictly
 from platform_lib.storage import connect
 
 COLUMNS = """primary_key: [id]
@@ -81,6 +81,32 @@ def test_json_lines_that_are_not_json_or_do_not_fit_are_quarantined(mesh_dir, ma
             (1, pytest.approx(2.5)), (4, pytest.approx(1)),
         ]
     assert (report.rows, report.quarantined) == (2, 2)
+
+
+def test_a_clean_json_source_reads_the_same_in_one_pass_as_line_by_line(mesh_dir, make_product):
+    write(
+        mesh_dir,
+        "lab/a.jsonl",
+        '{"id": 1, "amount": "2.50", "day": "2024-01-01T00:00:00"}\n\n{"id": "2", "amount": 1e1, "extra": [1]}\n'
+        '{"day": null, "amount": -0.005, "id": 3}\n   \n{"id": 4, "amount": 7, "day": "2024-02-29"}',
+    )
+    product, files = make_product("json", "lab/*.jsonl"), [mesh_dir / "sources" / "lab" / "a.jsonl"]
+    table = "SELECT * FROM _candidate.things"
+    with connect("lab") as connection:
+        assert read_json_strictly(connection, product, files)
+        one_pass = connection.execute(table).fetchall()
+        connection.execute(f"CREATE TABLE _quarantine.things ({QUARANTINE_COLUMNS})")
+        _read_by_casting(connection, product, files)
+        assert connection.execute(table).fetchall() == one_pass
+        assert len(one_pass) == 4 and quarantine(connection) == []
+
+
+def test_a_json_boolean_is_not_read_as_a_number(mesh_dir, make_product):
+    write(mesh_dir, "lab/a.jsonl", '{"id": 1}\n{"id": true}\n')
+    product = make_product("json", "lab/*.jsonl", max_bad=0.5)
+    with connect("lab") as connection:
+        ingest(connection, product)
+        assert [(line, column) for _, line, column in quarantine(connection)] == [(2, "id")]
 
 
 def test_parquet_values_that_do_not_cast_are_quarantined(mesh_dir, make_product):

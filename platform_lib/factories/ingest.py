@@ -6,8 +6,10 @@ the file, the line and the reason, and are counted in the materialization metada
 Above the contract's `max_bad_fraction` the ingest fails naming the first bad line.
 
 CSV uses the reader's reject tables, which know exact line numbers. Newline-delimited
-JSON is read line by line so that even a line that is not JSON is quarantined, and
-Parquet is read with its row numbers; both then cast each column with TRY_CAST.
+JSON is first read whole by DuckDB's JSON reader with strict casts; only a source it
+refuses is read again line by line, so that every bad line (even one that is not JSON)
+is quarantined with its number. Parquet is read with its row numbers. The line-by-line
+JSON and the Parquet reads cast each column with TRY_CAST.
 """
 
 from __future__ import annotations
@@ -109,6 +111,29 @@ def _raw_relation(product: Product, files: list[Path]) -> str:
         FROM read_parquet({_file_list(files)}, filename = true, file_row_number = true, union_by_name = true)"""
 
 
+def _read_json(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
+    if not read_json_strictly(connection, product, files):
+        _read_by_casting(connection, product, files)
+
+
+def read_json_strictly(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> bool:
+    """The whole source in one typed read by DuckDB's JSON reader; False at its first bad line.
+
+    Values are read as JSON text and cast as the line-by-line read casts them (so JSON
+    `true` is not the integer 1): both reads agree on every source this one accepts.
+    """
+    as_text = "{" + ", ".join(f"{literal(c.name)}: 'VARCHAR'" for c in product.columns) + "}"
+    casts = ", ".join(f"CAST({quote(c.name)} AS {c.type}) AS {quote(c.name)}" for c in product.columns)
+    try:
+        connection.execute(
+            f"""CREATE OR REPLACE TABLE {_candidate(product)} AS SELECT {casts}
+            FROM read_json({_file_list(files)}, format = 'newline_delimited', columns = {as_text})"""
+        )
+    except duckdb.Error:
+        return False
+    return True
+
+
 def _read_by_casting(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
     connection.execute(f"CREATE OR REPLACE TEMP TABLE mesh_raw AS {_raw_relation(product, files)}")
     casts = {c.name: f"TRY_CAST({quote(c.name)} AS {c.type})" for c in product.columns}
@@ -142,7 +167,7 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestRep
     """Build `_candidate.<product>` from the source files; raise IngestError above the threshold."""
     _, files = source_files(product)
     connection.execute(f"CREATE OR REPLACE TABLE {_quarantine(product)} ({QUARANTINE_COLUMNS})")
-    reader = _read_csv if product.source.format == "csv" else _read_by_casting
+    reader = {"csv": _read_csv, "json": _read_json}.get(product.source.format, _read_by_casting)
     try:
         reader(connection, product, files)
     except duckdb.Error as error:

@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 
 from platform_lib.contract import Product
-from platform_lib.quality import RuleResult, evaluate_rules
+from platform_lib.quality import RuleResult, bitmap, evaluate_rules
 from platform_lib.storage import quote
 
 SAMPLE_SIZE = 10
@@ -74,10 +74,17 @@ def schema_problems(connection: duckdb.DuckDBPyConnection, product: Product, rel
 
 
 def primary_key_problems(connection: duckdb.DuckDBPyConnection, product: Product, relation: str) -> tuple[list[str], dict[str, Any]]:
+    """Null and duplicated keys. A key of dense integers is proven unique by a bitmap in one
+    scan (quality/bitmap.py); only other keys, or one with duplicates, pay for the GROUP BY."""
     keys = ", ".join(quote(k) for k in product.primary_key)
     any_null = " OR ".join(f"{quote(k)} IS NULL" for k in product.primary_key)
-    null_rows = connection.execute(f"SELECT count(*) FROM {relation} WHERE {any_null}").fetchone()[0]
-    duplicates = connection.execute(
+    types = {name: kind for name, kind, *_ in connection.execute(f"DESCRIBE {relation}").fetchall()}
+    rows = connection.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
+    distinct = bitmap.distinct_keys(connection, relation, {k: types[k] for k in product.primary_key}, rows) or "NULL"
+    null_rows, keyed_rows, distinct_keys = connection.execute(
+        f"SELECT count(*) FILTER (WHERE {any_null}), count(*) FILTER (WHERE NOT ({any_null})), {distinct} FROM {relation}"
+    ).fetchone()
+    duplicates = [] if distinct_keys == keyed_rows else connection.execute(
         f"""SELECT {keys}, count(*) AS copies FROM {relation} WHERE NOT ({any_null})
         GROUP BY ALL HAVING count(*) > 1 ORDER BY copies DESC, {keys}"""
     ).fetchall()

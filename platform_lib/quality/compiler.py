@@ -3,8 +3,10 @@
 Every rule adds aggregate expressions to a shared `Query` (identical expressions are
 computed once) and returns a function that turns the result row into a GE-shaped
 `RuleResult`. Row-level rules become filtered counts, column statistics become
-aggregates, so one scan of the table answers them together. Uniqueness needs a
-grouping of its own: it is a scalar subquery in the same statement.
+aggregates, so one scan of the table answers them together. Uniqueness of dense
+integer keys is one more aggregate, a bitmap; other keys need a grouping of their own,
+a scalar subquery in the same statement, as does a regex on a column whose values
+repeat (tested once per distinct value).
 
 GE validates a pandas copy of the table, where NaN is missing, an empty column sums to
 0 and `mostly` is measured over non-missing values; the SQL here follows those rules
@@ -22,6 +24,7 @@ from typing import Any, Callable
 import duckdb
 
 from platform_lib.contract import QualityRule
+from platform_lib.quality import bitmap, repeats
 from platform_lib.quality.catalog import compiled_signature
 from platform_lib.quality.regex import to_re2
 from platform_lib.quality.results import RuleResult
@@ -40,6 +43,7 @@ Finish = Callable[["Answers"], RuleResult]
 class Table:
     """The relation under test, its columns (name -> DuckDB type, in table order) and size."""
 
+    connection: duckdb.DuckDBPyConnection
     relation: str
     columns: dict[str, str]
     rows: int
@@ -48,7 +52,7 @@ class Table:
     def describe(cls, connection: duckdb.DuckDBPyConnection, relation: str) -> Table:
         columns = connection.execute(f"DESCRIBE {relation}").fetchall()
         rows = connection.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
-        return cls(relation, {name: kind for name, kind, *_ in columns}, rows)
+        return cls(connection, relation, {name: kind for name, kind, *_ in columns}, rows)
 
     def is_numeric(self, column: str) -> bool:
         kind = self.columns[column]
@@ -93,6 +97,10 @@ class Answers:
 
     def __getitem__(self, alias: str) -> Any:
         return self._row[alias]
+
+    def scalar(self, expression: str) -> Any:
+        """An expression left out of the shared scan, computed only when a rule needs it."""
+        return self._connection.execute(f"SELECT {expression}").fetchone()[0]
 
     def sample(self, select: str, where: str) -> list[Any]:
         query = f"SELECT {select} FROM {self._relation} WHERE {where} LIMIT {SAMPLE_SIZE}"
@@ -223,21 +231,68 @@ def _row_condition(rule: QualityRule, table: Table) -> str | None:
 
 def _column_map(rule: QualityRule, table: Table, query: Query) -> Finish | None:
     column = rule.kwargs["column"]
-    value = table.value(column)
-    total, present = query.add("count(*)"), query.add(f"count({value})")
-    if rule.expect == "expect_column_values_to_not_be_null":
-        return lambda row: _map_result(rule, row[total], row[total], row[total] - row[present], lambda: [None] * SAMPLE_SIZE)
-    if rule.expect == "expect_column_values_to_be_null":
-        return lambda row: _map_result(rule, row[total], row[total], row[present], lambda: row.sample(value, f"{value} IS NOT NULL"))
-    if rule.expect == "expect_column_values_to_be_unique":
-        duplicates = query.add(_duplicates(table, [column], f"{value} IS NOT NULL"))
-        return lambda row: _map_result(rule, row[total], row[present], row[duplicates]["rows"], lambda: plain(row[duplicates]["sample"]))
+    value, total = table.value(column), query.add("count(*)")
+    if rule.expect in COUNTED_TESTS:
+        return _counted(rule, table, query, total)
     condition = _row_condition(rule, table)
     if condition is None:
         return None
     failing = f"{value} IS NOT NULL AND {condition}"
-    unexpected = query.add(f"count(*) FILTER (WHERE {failing})")
+    if rule.expect in COSTLY_TESTS and repeats.values_repeat(table.connection, table.relation, value, table.rows):
+        counts = query.add(_count_by_value(table, column, condition))
+        return lambda row: _map_result(rule, row[total], row[counts]["present"], row[counts]["unexpected"], lambda: row.sample(value, failing))
+    present, unexpected = query.add(f"count({value})"), query.add(f"count(*) FILTER (WHERE {failing})")
     return lambda row: _map_result(rule, row[total], row[present], row[unexpected], lambda: row.sample(value, failing))
+
+
+COUNTED_TESTS = {"expect_column_values_to_not_be_null", "expect_column_values_to_be_null", "expect_column_values_to_be_unique"}
+"""Column map rules answered by counting values, not by a condition on each value."""
+
+
+def _counted(rule: QualityRule, table: Table, query: Query, total: str) -> Finish:
+    value = table.value(rule.kwargs["column"])
+    present = query.add(f"count({value})")
+    if rule.expect == "expect_column_values_to_not_be_null":
+        return lambda row: _map_result(rule, row[total], row[total], row[total] - row[present], lambda: [None] * SAMPLE_SIZE)
+    if rule.expect == "expect_column_values_to_be_null":
+        return lambda row: _map_result(rule, row[total], row[total], row[present], lambda: row.sample(value, f"{value} IS NOT NULL"))
+    return _unique(rule, table, query, [rule.kwargs["column"]], f"{value} IS NOT NULL", considered=present)
+
+
+COSTLY_TESTS = {"expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex"}
+"""Row conditions worth testing once per distinct value when values repeat (see repeats.py)."""
+
+
+def _count_by_value(table: Table, column: str, condition: str) -> str:
+    """A scalar subquery: rows with a value, and those for which `condition` holds, testing each distinct value once.
+
+    It reads only this column, so the shared scan need not read it at all."""
+    value = table.value(column)
+    by_value = f"SELECT {value} AS {quote(column)}, count(*) AS copies FROM {table.relation} WHERE {value} IS NOT NULL GROUP BY 1"
+    return f"(SELECT {{'present': coalesce(sum(copies), 0), 'unexpected': coalesce(sum(copies) FILTER (WHERE {condition}), 0)}} FROM ({by_value}))"
+
+
+def _unique(rule: QualityRule, table: Table, query: Query, columns: list[str], keep: str, considered: str) -> Finish:
+    """A uniqueness rule over the rows `keep` selects; `considered` is the alias counting them.
+
+    A key of dense integers is counted in a bitmap within the shared scan (see bitmap.py);
+    the grouping that finds duplicates then runs only if the bitmap cannot prove them absent.
+    """
+    total, grouping = query.add("count(*)"), _duplicates(table, columns, keep)
+    distinct = bitmap.distinct_keys(table.connection, table.relation, {c: table.columns[c] for c in columns}, table.rows, keep)
+    if distinct is None:
+        grouped = query.add(grouping)
+    else:
+        kept, counted = query.add(f"count(*) FILTER (WHERE {keep})"), query.add(distinct)
+
+    def finish(row: Answers) -> RuleResult:
+        if distinct is None:
+            found = row[grouped]
+        else:
+            found = {"rows": 0, "sample": []} if row[counted] == row[kept] else row.scalar(grouping)
+        return _map_result(rule, row[total], row[considered], found["rows"], lambda: plain(found["sample"]))
+
+    return finish
 
 
 def _duplicates(table: Table, columns: list[str], keep: str) -> str:
@@ -287,26 +342,35 @@ def _column_statistic(rule: QualityRule, table: Table, query: Query) -> Finish |
 
 
 def _distinct_values(rule: QualityRule, table: Table, query: Query) -> Finish:
-    """GE 1.x compares distinct values with the set: values outside it, members missing from the column."""
+    """GE 1.x compares distinct values with the set: values outside it, members missing from the column.
+
+    Distinct aggregates each need a hash table, so the scan only counts rows outside the
+    set; how many distinct values they hold is asked afterwards, and only if there are some.
+    """
     column, value_set = rule.kwargs["column"], list(rule.kwargs["value_set"])
     value = table.value(column)
     member = _member(table, column, value_set)
-    outside = query.add(f"count(DISTINCT {value}) FILTER (WHERE NOT ({member}))")
-    present = query.add(f"list(DISTINCT {value}) FILTER (WHERE {member})")
+    outside_where = f"{value} IS NOT NULL AND NOT ({member})"
     wants_outside = not rule.expect.endswith("_contain_set")
     wants_missing = not rule.expect.endswith("_be_in_set")
+    outside_rows = query.add(f"count(*) FILTER (WHERE {outside_where})") if wants_outside else None
+    present = query.add(f"list(DISTINCT {value}) FILTER (WHERE {member})") if wants_missing else None
 
     def finish(row: Answers) -> RuleResult:
-        found = set(row[present] or [])
-        missing = sorted({v for v in value_set if v not in found}, key=repr)
-        details = {"missing_count": len(missing), "partial_missing_list": missing[:SAMPLE_SIZE]} if wants_missing else {}
-        success = (not wants_outside or row[outside] == 0) and not (wants_missing and missing)
+        outside = None
+        if wants_outside:
+            outside = row.scalar(f"(SELECT count(DISTINCT {value}) FROM {table.relation} WHERE {outside_where})") if row[outside_rows] else 0
+        details = {}
+        if wants_missing:
+            found = set(row[present] or [])
+            missing = sorted({v for v in value_set if v not in found}, key=repr)
+            details = {"missing_count": len(missing), "partial_missing_list": missing[:SAMPLE_SIZE]}
         return RuleResult(
             rule=rule,
-            success=success,
+            success=not outside and not details.get("missing_count"),
             engine=ENGINE,
-            unexpected_count=row[outside] if wants_outside else None,
-            partial_unexpected_list=row.sample(f"DISTINCT {value}", f"{value} IS NOT NULL AND NOT ({member})") if wants_outside and row[outside] else [],
+            unexpected_count=outside,
+            partial_unexpected_list=row.sample(f"DISTINCT {value}", outside_where) if outside else [],
             details=details,
         )
 
@@ -389,8 +453,7 @@ def _multicolumn(rule: QualityRule, table: Table, query: Query) -> Finish | None
     keep = _keep_rows(table, columns, rule.kwargs.get("ignore_row_if", "all_values_are_missing"))
     total, kept = query.add("count(*)"), query.add(f"count(*) FILTER (WHERE {keep})")
     if rule.expect == "expect_compound_columns_to_be_unique":
-        duplicates = query.add(_duplicates(table, columns, keep))
-        return lambda row: _map_result(rule, row[total], row[kept], row[duplicates]["rows"], lambda: plain(row[duplicates]["sample"]))
+        return _unique(rule, table, query, columns, keep, considered=kept)
     if not all(table.is_numeric(c) for c in columns):
         return None
     row_sum = " + ".join(table.value(c) for c in columns)  # a missing value makes the sum missing, as in GE

@@ -122,6 +122,9 @@ def rules() -> list[QualityRule]:
         _rule("compound_columns_to_be_unique", column_list=["i", "s"]),
         _rule("compound_columns_to_be_unique", column_list=["i", "x"], ignore_row_if="any_value_is_missing", mostly=0.5),
         _rule("compound_columns_to_be_unique", column_list=["j", "s"], ignore_row_if="never"),
+        # Integer keys: counted in a bitmap unless 2**40 makes i's range too sparse for one.
+        _rule("compound_columns_to_be_unique", column_list=["j", "i"]),
+        _rule("compound_columns_to_be_unique", column_list=["i", "j"], ignore_row_if="never", mostly=0.5),
         _rule("column_pair_values_a_to_be_greater_than_b", column_A="i", column_B="j"),
         _rule("column_pair_values_a_to_be_greater_than_b", column_A="i", column_B="j", or_equal=True, mostly=0.5),
         _rule("column_pair_values_a_to_be_greater_than_b", column_A="x", column_B="j", ignore_row_if="either_value_is_missing"),

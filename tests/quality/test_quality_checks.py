@@ -9,7 +9,8 @@ import dagster as dg
 import duckdb
 
 from platform_lib.contract import Column, Product, QualityRule
-from platform_lib.factories.quality import check_specs, run_checks
+from platform_lib.factories.quality import check_specs, primary_key_problems, run_checks
+from platform_lib.quality import bitmap
 
 COLUMNS = (
     Column(name="order_id", type="BIGINT", required=True),
@@ -77,3 +78,26 @@ def test_rule_results_carry_verdict_severity_counts_examples_and_engine():
     assert results["column_values_to_be_in_set__status"].passed
     most_common = results["column_most_common_value_to_be_in_set__status"]
     assert most_common.passed and most_common.metadata["engine"].value == "great_expectations"
+
+
+def test_primary_key_check_finds_the_same_duplicates_with_or_without_a_bitmap():
+    """Integer keys are first counted in a bitmap, text keys only grouped: both name the same duplicates."""
+    connection = duckdb.connect()
+    connection.execute("""
+        CREATE TABLE keys AS SELECT id, id::VARCHAR AS code, id % 3 AS part FROM range(1000) t(id);
+        INSERT INTO keys VALUES (7, '7', 1), (7, '7', 1), (NULL, NULL, 2)
+    """)
+
+    def problems(*key: str) -> tuple[list[str], dict]:
+        product = _order_lines().model_copy(update={"primary_key": key})
+        return primary_key_problems(connection, product, "keys")
+
+    assert bitmap.distinct_keys(connection, "keys", {"id": "BIGINT", "part": "BIGINT"}, 1003) is not None
+    assert bitmap.distinct_keys(connection, "keys", {"code": "VARCHAR"}, 1003) is None
+    for key in (("id", "part"), ("code", "part")):
+        found, metadata = problems(*key)
+        assert metadata["null_key_rows"] == 1 and metadata["duplicated_keys"] == 1 and metadata["duplicate_rows"] == 2
+        assert metadata["duplicate_sample"][0]["copies"] == 3, key
+    connection.execute("DELETE FROM keys WHERE id = 7 AND rowid > 999")
+    for key in (("id", "part"), ("code", "part")):
+        assert problems(*key)[0] == ["1 row with a null key"], key

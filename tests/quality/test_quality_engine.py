@@ -1,5 +1,6 @@
 """How the engine runs rules: one scan for the compiled ones, GE only for the rest, and
-uniqueness split into hash partitions on large tables without changing any answer."""
+the cheaper plans it picks by the data (uniqueness in hash partitions or a bitmap, a
+regex once per distinct value) without changing any answer."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import duckdb
 import pytest
 
 from platform_lib.contract import QualityRule
-from platform_lib.quality import compiler, evaluate_rules
-from tests.quality.differential import COLUMNS, datasets, load
+from platform_lib.quality import compiler, evaluate_rules, repeats
+from tests.quality.differential import COLUMNS, datasets, load, rules
 
 UNIQUENESS = [
     QualityRule(expect="expect_column_values_to_be_unique", column=column) for column in ("i", "x", "s")
@@ -34,6 +35,33 @@ def test_partitioned_uniqueness_gives_the_same_answers(name, monkeypatch):
         assert (one.success, one.unexpected_count, sorted(map(repr, one.partial_unexpected_list))) == (
             other.success, other.unexpected_count, sorted(map(repr, other.partial_unexpected_list)),
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["seed1", "seed4", "seed7", "all_equal"])
+def test_a_regex_tested_once_per_distinct_value_gives_the_same_answers(name, monkeypatch):
+    connection = duckdb.connect()
+    table = load(connection, name, datasets()[name])
+    regex_rules = [rule for rule in rules() if rule.expect in compiler.COSTLY_TESTS]
+    by_row = evaluate_rules(connection, table, regex_rules)
+    monkeypatch.setattr(repeats, "values_repeat", lambda *args: True)
+    by_value = evaluate_rules(connection, table, regex_rules)
+    assert any(r.unexpected_count for r in by_row), "some rule should fail on this data"
+    for one, other in zip(by_row, by_value):
+        assert (one.success, one.element_count, one.unexpected_count, one.unexpected_percent, one.partial_unexpected_list) == (
+            other.success, other.element_count, other.unexpected_count, other.unexpected_percent, other.partial_unexpected_list,
+        ), one.rule  # fmt: skip
+
+
+def test_values_repeat_tells_few_distinct_values_from_new_ones():
+    connection = duckdb.connect()
+    rows = repeats.MIN_ROWS + 1000
+    connection.execute(
+        f"CREATE TABLE t AS SELECT 'buyer' || (i % 20000) || '@example.com' AS buyer, 'order-' || i AS order_ref FROM range({rows}) r(i)"
+    )
+    assert repeats.values_repeat(connection, "t", "buyer", rows)
+    assert not repeats.values_repeat(connection, "t", "order_ref", rows)
+    connection.execute(f"DELETE FROM t WHERE rowid >= {repeats.MIN_ROWS - 1}")
+    assert not repeats.values_repeat(connection, "t", "buyer", repeats.MIN_ROWS - 1), "a small table is tested row by row"
 
 
 def test_compiled_rules_share_one_scan(monkeypatch):
