@@ -82,6 +82,10 @@ class Column(_Strict):
         return self
 
 
+COLUMN_KWARGS = ("column", "column_A", "column_B", "column_list")
+"""The kwargs by which GE's expectations name columns."""
+
+
 class QualityRule(BaseModel):
     """One Great Expectations rule: the expectation type, its kwargs inline, `mostly`
     and our severity (error blocks publication, warn only reports)."""
@@ -114,6 +118,12 @@ class QualityRule(BaseModel):
     @property
     def blocking(self) -> bool:
         return self.severity == "error"
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns the rule names, whichever kwargs name them."""
+        named = [self.kwargs.get(k) for k in COLUMN_KWARGS]
+        return [c for item in named for c in ([item] if isinstance(item, str) else item or [])]
 
 
 class Source(_Strict):

@@ -26,6 +26,9 @@ PG_HOST = os.environ.get("MESH_LOCAL_PG_HOST", "127.0.0.1")
 PG_PORT = os.environ.get("MESH_LOCAL_PG_PORT", "5432")
 PG_USER = os.environ.get("MESH_LOCAL_PG_USER", "postgres")
 BROKER = os.environ.get("MESH_LOCAL_BROKER", "pyamqp://guest:guest@127.0.0.1:5672//")
+REDIS = os.environ.get("MESH_LOCAL_REDIS", "redis://127.0.0.1:6379")
+BROKERS = {"rabbitmq": (BROKER, "rpc://"), "redis": (f"{REDIS}/0", f"{REDIS}/1")}
+"""Celery broker and result backend URLs by broker kind (rpc:// results travel over AMQP only)."""
 
 T = TypeVar("T")
 
@@ -70,12 +73,13 @@ def instance_env(home: Path, database: str) -> dict[str, str]:
     }
 
 
-def celery_env(queue: str) -> dict[str, str]:
+def celery_env(queue: str, broker: str = "rabbitmq") -> dict[str, str]:
     """What code servers, the CLI and workers need to agree on to use Celery."""
+    broker_url, backend_url = BROKERS[broker]
     return {
         "MESH_EXECUTOR": "celery",
-        "MESH_CELERY_BROKER": BROKER,
-        "MESH_CELERY_BACKEND": "rpc://",
+        "MESH_CELERY_BROKER": broker_url,
+        "MESH_CELERY_BACKEND": backend_url,
         "MESH_CELERY_QUEUE": queue,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": str(REPO_ROOT),

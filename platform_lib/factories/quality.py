@@ -3,10 +3,14 @@
 Each product gets a `schema` check (columns, types, nullability), a `primary_key`
 check (unique and not null) when it declares a key, and one check per quality rule.
 Error severity is blocking: a failure keeps the candidate from being published.
+
+Check results are shown in the Dagster UI, which reaches further than the domain: a
+check on a PII column reports counts, never the values it found.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import dagster as dg
@@ -89,12 +93,14 @@ def primary_key_problems(connection: duckdb.DuckDBPyConnection, product: Product
         GROUP BY ALL HAVING count(*) > 1 ORDER BY copies DESC, {keys}"""
     ).fetchall()
     extra_rows = sum(row[-1] - 1 for row in duplicates)
-    sample = [dict(zip([*product.primary_key, "copies"], map(_plain, row))) for row in duplicates[:SAMPLE_SIZE]]
+    shown = not any(c.pii for c in product.columns if c.name in product.primary_key)
+    sample = [dict(zip([*product.primary_key, "copies"], map(_plain, row))) for row in duplicates[:SAMPLE_SIZE]] if shown else []
     problems = []
     if null_rows:
         problems.append(f"{null_rows} row{'s' if null_rows > 1 else ''} with a null key")
     if duplicates:
-        problems.append(f"{len(duplicates)} duplicated key value{'s' if len(duplicates) > 1 else ''} ({extra_rows} extra rows), e.g. {sample[0]}")
+        example = f", e.g. {sample[0]}" if shown else " (the key is PII: values not shown)"
+        problems.append(f"{len(duplicates)} duplicated key value{'s' if len(duplicates) > 1 else ''} ({extra_rows} extra rows){example}")
     return problems, {"null_key_rows": null_rows, "duplicated_keys": len(duplicates), "duplicate_rows": extra_rows, "duplicate_sample": sample}
 
 
@@ -102,8 +108,17 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
 
 
-def _rule_metadata(result: RuleResult) -> dict[str, Any]:
+def _without_pii_values(result: RuleResult, pii: set[str]) -> RuleResult:
+    if not pii.intersection(result.rule.columns):
+        return result
+    return dataclasses.replace(result, partial_unexpected_list=[], observed_value=None)
+
+
+def _rule_metadata(result: RuleResult, pii: set[str]) -> dict[str, Any]:
     metadata: dict[str, Any] = {"engine": result.engine, "expectation": result.rule.expect, "kwargs": _json_safe(result.rule.kwargs)}
+    withheld = sorted(pii.intersection(result.rule.columns))
+    if withheld:
+        metadata["values_withheld"] = f"{', '.join(withheld)} is PII: query the candidate in the domain's warehouse"
     for field in ("element_count", "unexpected_count", "unexpected_percent", "observed_value"):
         value = getattr(result, field)
         if value is not None:
@@ -134,8 +149,8 @@ def run_checks(connection: duckdb.DuckDBPyConnection, product: Product, relation
     if metadata["missing_columns"]:
         reason = f"not evaluated: the candidate lacks {', '.join(metadata['missing_columns'])}"
         return results + [_result(product, r.check_name, False, reason, {}, r.blocking) for r in product.quality]
+    pii = {c.name for c in product.pii_columns}
     for outcome in evaluate_rules(connection, relation, product.quality):
-        results.append(
-            _result(product, outcome.rule.check_name, outcome.success, outcome.summary, _rule_metadata(outcome), outcome.rule.blocking)
-        )
+        shown = _without_pii_values(outcome, pii)
+        results.append(_result(product, shown.rule.check_name, shown.success, shown.summary, _rule_metadata(shown, pii), shown.rule.blocking))
     return results

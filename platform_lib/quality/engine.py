@@ -10,14 +10,10 @@ from typing import Sequence
 
 import duckdb
 
-from platform_lib.contract import QualityRule
+from platform_lib.contract import COLUMN_KWARGS, QualityRule
 from platform_lib.quality.catalog import compiled_signature, unknown_columns
 from platform_lib.quality.compiler import Query, Table, compile_rule
 from platform_lib.quality.results import RuleResult
-
-
-COLUMN_KWARGS = ("column", "column_A", "column_B", "column_list")
-"""The kwargs by which GE's expectations name columns."""
 
 
 def validate_rule(rule: QualityRule, columns: set[str]) -> None:

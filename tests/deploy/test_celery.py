@@ -1,5 +1,5 @@
-"""The whole sample mesh through two real Celery workers (RabbitMQ broker, PostgreSQL
-instance), compared product by product with an in-process run of the same sources."""
+"""The whole sample mesh through two real Celery workers (RabbitMQ or Redis broker,
+PostgreSQL instance), compared product by product with an in-process run of the same sources."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def published_digests(product_ids: list[str]) -> dict[str, str | None]:
     return {i: output_port.digest(s.path) if (s := output_port.current(i)) else None for i in product_ids}
 
 
-def test_celery_workers_publish_what_an_in_process_run_publishes(mesh_dir, dagster_home, monkeypatch, processes, tmp_path):
+@pytest.mark.parametrize("broker", ["rabbitmq", "redis"])
+def test_celery_workers_publish_what_an_in_process_run_publishes(broker, mesh_dir, dagster_home, monkeypatch, processes, tmp_path):
     products = [p for d in load_mesh() for p in d.products]
     ids = [p.id for p in products]
     assert all(o.ok for o in materialize_products(products, instance=dg.DagsterInstance.ephemeral()))
@@ -36,7 +37,7 @@ def test_celery_workers_publish_what_an_in_process_run_publishes(mesh_dir, dagst
     distributed = tmp_path / "distributed"
     shutil.copytree(mesh_dir / "sources", distributed / "sources")
     queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
-    env = {**os.environ, **celery_env(queue), "MESH_DATA_DIR": str(distributed)}
+    env = {**os.environ, **celery_env(queue, broker), "MESH_DATA_DIR": str(distributed)}
     nodes = processes.start_celery_workers(WORKERS, queue, env)
 
     run = subprocess.run([sys.executable, "-m", "platform_lib.cli", "materialize"], cwd=REPO_ROOT, env=env,

@@ -98,6 +98,22 @@ def test_primary_key_check_finds_the_same_duplicates_with_or_without_a_bitmap():
         found, metadata = problems(*key)
         assert metadata["null_key_rows"] == 1 and metadata["duplicated_keys"] == 1 and metadata["duplicate_rows"] == 2
         assert metadata["duplicate_sample"][0]["copies"] == 3, key
+    secret = _order_lines().model_copy(update={"primary_key": ("code",), "columns": (Column(name="code", type="VARCHAR", pii=True),)})
+    found, metadata = primary_key_problems(connection, secret, "keys")
+    assert metadata["duplicate_sample"] == [] and "values not shown" in found[1] and "'7'" not in found[1]
     connection.execute("DELETE FROM keys WHERE id = 7 AND rowid > 999")
     for key in (("id", "part"), ("code", "part")):
         assert problems(*key)[0] == ["1 row with a null key"], key
+
+
+def test_checks_on_pii_columns_report_counts_but_never_values():
+    columns = tuple(c.model_copy(update={"pii": c.name == "quantity"}) for c in COLUMNS)
+    product = _order_lines().model_copy(update={"columns": columns})
+    connection = duckdb.connect()
+    results = {r.check_name: r for r in run_checks(connection, product, _candidate(connection, product))}
+    quantity = results["column_values_to_be_between__quantity"]
+    assert not quantity.passed and quantity.metadata["unexpected_count"].value == 1
+    assert "unexpected_sample" not in quantity.metadata and "500" not in quantity.description
+    assert "quantity is PII" in quantity.metadata["values_withheld"].value
+    amount = results["column_values_to_be_between__amount"]
+    assert amount.metadata["unexpected_sample"].value == [-5.0] and "values_withheld" not in amount.metadata
