@@ -18,12 +18,18 @@ The step fails, naming project, model and file, if anything was not published.
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import shutil
 from contextlib import closing
+from functools import cached_property
 from typing import Any, Iterator, Mapping
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource
 from dagster_dbt.asset_utils import build_dbt_specs
+from dagster_dbt.core.dbt_cli_invocation import PARTIAL_PARSE_FILE_NAME
+from packaging import version
 
 from platform_lib import dbt_project, output_port, storage
 from platform_lib.contract import Domain, Product
@@ -138,27 +144,49 @@ def _node_problems(project: dbt_project.DbtProjectRef, manifest: dbt_project.Man
     return problems
 
 
+class MeshDbtCli(DbtCliResource):
+    """dagster-dbt's resource, without a `dbt --version` subprocess (~2.7 s) on every run:
+    the dbt executable is this environment's own (`dbt_project.dbt_executable`)."""
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+
 def _run_dbt(context: dg.AssetExecutionContext, project: dbt_project.DbtProjectRef):
     """`dbt build` of the selected models; returns its Dagster events and run results once dbt has exited.
 
+    Each run gets its own dbt target folder in the domain's data folder, removed once read.
+    dbt's partial-parse file is kept beside it for the next run, which then skips most of
+    the parse (dbt re-parses in full if the project or profile changed).
     Column metadata is fetched after dbt exits: DuckDB lets one process write a file,
     so the adapter that reads the built tables must not race the dbt process.
     """
-    dbt = DbtCliResource(
+    dbt = MeshDbtCli(
         project_dir=str(project.path),
         profiles_dir=str(project.write_profile()),
         profile=dbt_project.PROFILE,
         target=dbt_project.PROFILE,
         dbt_executable=dbt_project.dbt_executable(),
     )
-    invocation = dbt.cli(["build"], context=context, raise_on_error=False)
-    succeeded = invocation.is_successful()
-    events = list(invocation.stream().fetch_column_metadata())
-    if invocation.adapter:
-        invocation.adapter.cleanup_connections()  # dbt-duckdb closes the file with its last connection
-    results_file = invocation.target_path / "run_results.json"
-    results = invocation.get_artifact("run_results.json")["results"] if results_file.exists() else []
-    error = None if succeeded or results else str(invocation.get_error())
+    target = project.profiles_dir / "runs" / f"{project.name}-{context.run_id}"
+    parsed = project.profiles_dir / f"{project.name}.{PARTIAL_PARSE_FILE_NAME}"
+    target.mkdir(parents=True, exist_ok=True)
+    if parsed.exists():
+        shutil.copy(parsed, target / PARTIAL_PARSE_FILE_NAME)
+    try:
+        invocation = dbt.cli(["build"], context=context, target_path=target, raise_on_error=False)
+        succeeded = invocation.is_successful()
+        events = list(invocation.stream().fetch_column_metadata())
+        if invocation.adapter:
+            invocation.adapter.cleanup_connections()  # dbt-duckdb closes the file with its last connection
+        results_file = target / "run_results.json"
+        results = invocation.get_artifact("run_results.json")["results"] if results_file.exists() else []
+        error = None if succeeded or results else str(invocation.get_error())
+        if (target / PARTIAL_PARSE_FILE_NAME).exists():
+            os.replace(target / PARTIAL_PARSE_FILE_NAME, parsed)
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
     return events, results, error
 
 
