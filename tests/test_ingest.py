@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from platform_lib.contract import load_domain, load_product
-from platform_lib.factories.ingest import QUARANTINE_COLUMNS, IngestError, _read_by_casting, ingest, read_json_strictly
+from platform_lib.factories.ingest import QUARANTINE_COLUMNS, IngestError, _read_by_casting, ingest, read_strictly
 from platform_lib.storage import connect
 
 COLUMNS = """primary_key: [id]
@@ -93,7 +93,7 @@ def test_a_clean_json_source_reads_the_same_in_one_pass_as_line_by_line(mesh_dir
     product, files = make_product("json", "lab/*.jsonl"), [mesh_dir / "sources" / "lab" / "a.jsonl"]
     table = "SELECT * FROM _candidate.things"
     with connect("lab") as connection:
-        assert read_json_strictly(connection, product, files)
+        assert read_strictly(connection, product, files)
         one_pass = connection.execute(table).fetchall()
         connection.execute(f"CREATE TABLE _quarantine.things ({QUARANTINE_COLUMNS})")
         _read_by_casting(connection, product, files)
@@ -107,6 +107,24 @@ def test_a_json_boolean_is_not_read_as_a_number(mesh_dir, make_product):
     with connect("lab") as connection:
         ingest(connection, product)
         assert [(line, column) for _, line, column in quarantine(connection)] == [(2, "id")]
+
+
+def test_a_clean_parquet_source_reads_the_same_in_one_pass_as_row_by_row(mesh_dir, make_product):
+    target = mesh_dir / "sources" / "lab" / "a.parquet"
+    target.parent.mkdir(parents=True)
+    duckdb.execute(
+        f"""COPY (SELECT * FROM (VALUES (1, 1.005::DOUBLE, TIMESTAMP '2024-01-01 10:00', 'x'), (2, NULL, NULL, 'y'),
+            (3, -2.5::DOUBLE, TIMESTAMP '2024-02-29 23:59:59', 'z')) t(id, amount, day, extra)) TO '{target}'"""
+    )
+    product = make_product("parquet", "lab/*.parquet")
+    table = "SELECT * FROM _candidate.things"
+    with connect("lab") as connection:
+        assert read_strictly(connection, product, [target])
+        one_pass = connection.execute(table).fetchall()
+        connection.execute(f"CREATE TABLE _quarantine.things ({QUARANTINE_COLUMNS})")
+        _read_by_casting(connection, product, [target])
+        assert connection.execute(table).fetchall() == one_pass
+        assert len(one_pass) == 3 and quarantine(connection) == []
 
 
 def test_parquet_values_that_do_not_cast_are_quarantined(mesh_dir, make_product):

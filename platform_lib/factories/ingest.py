@@ -6,10 +6,10 @@ the file, the line and the reason, and are counted in the materialization metada
 Above the contract's `max_bad_fraction` the ingest fails naming the first bad line.
 
 CSV uses the reader's reject tables, which know exact line numbers. Newline-delimited
-JSON is first read whole by DuckDB's JSON reader with strict casts; only a source it
-refuses is read again line by line, so that every bad line (even one that is not JSON)
-is quarantined with its number. Parquet is read with its row numbers. The line-by-line
-JSON and the Parquet reads cast each column with TRY_CAST.
+JSON and Parquet are first read whole by DuckDB's reader with strict casts; only a
+source with a bad value is read again row by row, JSON line by line so that even a
+line that is not JSON is quarantined with its number, Parquet with its row numbers,
+each column cast with TRY_CAST.
 """
 
 from __future__ import annotations
@@ -111,24 +111,25 @@ def _raw_relation(product: Product, files: list[Path]) -> str:
         FROM read_parquet({_file_list(files)}, filename = true, file_row_number = true, union_by_name = true)"""
 
 
-def _read_json(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
-    if not read_json_strictly(connection, product, files):
+def _read_whole(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
+    if not read_strictly(connection, product, files):
         _read_by_casting(connection, product, files)
 
 
-def read_json_strictly(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> bool:
-    """The whole source in one typed read by DuckDB's JSON reader; False at its first bad line.
+def read_strictly(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> bool:
+    """The whole source in one read by DuckDB's reader; False at its first value that does not convert.
 
-    Values are read as JSON text and cast as the line-by-line read casts them (so JSON
-    `true` is not the integer 1): both reads agree on every source this one accepts.
+    Values are cast from their text, as the row-by-row read casts them (so JSON `true`
+    is not the integer 1): both reads agree on every source this one accepts.
     """
-    as_text = "{" + ", ".join(f"{literal(c.name)}: 'VARCHAR'" for c in product.columns) + "}"
-    casts = ", ".join(f"CAST({quote(c.name)} AS {c.type}) AS {quote(c.name)}" for c in product.columns)
+    casts = ", ".join(f"CAST({quote(c.name)}::VARCHAR AS {c.type}) AS {quote(c.name)}" for c in product.columns)
+    if product.source.format == "json":
+        as_text = "{" + ", ".join(f"{literal(c.name)}: 'VARCHAR'" for c in product.columns) + "}"
+        reader = f"read_json({_file_list(files)}, format = 'newline_delimited', columns = {as_text})"
+    else:
+        reader = f"read_parquet({_file_list(files)}, union_by_name = true)"
     try:
-        connection.execute(
-            f"""CREATE OR REPLACE TABLE {_candidate(product)} AS SELECT {casts}
-            FROM read_json({_file_list(files)}, format = 'newline_delimited', columns = {as_text})"""
-        )
+        connection.execute(f"CREATE OR REPLACE TABLE {_candidate(product)} AS SELECT {casts} FROM {reader}")
     except duckdb.Error:
         return False
     return True
@@ -167,7 +168,7 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestRep
     """Build `_candidate.<product>` from the source files; raise IngestError above the threshold."""
     _, files = source_files(product)
     connection.execute(f"CREATE OR REPLACE TABLE {_quarantine(product)} ({QUARANTINE_COLUMNS})")
-    reader = {"csv": _read_csv, "json": _read_json}.get(product.source.format, _read_by_casting)
+    reader = _read_csv if product.source.format == "csv" else _read_whole
     try:
         reader(connection, product, files)
     except duckdb.Error as error:
