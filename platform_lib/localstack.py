@@ -124,8 +124,13 @@ class Processes:
                  "-q", queue, "-n", node, "--", "--concurrency", "1", "--without-gossip", "--without-mingle"],
                 env,
             )
-        for name in names:
-            wait_for(lambda: " ready." in self.log(name), timeout, f"Celery worker {name}")
+        for name, process in zip(names, self.started[-len(names):]):
+            try:
+                wait_for(lambda: " ready." in self.log(name) or process.poll() is not None, timeout, f"Celery worker {name}")
+            except TimeoutError as error:
+                raise TimeoutError(f"{error}; its log ends:\n{self.log(name)[-3000:]}") from None
+            if process.poll() is not None:
+                raise RuntimeError(f"Celery worker {name} exited with {process.returncode}; its log ends:\n{self.log(name)[-3000:]}")
         return nodes
 
     def stop_all(self, grace: float = 15) -> None:
