@@ -100,7 +100,7 @@ def _raw_relation(product: Product, files: list[Path]) -> str:
             for c in product.columns
         )
         return f"""
-            SELECT file, line, raw, json_valid(raw) AS readable, {fields}
+            SELECT file, line, raw, CASE WHEN json_valid(raw) THEN json_type(raw) = 'OBJECT' ELSE false END AS readable, {fields}
             FROM (
                 SELECT filename AS file, generate_subscripts(lines, 1) AS line, unnest(lines) AS raw
                 FROM (SELECT filename, string_split(content, chr(10)) AS lines FROM read_text({_file_list(files)}))
