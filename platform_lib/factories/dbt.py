@@ -23,11 +23,14 @@ import os
 import shutil
 from contextlib import closing
 from functools import cached_property
-from typing import Any, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource
-from dagster_dbt.asset_utils import build_dbt_specs
+import duckdb
+from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource
+from dagster_dbt.asset_utils import build_dbt_specs, default_metadata_from_dbt_resource_props
+from dagster_dbt.core.dbt_cli_event import EventHistoryMetadata, _build_column_lineage_metadata
 from dagster_dbt.core.dbt_cli_invocation import PARTIAL_PARSE_FILE_NAME
 from packaging import version
 
@@ -145,22 +148,65 @@ def _node_problems(project: dbt_project.DbtProjectRef, manifest: dbt_project.Man
 
 
 class MeshDbtCli(DbtCliResource):
-    """dagster-dbt's resource, without a `dbt --version` subprocess (~2.7 s) on every run:
-    the dbt executable is this environment's own (`dbt_project.dbt_executable`)."""
+    """dagster-dbt's resource without two costs it pays on every run: a `dbt --version`
+    subprocess (the dbt executable is this environment's own, `dbt_project.dbt_executable`)
+    and a dbt adapter in the run process (about 2 s of imports and macro parsing), which
+    dagster-dbt needs only to read column types: `_with_column_metadata` reads them from DuckDB."""
 
     @cached_property
     def _cli_version(self) -> version.Version:
         return version.parse(importlib.metadata.version("dbt-core"))
 
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
+        return None
 
-def _run_dbt(context: dg.AssetExecutionContext, project: dbt_project.DbtProjectRef):
+
+def _columns(connection: duckdb.DuckDBPyConnection, node: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """The columns of a built model or an attached source, as dagster-dbt describes them."""
+    name = node["identifier"] if node["resource_type"] == "source" else node["alias"]
+    rows = connection.execute(
+        """SELECT column_name, data_type FROM information_schema.columns
+        WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? ORDER BY ordinal_position""",
+        [node["schema"], name],
+    ).fetchall()
+    return {column: {"data_type": data_type} for column, data_type in rows}
+
+
+def _with_column_metadata(
+    event: Any, invocation: DbtCliInvocation, manifest: dbt_project.Manifest, connection: duckdb.DuckDBPyConnection, log
+) -> Any:
+    """A built model's event with its column schema and column lineage, as dagster-dbt's
+    `fetch_column_metadata` gives them: lineage comes from sqlglot reading the compiled
+    SQL in the invocation's target folder with the columns of the model and of its parents."""
+    if not isinstance(event, dg.Output):
+        return event
+    node = manifest.node(event.metadata["unique_id"].value)
+    columns = _columns(connection, node)
+    metadata = {**event.metadata, **default_metadata_from_dbt_resource_props({"columns": columns})}
+    parents = [manifest.node(i) for i in manifest.data["parent_map"][node["unique_id"]]]
+    try:
+        metadata.update(
+            _build_column_lineage_metadata(
+                event_history_metadata=EventHistoryMetadata(columns, {p["relation_name"]: _columns(connection, p) for p in parents}),
+                dbt_resource_props=node,
+                manifest=manifest.data,
+                dagster_dbt_translator=invocation.dagster_dbt_translator,
+                target_path=invocation.target_path,
+                project=None,
+            )
+        )
+    except Exception as error:  # lineage is a view on the model, never a reason not to publish it
+        log.warning(f"no column lineage for dbt model {node['name']} ({node['original_file_path']}): {error!r}")
+    return event.with_metadata(metadata)
+
+
+def _run_dbt(context: dg.AssetExecutionContext, project: dbt_project.DbtProjectRef, manifest: dbt_project.Manifest):
     """`dbt build` of the selected models; returns its Dagster events and run results once dbt has exited.
 
     Each run gets its own dbt target folder in the domain's data folder, removed once read.
     dbt's partial-parse file is kept beside it for the next run, which then skips most of
     the parse (dbt re-parses in full if the project or profile changed).
-    Column metadata is fetched after dbt exits: DuckDB lets one process write a file,
-    so the adapter that reads the built tables must not race the dbt process.
+    Column metadata is read after dbt exits: DuckDB lets one process write a file.
     """
     dbt = MeshDbtCli(
         project_dir=str(project.path),
@@ -177,9 +223,9 @@ def _run_dbt(context: dg.AssetExecutionContext, project: dbt_project.DbtProjectR
     try:
         invocation = dbt.cli(["build"], context=context, target_path=target, raise_on_error=False)
         succeeded = invocation.is_successful()
-        events = list(invocation.stream().fetch_column_metadata())
-        if invocation.adapter:
-            invocation.adapter.cleanup_connections()  # dbt-duckdb closes the file with its last connection
+        events = list(invocation.stream())
+        with closing(storage.connect(project.domain)) as connection:
+            events = [_with_column_metadata(e, invocation, manifest, connection, context.log) for e in events]
         results_file = target / "run_results.json"
         results = invocation.get_artifact("run_results.json")["results"] if results_file.exists() else []
         error = None if succeeded or results else str(invocation.get_error())
@@ -204,7 +250,7 @@ def build(
             raise dg.Failure(description=blocked_message(product, blocked))
     versions = _attach_sources(project, manifest, selected)
 
-    events, results, error = _run_dbt(context, project)
+    events, results, error = _run_dbt(context, project, manifest)
     if error:
         raise dg.Failure(description=project.problem(f"dbt did not run: {error}"))
     problems = _node_problems(project, manifest, results)
