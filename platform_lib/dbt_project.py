@@ -35,6 +35,8 @@ from platform_lib.storage import REPO_ROOT, data_dir, normalize_type, warehouse_
 PROFILE = "mesh"
 CANDIDATE_SCHEMA = "_candidate"
 IGNORED_FOLDERS = {"target", "logs", "dbt_packages", "__pycache__"}
+MIRROR_SKIPS = {"target", "logs"}  # what dbt writes; a run writes them in the data folder
+PARTIAL_PARSE = "partial_parse.msgpack"  # dbt's name for it
 
 
 def projects_dir() -> Path:
@@ -63,11 +65,57 @@ class DbtProjectRef:
 
     @property
     def profiles_dir(self) -> Path:
+        """The domain's dbt folder in the data folder: profile, partial-parse file, project mirror, run targets."""
         return data_dir() / "dbt" / self.domain
+
+    @property
+    def partial_parse_seed(self) -> Path:
+        """dbt's partial-parse file from `prepare`, which a data folder's first run starts from."""
+        return self.manifest_path.with_name(PARTIAL_PARSE)
+
+    @property
+    def partial_parse(self) -> Path:
+        """This data folder's partial-parse file, from its latest run."""
+        return self.profiles_dir / f"{self.name}.{PARTIAL_PARSE}"
+
+    @property
+    def mirror_dir(self) -> Path:
+        """The project as dbt runs it: a folder in the data folder whose entries link to the project's.
+
+        dbt runs in it, so its logs stay in the data folder and the profile reaches the
+        domain's DuckDB file by a path relative to it. That path, and so the whole profile,
+        is the same for every data folder, and so is dbt's partial-parse file: dbt
+        re-parses in full whenever the profile changes, a different DuckDB path included.
+        """
+        return self.profiles_dir / self.name
+
+    def link_mirror(self) -> Path:
+        """Make the mirror link every entry of the project (but what dbt writes) and nothing else.
+
+        A data folder copied without its links (`cp -r`, `shutil.copytree`) holds copies
+        where links were: they are replaced by links to the project again.
+        """
+        mirror = self.mirror_dir
+        mirror.mkdir(parents=True, exist_ok=True)
+        for link in mirror.iterdir():
+            if link.is_symlink() and not link.exists():  # its entry left the project
+                link.unlink(missing_ok=True)
+        for entry in self.path.iterdir():
+            link = mirror / entry.name
+            if entry.name in MIRROR_SKIPS or (link.is_symlink() and link.readlink() == entry):
+                continue
+            if link.is_dir() and not link.is_symlink():
+                shutil.rmtree(link)
+            staged = mirror / f".{entry.name}.{os.getpid()}"
+            staged.unlink(missing_ok=True)
+            staged.symlink_to(entry)
+            os.replace(staged, link)
+        return mirror
 
     def write_profile(self) -> Path:
         """The profile dbt runs with: the domain's DuckDB file, models built as candidates."""
-        output = {"type": "duckdb", "path": str(warehouse_path(self.domain)), "schema": CANDIDATE_SCHEMA, "threads": 1, "keep_open": False}
+        path = os.path.relpath(warehouse_path(self.domain), self.mirror_dir)
+        output = {"type": "duckdb", "path": path, "schema": CANDIDATE_SCHEMA, "threads": 1, "keep_open": False}
         self.profiles_dir.mkdir(parents=True, exist_ok=True)
         (self.profiles_dir / "profiles.yml").write_text(yaml.safe_dump({PROFILE: {"target": PROFILE, "outputs": {PROFILE: output}}}))
         return self.profiles_dir
@@ -78,7 +126,7 @@ class DbtProjectRef:
             yield from (Path(folder) / f for f in files)
 
     def is_stale(self) -> bool:
-        if not self.manifest_path.exists():
+        if not (self.manifest_path.exists() and self.partial_parse_seed.exists()):
             return True
         built = self.manifest_path.stat().st_mtime
         return any(f.stat().st_mtime > built for f in self.project_files())
@@ -101,6 +149,8 @@ def prepare(project: DbtProjectRef) -> None:
     try:
         done = subprocess.run(command, cwd=project.path, env=env, capture_output=True, text=True)
         if done.returncode == 0:
+            if (scratch / PARTIAL_PARSE).exists():
+                os.replace(scratch / PARTIAL_PARSE, project.partial_parse_seed)
             os.replace(scratch / "manifest.json", project.manifest_path)
             return
     finally:

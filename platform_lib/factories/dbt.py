@@ -31,7 +31,6 @@ import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource
 from dagster_dbt.asset_utils import build_dbt_specs, default_metadata_from_dbt_resource_props
 from dagster_dbt.core.dbt_cli_event import EventHistoryMetadata, _build_column_lineage_metadata
-from dagster_dbt.core.dbt_cli_invocation import PARTIAL_PARSE_FILE_NAME
 from packaging import version
 
 from platform_lib import dbt_project, output_port, storage
@@ -203,23 +202,24 @@ def _with_column_metadata(
 def _run_dbt(context: dg.AssetExecutionContext, project: dbt_project.DbtProjectRef, manifest: dbt_project.Manifest):
     """`dbt build` of the selected models; returns its Dagster events and run results once dbt has exited.
 
-    Each run gets its own dbt target folder in the domain's data folder, removed once read.
-    dbt's partial-parse file is kept beside it for the next run, which then skips most of
-    the parse (dbt re-parses in full if the project or profile changed).
+    dbt runs in the project's mirror in the data folder (`DbtProjectRef.mirror_dir`); each
+    run gets its own target folder there, removed once read. dbt's partial-parse file is
+    kept for the next run, which then skips most of the parse; a data folder's first run
+    starts from the one `mesh prepare-dbt` made (dbt re-parses what changed since).
     Column metadata is read after dbt exits: DuckDB lets one process write a file.
     """
     dbt = MeshDbtCli(
-        project_dir=str(project.path),
+        project_dir=str(project.link_mirror()),
         profiles_dir=str(project.write_profile()),
         profile=dbt_project.PROFILE,
         target=dbt_project.PROFILE,
         dbt_executable=dbt_project.dbt_executable(),
     )
     target = project.profiles_dir / "runs" / f"{project.name}-{context.run_id}"
-    parsed = project.profiles_dir / f"{project.name}.{PARTIAL_PARSE_FILE_NAME}"
     target.mkdir(parents=True, exist_ok=True)
-    if parsed.exists():
-        shutil.copy(parsed, target / PARTIAL_PARSE_FILE_NAME)
+    parsed = next((p for p in (project.partial_parse, project.partial_parse_seed) if p.exists()), None)
+    if parsed:
+        shutil.copy(parsed, target / dbt_project.PARTIAL_PARSE)
     try:
         invocation = dbt.cli(["build"], context=context, target_path=target, raise_on_error=False)
         succeeded = invocation.is_successful()
@@ -229,8 +229,8 @@ def _run_dbt(context: dg.AssetExecutionContext, project: dbt_project.DbtProjectR
         results_file = target / "run_results.json"
         results = invocation.get_artifact("run_results.json")["results"] if results_file.exists() else []
         error = None if succeeded or results else str(invocation.get_error())
-        if (target / PARTIAL_PARSE_FILE_NAME).exists():
-            os.replace(target / PARTIAL_PARSE_FILE_NAME, parsed)
+        if (target / dbt_project.PARTIAL_PARSE).exists():
+            os.replace(target / dbt_project.PARTIAL_PARSE, project.partial_parse)
     finally:
         shutil.rmtree(target, ignore_errors=True)
     return events, results, error

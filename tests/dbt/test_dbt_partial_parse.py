@@ -1,0 +1,42 @@
+"""dbt's partial-parse file from `mesh prepare-dbt` is good in every data folder, so a
+data folder's first run does not parse the project in full."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+from platform_lib import dbt_project
+from platform_lib.dbt_project import PARTIAL_PARSE, DbtProjectRef, dbt_executable
+from platform_lib.storage import REPO_ROOT
+
+
+def parse_events(project: DbtProjectRef) -> set[str]:
+    """The names of the events of `dbt parse` in the project's mirror, started from the prepared partial-parse file."""
+    mirror = project.link_mirror()
+    target = project.profiles_dir / "runs" / "parse"
+    target.mkdir(parents=True)
+    shutil.copy(project.partial_parse_seed, target / PARTIAL_PARSE)
+    done = subprocess.run(
+        [dbt_executable(), "parse", "--log-format", "json", "--log-level", "debug", "--profiles-dir", str(project.write_profile()),
+         "--profile", dbt_project.PROFILE, "--target", dbt_project.PROFILE, "--target-path", str(target)],
+        cwd=mirror, capture_output=True, text=True, env={"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {json.loads(line)["info"]["name"] for line in done.stdout.splitlines() if line.startswith("{")}
+
+
+def test_a_new_data_folder_starts_from_the_prepared_partial_parse(tmp_path, monkeypatch):
+    shutil.copytree(REPO_ROOT / "dbt_projects", tmp_path / "dbt_projects", ignore=shutil.ignore_patterns("target", "logs"))
+    monkeypatch.setenv("MESH_DBT_PROJECTS_DIR", str(tmp_path / "dbt_projects"))
+    monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path / "prepared"))
+    project = DbtProjectRef("orders", "orders")
+    dbt_project.prepare(project)
+    prepared_profile = (project.profiles_dir / "profiles.yml").read_text()
+
+    monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path / "elsewhere"))
+    events = parse_events(project)
+    assert (project.profiles_dir / "profiles.yml").read_text() == prepared_profile
+    assert "PartialParsingEnabled" in events and "UnableToPartialParse" not in events
+    assert (project.mirror_dir / "models").readlink() == project.path / "models"
