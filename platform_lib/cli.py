@@ -17,9 +17,13 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import os
 import sys
+import threading
 from pathlib import Path
+from typing import NoReturn
 
 from platform_lib import sample_data
 from platform_lib.mesh import load_mesh
@@ -204,5 +208,26 @@ def main(argv: list[str] | None = None) -> int:
     return args.run(args)
 
 
+def run() -> NoReturn:
+    """The `mesh` command: `main`, without two chores Python does for a long-lived program.
+
+    A command loads Dagster, dbt and their dependencies: several hundred thousand objects
+    that live until it exits. With the default thresholds the cyclic garbage collector
+    scans them again and again (0.5 s of a small `mesh materialize`); with these it scans
+    rarely, while collecting what dies young as before. And at exit Python frees them one
+    by one (0.8 s) though the system takes the memory back anyway: so once the command is
+    done, its threads joined and exit handlers run, the process ends at once.
+    """
+    gc.set_threshold(50_000, 20, 100)
+    code = main()
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
