@@ -109,11 +109,16 @@ def test_a_json_boolean_is_not_read_as_a_number(mesh_dir, make_product):
         assert [(line, column) for _, line, column in quarantine(connection)] == [(2, "id")]
 
 
-def test_a_clean_parquet_source_reads_the_same_in_one_pass_as_row_by_row(mesh_dir, make_product):
+@pytest.mark.parametrize(
+    "amount, day",
+    [("DOUBLE", "TIMESTAMP"), ("DECIMAL(8,2)", "DATE")],  # cast from their text; of the contract's types, taken as they are
+)
+def test_a_clean_parquet_source_reads_the_same_in_one_pass_as_row_by_row(mesh_dir, make_product, amount, day):
     target = mesh_dir / "sources" / "lab" / "a.parquet"
     target.parent.mkdir(parents=True)
     duckdb.execute(
-        f"""COPY (SELECT * FROM (VALUES (1, 1.005::DOUBLE, TIMESTAMP '2024-01-01 10:00', 'x'), (2, NULL, NULL, 'y'),
+        f"""COPY (SELECT id, amount::{amount} AS amount, day::{day} AS day, extra FROM (VALUES
+            (1::BIGINT, 1.005::DOUBLE, TIMESTAMP '2024-01-01 10:00', 'x'), (2, NULL, NULL, 'y'),
             (3, -2.5::DOUBLE, TIMESTAMP '2024-02-29 23:59:59', 'z')) t(id, amount, day, extra)) TO '{target}'"""
     )
     product = make_product("parquet", "lab/*.parquet")

@@ -23,7 +23,6 @@ import os
 import shutil
 from contextlib import closing
 from functools import cached_property
-from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import dagster as dg
