@@ -5,6 +5,7 @@
       warehouse/<domain>.duckdb     one file per domain, written only by that domain
       published/<domain>/<product>/ the output ports (see output_port.py), unless
                                     MESH_PORTS_URL puts them elsewhere
+      dbt/<domain>/                 dbt's profile, project mirror and runs (see dbt_project.py)
 
 Inside a domain's file, the domain's own products are views in `main` over their
 published snapshots, other domains' products it consumes are views in a schema

@@ -59,7 +59,11 @@ class DagsterDev:
             pass
 
 
-def start(root: Path, sources: Path, workspace: Path = REPO_ROOT / "workspace.yaml", timeout: float = 180) -> DagsterDev:
+def start(
+    root: Path, sources: Path, workspace: Path = REPO_ROOT / "workspace.yaml", timeout: float = 180, published: bool = False
+) -> DagsterDev:
+    """`dagster dev` on a new instance and data folder; `published` materializes the mesh with
+    the CLI first, so the automation daemon starts with nothing missing to build."""
     home, data = root / "dagster_home", root / "mesh"
     home.mkdir(parents=True)
     shutil.copy(REPO_ROOT / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
@@ -67,6 +71,10 @@ def start(root: Path, sources: Path, workspace: Path = REPO_ROOT / "workspace.ya
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "MESH_DATA_DIR": str(data), "PYTHONPATH": str(REPO_ROOT)}
     log = root / "dagster_dev.log"
+    if published:
+        built = subprocess.run([str(BIN / "mesh"), "materialize"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+        if built.returncode != 0:
+            raise RuntimeError(f"mesh materialize failed before dagster dev started:\n{built.stdout}\n{built.stderr}")
     process = subprocess.Popen(
         [str(BIN / "dagster"), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO_ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,

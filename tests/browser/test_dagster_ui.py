@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from selenium.common.exceptions import ElementClickInterceptedException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -20,12 +21,15 @@ BAD_ROW = "999999,bad@example.com,Bad Row,NL,2024-01-01,vip\n"
 @pytest.fixture
 def server(tmp_path, sample_sources, monkeypatch):
     """`dagster dev` over the sample mesh, every product published, then a customer row with an
-    unknown segment fails a blocking check of customers.customer_profiles."""
-    running = dagster_dev.start(tmp_path, sample_sources)
+    unknown segment fails a blocking check of customers.customer_profiles.
+
+    The mesh is published before the server starts: otherwise the automation daemon queues
+    runs for the products it finds missing, which then run after the CLI's and leave the
+    UI showing the checks of their materialization as not evaluated.
+    """
+    running = dagster_dev.start(tmp_path, sample_sources, published=True)
     monkeypatch.setenv("MESH_DATA_DIR", str(running.data_dir))
     try:
-        built = running.mesh("materialize")
-        assert built.returncode == 0, built.stdout + built.stderr
         with open(running.data_dir / "sources" / "customers" / "customers.csv", "a", encoding="utf-8") as handle:
             handle.write(BAD_ROW)
         spoiled = running.mesh("materialize", "customers")
@@ -40,7 +44,12 @@ def page_text(driver) -> str:
 
 
 def wait_for_text(driver, *texts: str) -> str:
-    WebDriverWait(driver, WAIT_SECONDS).until(lambda d: all(t in page_text(d) for t in texts))
+    try:
+        WebDriverWait(driver, WAIT_SECONDS).until(lambda d: all(t in page_text(d) for t in texts))
+    except TimeoutException:
+        shown = page_text(driver)
+        missing = [t for t in texts if t not in shown]
+        raise AssertionError(f"{driver.current_url} does not show {missing} after {WAIT_SECONDS} s; it shows:\n{shown[:3000]}") from None
     return page_text(driver)
 
 
@@ -48,6 +57,20 @@ def dismiss_dialogs(driver) -> None:
     """The first visit of an instance shows a community sign-up dialog."""
     for button in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
         button.click()
+
+
+def click(driver, element) -> None:
+    """Click `element`, closing the sign-up dialog first if it opened over the page in the meantime."""
+    WebDriverWait(driver, 10, ignored_exceptions=()).until(lambda d: _clicked(d, element))
+
+
+def _clicked(driver, element) -> bool:
+    try:
+        element.click()
+    except ElementClickInterceptedException:
+        dismiss_dialogs(driver)
+        return False
+    return True
 
 
 def test_the_ui_shows_domains_products_owners_and_the_failed_check(server, browser, artifacts):
@@ -59,7 +82,7 @@ def test_the_ui_shows_domains_products_owners_and_the_failed_check(server, brows
     dismiss_dialogs(browser)
     for name in domains:  # each domain is a collapsed group in the graph: open it
         graph_nodes = [e for e in browser.find_elements(By.XPATH, f"//*[normalize-space(text())='{name}']") if e.location["x"] > 400]
-        graph_nodes[-1].click()
+        click(browser, graph_nodes[-1])
     wait_for_text(browser, *product_names)
     browser.save_screenshot(str(artifacts / "asset-graph.png"))
 
@@ -77,7 +100,7 @@ def test_the_ui_shows_domains_products_owners_and_the_failed_check(server, brows
     browser.get(f"{server.url}/assets/customers/customer_profiles?view=checks")
     wait_for_text(browser, "Failed")
     dismiss_dialogs(browser)
-    browser.find_element(By.XPATH, "//*[normalize-space(text())='Failed']").click()
+    click(browser, browser.find_element(By.XPATH, "//*[normalize-space(text())='Failed']"))
     text = wait_for_text(browser, f"{FAILED_CHECK} FAILED, 1 of ")
     assert "This is a blocking asset check." in text and "'vip'" in text
     browser.save_screenshot(str(artifacts / "product-customers-customer_profiles-failed-check.png"))
