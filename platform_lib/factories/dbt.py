@@ -44,7 +44,7 @@ from platform_lib.factories.product import (
     product_tags,
 )
 from platform_lib.factories.quality import asset_key, check_specs
-from platform_lib.storage import quote
+from platform_lib.storage import literal, quote
 
 
 class MeshTranslator(DagsterDbtTranslator):
@@ -162,10 +162,10 @@ class MeshDbtCli(DbtCliResource):
 def _columns(connection: duckdb.DuckDBPyConnection, node: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     """The columns of a built model or an attached source, as dagster-dbt describes them."""
     name = node["identifier"] if node["resource_type"] == "source" else node["alias"]
-    rows = connection.execute(
-        """SELECT column_name, data_type FROM information_schema.columns
-        WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? ORDER BY ordinal_position""",
-        [node["schema"], name],
+    rows = connection.execute(  # literals, not parameters: DuckDB imports pandas to bind parameters
+        f"""SELECT column_name, data_type FROM information_schema.columns
+        WHERE table_catalog = current_database() AND table_schema = {literal(node["schema"])} AND table_name = {literal(name)}
+        ORDER BY ordinal_position"""
     ).fetchall()
     return {column: {"data_type": data_type} for column, data_type in rows}
 
