@@ -2,6 +2,7 @@
 
     dbt_projects/<project>/          a dbt-duckdb project ($MESH_DBT_PROJECTS_DIR overrides the folder)
       target/manifest.json           parsed once, by `mesh prepare-dbt` (which `make` runs)
+      target/partial_parse.msgpack   dbt's parse state from then, where runs start from
 
 A code location only reads the manifest JSON; it parses the project itself only when
 the manifest is missing or older than a file of the project, i.e. once after an edit.
@@ -82,10 +83,10 @@ class DbtProjectRef:
     def mirror_dir(self) -> Path:
         """The project as dbt runs it: a folder in the data folder whose entries link to the project's.
 
-        dbt runs in it, so its logs stay in the data folder and the profile reaches the
-        domain's DuckDB file by a path relative to it. That path, and so the whole profile,
-        is the same for every data folder, and so is dbt's partial-parse file: dbt
-        re-parses in full whenever the profile changes, a different DuckDB path included.
+        dbt runs in it, and the profile reaches the domain's DuckDB file by a path relative
+        to it. That path, and so the whole profile, is the same for every data folder, and
+        so is dbt's partial-parse file: dbt re-parses in full whenever the profile changes,
+        a different DuckDB path included.
         """
         return self.profiles_dir / self.name
 
@@ -126,7 +127,7 @@ class DbtProjectRef:
             yield from (Path(folder) / f for f in files)
 
     def is_stale(self) -> bool:
-        if not (self.manifest_path.exists() and self.partial_parse_seed.exists()):
+        if not self.manifest_path.exists():
             return True
         built = self.manifest_path.stat().st_mtime
         return any(f.stat().st_mtime > built for f in self.project_files())
@@ -328,7 +329,7 @@ def prepare_all() -> bool:
             domain = load_domain(folder)
             for name in sorted(_projects_named(folder)):
                 project = DbtProjectRef(name, domain.name)
-                state = "up to date" if not project.is_stale() else "parsed"
+                state = "up to date" if not project.is_stale() and project.partial_parse_seed.exists() else "parsed"
                 if state == "parsed":
                     prepare(project)
                 print(f"dbt project {name} (domain {domain.name}): {state}, {project.manifest_path}")
