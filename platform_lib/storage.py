@@ -64,6 +64,11 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def column_types(connection: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
+    """The columns of a table, a view or a table function such as `read_parquet(...)`: name -> DuckDB type, in order."""
+    return {name: kind for name, kind, *_ in connection.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+
+
 def normalize_type(type_name: str) -> str:
     """DuckDB's canonical spelling of a column type; raises ValueError for unknown types."""
     try:

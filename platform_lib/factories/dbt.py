@@ -44,7 +44,7 @@ from platform_lib.factories.product import (
     product_tags,
 )
 from platform_lib.factories.quality import asset_key, check_specs
-from platform_lib.storage import literal, quote
+from platform_lib.storage import column_types, quote
 
 
 class MeshTranslator(DagsterDbtTranslator):
@@ -162,12 +162,7 @@ class MeshDbtCli(DbtCliResource):
 def _columns(connection: duckdb.DuckDBPyConnection, node: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     """The columns of a built model or an attached source, as dagster-dbt describes them."""
     name = node["identifier"] if node["resource_type"] == "source" else node["alias"]
-    rows = connection.execute(  # literals, not parameters: DuckDB imports pandas to bind parameters
-        f"""SELECT column_name, data_type FROM information_schema.columns
-        WHERE table_catalog = current_database() AND table_schema = {literal(node["schema"])} AND table_name = {literal(name)}
-        ORDER BY ordinal_position"""
-    ).fetchall()
-    return {column: {"data_type": data_type} for column, data_type in rows}
+    return {column: {"data_type": kind} for column, kind in column_types(connection, f"{quote(node['schema'])}.{quote(name)}").items()}
 
 
 def _with_column_metadata(

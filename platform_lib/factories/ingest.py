@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from platform_lib.contract import Product
-from platform_lib.storage import literal, quote, sources_dir
+from platform_lib.storage import column_types, literal, quote, sources_dir
 
 
 class IngestError(RuntimeError):
@@ -130,7 +130,7 @@ def read_strictly(connection: duckdb.DuckDBPyConnection, product: Product, files
     else:
         reader = f"read_parquet({_file_list(files)}, union_by_name = true)"
     try:
-        typed = {name: kind for name, kind, *_ in connection.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
+        typed = column_types(connection, reader)
         casts = ", ".join(
             quote(c.name) if typed.get(c.name) == c.type else f"CAST({quote(c.name)}::VARCHAR AS {c.type}) AS {quote(c.name)}"
             for c in product.columns

@@ -18,7 +18,7 @@ import duckdb
 
 from platform_lib.contract import Product
 from platform_lib.quality import RuleResult, bitmap, evaluate_rules
-from platform_lib.storage import quote
+from platform_lib.storage import column_types, quote
 
 SAMPLE_SIZE = 10
 
@@ -60,7 +60,7 @@ def _result(product: Product, name: str, passed: bool, description: str, metadat
 
 
 def schema_problems(connection: duckdb.DuckDBPyConnection, product: Product, relation: str) -> tuple[list[str], dict[str, Any]]:
-    actual = {name: kind for name, kind, *_ in connection.execute(f"DESCRIBE {relation}").fetchall()}
+    actual = column_types(connection, relation)
     missing = [c for c in product.column_types if c not in actual]
     extra = [c for c in actual if c not in product.column_types]
     mistyped = {c: f"{actual[c]} (contract: {t})" for c, t in product.column_types.items() if c in actual and actual[c] != t}
@@ -82,7 +82,7 @@ def primary_key_problems(connection: duckdb.DuckDBPyConnection, product: Product
     scan (quality/bitmap.py); only other keys, or one with duplicates, pay for the GROUP BY."""
     keys = ", ".join(quote(k) for k in product.primary_key)
     any_null = " OR ".join(f"{quote(k)} IS NULL" for k in product.primary_key)
-    types = {name: kind for name, kind, *_ in connection.execute(f"DESCRIBE {relation}").fetchall()}
+    types = column_types(connection, relation)
     rows = connection.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
     distinct = bitmap.distinct_keys(connection, relation, {k: types[k] for k in product.primary_key}, rows) or "NULL"
     null_rows, keyed_rows, distinct_keys = connection.execute(

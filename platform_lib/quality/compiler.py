@@ -28,7 +28,7 @@ from platform_lib.quality import bitmap, repeats
 from platform_lib.quality.catalog import compiled_signature
 from platform_lib.quality.regex import to_re2
 from platform_lib.quality.results import RuleResult
-from platform_lib.storage import literal, quote
+from platform_lib.storage import column_types, literal, quote
 
 ENGINE = "duckdb"
 SAMPLE_SIZE = 20
@@ -50,9 +50,8 @@ class Table:
 
     @classmethod
     def describe(cls, connection: duckdb.DuckDBPyConnection, relation: str) -> Table:
-        columns = connection.execute(f"DESCRIBE {relation}").fetchall()
         rows = connection.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
-        return cls(connection, relation, {name: kind for name, kind, *_ in columns}, rows)
+        return cls(connection, relation, column_types(connection, relation), rows)
 
     def is_numeric(self, column: str) -> bool:
         kind = self.columns[column]
