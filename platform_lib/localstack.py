@@ -50,10 +50,21 @@ def _admin(sql: str) -> None:
 
 @contextmanager
 def postgres_database(prefix: str = "mesh") -> Iterator[str]:
-    """A fresh database, dropped on exit, so parallel runs never share instance state."""
+    """A fresh database holding Dagster's instance tables, dropped on exit, so parallel runs
+    never share instance state.
+
+    The tables are made here, once, as a deployment does with `dagster instance migrate`
+    before it starts its services: processes that start together on an empty database
+    (two Celery workers) would each try to create them, and one fails.
+    """
+    from dagster_postgres import DagsterPostgresStorage
+
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     _admin(f"CREATE DATABASE {name}")
     try:
+        tables = DagsterPostgresStorage(f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}")
+        for storage in (tables.run_storage, tables.event_log_storage, tables.schedule_storage):
+            storage.dispose()
         yield name
     finally:
         _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

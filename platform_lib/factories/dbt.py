@@ -9,7 +9,8 @@ Models that are products also get their contract's checks and metadata.
 A run is write-audit-publish with dbt as the writer:
 1. refuse to start while an input is blocked; point each dbt source at its product's
    current snapshot (`transform.attach_inputs`, at the relation the source names);
-2. `dbt build`: models land in the domain's `_candidate` schema, tests run on them;
+2. `dbt build` (in a fork of the step's process, `dbt_fork`): models land in the
+   domain's `_candidate` schema, tests run on them;
 3. for each product model, the contract's checks (`quality.run_checks`) on the
    candidate, then `serve.publish`, or mark the port blocked if a blocking check,
    dbt's or the contract's, failed, or a product upstream in the project did.
@@ -22,17 +23,22 @@ import importlib.metadata
 import os
 import shutil
 from contextlib import closing
-from functools import cached_property
-from typing import Any, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Iterator, Mapping
 
 import dagster as dg
 import duckdb
-from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource
-from dagster_dbt.asset_utils import build_dbt_specs, default_metadata_from_dbt_resource_props
+from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation
+from dagster_dbt.asset_utils import (
+    DBT_INDIRECT_SELECTION_ENV,
+    build_dbt_specs,
+    default_metadata_from_dbt_resource_props,
+    get_updated_cli_invocation_params_for_context,
+)
 from dagster_dbt.core.dbt_cli_event import EventHistoryMetadata, _build_column_lineage_metadata
 from packaging import version
 
-from platform_lib import dbt_project, output_port, storage
+from platform_lib import dbt_fork, dbt_project, output_port, storage
 from platform_lib.contract import Domain, Product
 from platform_lib.factories import transform
 from platform_lib.factories.product import (
@@ -145,20 +151,6 @@ def _node_problems(project: dbt_project.DbtProjectRef, manifest: dbt_project.Man
     return problems
 
 
-class MeshDbtCli(DbtCliResource):
-    """dagster-dbt's resource without two costs it pays on every run: a `dbt --version`
-    subprocess (the dbt executable is this environment's own, `dbt_project.dbt_executable`)
-    and a dbt adapter in the run process (about 2 s of imports and macro parsing), which
-    dagster-dbt needs only to read column types: `_with_column_metadata` reads them from DuckDB."""
-
-    @cached_property
-    def _cli_version(self) -> version.Version:
-        return version.parse(importlib.metadata.version("dbt-core"))
-
-    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
-        return None
-
-
 def _columns(connection: duckdb.DuckDBPyConnection, node: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     """The columns of a built model or an attached source, as dagster-dbt describes them."""
     name = node["identifier"] if node["resource_type"] == "source" else node["alias"]
@@ -193,6 +185,38 @@ def _with_column_metadata(
     return event.with_metadata(metadata)
 
 
+def _start_build(context: dg.AssetExecutionContext, project: dbt_project.DbtProjectRef, target: Path) -> DbtCliInvocation:
+    """`dbt build` of the models and tests the run selected, as dagster-dbt's `DbtCliResource.cli`
+    starts it (same selection, flags and environment), but in a fork of this process
+    (`dbt_fork`): dagster-dbt only starts a new `dbt` interpreter, which imports dbt again.
+    dagster-dbt's `DbtCliInvocation` turns dbt's log lines into Dagster events as usual."""
+    mirror = project.link_mirror()
+    params = get_updated_cli_invocation_params_for_context(context, manifest={}, dagster_dbt_translator=DagsterDbtTranslator())
+    env = {
+        **os.environ,
+        "DAGSTER_DBT_CLI": "true",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_LOG_FORMAT": "json",  # the lines DbtCliInvocation reads
+        "DBT_TARGET_PATH": str(target),
+        "DBT_LOG_PATH": str(target),
+        "DBT_PROFILES_DIR": str(project.write_profile()),
+        "DBT_PROJECT_DIR": str(mirror),
+        **({DBT_INDIRECT_SELECTION_ENV: params.indirect_selection} if params.indirect_selection else {}),
+    }
+    args = ["build", "--profile", dbt_project.PROFILE, "--target", dbt_project.PROFILE, *params.selection_args]
+    context.log.info(f"Running dbt command: `dbt {' '.join(args)}` in {mirror}")
+    return DbtCliInvocation(
+        process=dbt_fork.start(args, env, cwd=mirror),
+        manifest=params.manifest,
+        dagster_dbt_translator=params.dagster_dbt_translator,
+        project_dir=mirror,
+        target_path=target,
+        raise_on_error=False,
+        cli_version=version.parse(importlib.metadata.version("dbt-core")),
+        context=context,
+    )
+
+
 def _run_dbt(context: dg.AssetExecutionContext, project: dbt_project.DbtProjectRef, manifest: dbt_project.Manifest):
     """`dbt build` of the selected models; returns its Dagster events and run results once dbt has exited.
 
@@ -202,20 +226,13 @@ def _run_dbt(context: dg.AssetExecutionContext, project: dbt_project.DbtProjectR
     starts from the one `mesh prepare-dbt` made (dbt re-parses what changed since).
     Column metadata is read after dbt exits: DuckDB lets one process write a file.
     """
-    dbt = MeshDbtCli(
-        project_dir=str(project.link_mirror()),
-        profiles_dir=str(project.write_profile()),
-        profile=dbt_project.PROFILE,
-        target=dbt_project.PROFILE,
-        dbt_executable=dbt_project.dbt_executable(),
-    )
     target = project.profiles_dir / "runs" / f"{project.name}-{context.run_id}"
     target.mkdir(parents=True, exist_ok=True)
     parsed = next((p for p in (project.partial_parse, project.partial_parse_seed) if p.exists()), None)
     if parsed:
         shutil.copy(parsed, target / dbt_project.PARTIAL_PARSE)
     try:
-        invocation = dbt.cli(["build"], context=context, target_path=target, raise_on_error=False)
+        invocation = _start_build(context, project, target)
         succeeded = invocation.is_successful()
         events = list(invocation.stream())
         with closing(storage.connect(project.domain)) as connection:

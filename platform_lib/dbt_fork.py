@@ -1,0 +1,115 @@
+"""Start the dbt CLI in a fork of this process, where dbt is already imported.
+
+A process that runs a dbt step has imported dbt: dagster-dbt imports it to read the
+manifest. A new `dbt` interpreter imports it again before it does anything, about
+half of what a small `dbt build` costs. A fork starts with dbt's modules loaded and
+otherwise runs the dbt command as the `dbt` executable would: the same arguments,
+environment and working directory, its log lines on a pipe, its exit code. dbt's
+global state and its DuckDB file handle live and die with the fork.
+
+`start` returns what dagster-dbt reads of a `subprocess.Popen`: `args`, `stdout`,
+`wait`, `returncode`, `send_signal`. Where forking a running program is not safe
+(every platform but Linux), it starts the `dbt` executable instead.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing.util
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from platform_lib.dbt_project import dbt_executable
+
+FORK = sys.platform == "linux"
+
+
+def _run_dbt(args: Sequence[str], env: Mapping[str, str], cwd: str, output: int, signal_mask: set) -> int:
+    """The fork's whole life: become a `dbt` process, run the command, return its exit code."""
+    multiprocessing.util._finalizer_registry.clear()  # the parent's cleanups are not the fork's to run
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # dbt cancels its queries on Ctrl-C
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, signal_mask)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    os.close(output)
+    sys.stdin = open(0, closefd=False)
+    sys.stdout = sys.stderr = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        from dbt.cli.main import cli
+
+        cli.main(args=list(args), prog_name="dbt")  # exits, as the `dbt` executable does
+        return 0
+    except SystemExit as exit:
+        return exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+    except BaseException:
+        traceback.print_exc()
+        return 1
+    finally:
+        # What the interpreter does at exit and os._exit skips: dbt's semaphores are
+        # released (else Python's resource tracker warns of leaks) and its output flushed.
+        multiprocessing.util._run_finalizers()
+        sys.stdout.flush()
+
+
+class DbtFork:
+    """A dbt command running in a fork, seen as dagster-dbt sees a `subprocess.Popen`."""
+
+    def __init__(self, args: Sequence[str], env: Mapping[str, str], cwd: str):
+        self.args = [dbt_executable(), *args]
+        self.returncode: int | None = None
+        reader, writer = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # A signal sent before the fork has dbt's handlers would be lost: it waits until then.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        self.pid = os.fork()
+        if self.pid == 0:  # the fork: never returns into the caller's code
+            code = 1
+            try:
+                os.close(reader)
+                code = _run_dbt(args, env, cwd, writer, blocked)
+            finally:
+                os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        os.close(writer)
+        self.stdout = open(reader, "rb")
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is None:
+                self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            elif time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            else:
+                time.sleep(0.05)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+
+def start(args: Sequence[str], env: Mapping[str, str], cwd: str | Path) -> DbtFork | subprocess.Popen:
+    """Run `dbt <args>` with this environment in this folder; its output, stderr included, on `.stdout`."""
+    if FORK:
+        return DbtFork(args, env, str(cwd))
+    return subprocess.Popen([dbt_executable(), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(env), cwd=cwd)

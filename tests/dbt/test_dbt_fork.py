@@ -1,0 +1,61 @@
+"""dbt in a fork of the step's process does what the `dbt` executable does: the same log
+events and exit codes, and it leaves the process that forked it as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+from platform_lib import dbt_fork, dbt_project
+from platform_lib.dbt_project import PARTIAL_PARSE, DbtProjectRef, dbt_executable
+
+COMMANDS = {
+    "build": (["build"], 0),
+    "a test that warns": (["build", "--select", "not_null_order_lines_segment"], 0),
+    "an unknown macro": (["run-operation", "no_such_macro"], 2),
+    "an unknown flag": (["build", "--no-such-flag"], 2),
+}
+
+
+def start_dbt(how: str, args: list[str], project: DbtProjectRef, name: str):
+    """`dbt <args>` in the project's mirror with a target folder of its own, as a dbt step starts it."""
+    target = project.profiles_dir / "runs" / name
+    target.mkdir(parents=True)
+    shutil.copy(project.partial_parse_seed, target / PARTIAL_PARSE)
+    env = {**os.environ, "DBT_LOG_FORMAT": "json", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_TARGET_PATH": str(target),
+           "DBT_LOG_PATH": str(target), "DBT_PROFILES_DIR": str(project.write_profile())}
+    args = [*args, "--profile", dbt_project.PROFILE, "--target", dbt_project.PROFILE]
+    if how == "fork":
+        return dbt_fork.DbtFork(args, env, str(project.link_mirror()))
+    return subprocess.Popen([dbt_executable(), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=project.link_mirror())
+
+
+def output(process) -> tuple[int, list[str]]:
+    """The exit code and what dbt wrote, in order: an event's name, or a line that is no event as it is."""
+    lines = process.stdout.read().decode().splitlines()
+    process.stdout.close()
+    return process.wait(), [json.loads(line)["info"]["name"] if line.startswith("{") else line for line in lines]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_fork_logs_and_exits_as_the_dbt_executable(command, published_mesh):
+    args, code = COMMANDS[command]
+    project = DbtProjectRef("orders", "orders")
+    cwd, environment = os.getcwd(), dict(os.environ)
+    forked = output(start_dbt("fork", args, project, f"fork-{command}"))
+    executable = output(start_dbt("executable", args, project, f"exe-{command}"))
+    assert forked[0] == code
+    assert forked == executable
+    assert (os.getcwd(), dict(os.environ)) == (cwd, environment)
+
+
+def test_a_fork_stops_on_an_interrupt(published_mesh):
+    process = start_dbt("fork", ["build"], DbtProjectRef("orders", "orders"), "interrupted")
+    process.send_signal(signal.SIGINT)  # at once: the fork holds it until dbt's handler is in place
+    code, _ = output(process)
+    assert code != 0
