@@ -51,7 +51,10 @@ def _run_dbt(args: Sequence[str], env: Mapping[str, str], cwd: str, output: int,
         cli.main(args=list(args), prog_name="dbt")  # exits, as the `dbt` executable does
         return 0
     except SystemExit as exit:
-        return exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+        if exit.code is None or isinstance(exit.code, int):
+            return exit.code or 0
+        print(exit.code, file=sys.stderr)  # what the interpreter does with a message
+        return 1
     except BaseException:
         traceback.print_exc()
         return 1

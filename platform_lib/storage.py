@@ -1,4 +1,5 @@
-"""Where a mesh keeps its data, and how a domain opens its own DuckDB file.
+"""Where a mesh keeps its data, how a domain opens its own DuckDB file, and how a
+relation is read: its column types, its rows as a pandas frame.
 
     $MESH_DATA_DIR/                 default: .mesh/ in the repository
       sources/<...>                 files the ingest products read
@@ -19,9 +20,13 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 import duckdb
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCK_WAIT_SECONDS = float(os.environ.get("MESH_LOCK_WAIT_SECONDS", "120"))
@@ -97,3 +102,26 @@ def connect(domain: str) -> duckdb.DuckDBPyConnection:
     for schema in ("_candidate", "_quarantine"):
         connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     return connection
+
+
+def data_frame(connection: duckdb.DuckDBPyConnection, relation: str) -> pd.DataFrame:
+    """The relation as DuckDB's `.df()` gives it, text columns fetched through Arrow.
+
+    `.df()` makes a Python string of every text value, which pandas then packs into
+    Arrow again: most of the time of a frame with text (10 times what Arrow takes).
+    Other columns keep `.df()`'s conversion (DATE as datetime64, DECIMAL as float64).
+    The two queries read the same rows in the same order: without ORDER BY, DuckDB keeps
+    the relation's order (`preserve_insertion_order`, on by default).
+    """
+    import pandas as pd
+
+    types = column_types(connection, relation)
+    text = [c for c, kind in types.items() if kind == "VARCHAR"]
+    if not text:
+        return connection.sql(f"SELECT * FROM {relation}").df()
+    texts = connection.sql(f"SELECT {', '.join(map(quote, text))} FROM {relation}").to_arrow_table().to_pandas()
+    others = [c for c in types if c not in text]
+    if not others:
+        return texts
+    frame = connection.sql(f"SELECT {', '.join(map(quote, others))} FROM {relation}").df()
+    return pd.concat([frame, texts], axis=1)[list(types)]

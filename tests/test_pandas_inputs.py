@@ -7,7 +7,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from platform_lib.factories.transform import data_frame
+from platform_lib.storage import data_frame
 
 COLUMNS = {  # column -> a SQL expression of row number i; every third row NULL
     "id": "i::BIGINT",

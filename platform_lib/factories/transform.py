@@ -15,7 +15,7 @@ import duckdb
 
 from platform_lib import output_port
 from platform_lib.contract import Product
-from platform_lib.storage import column_types, literal, quote
+from platform_lib.storage import data_frame, literal, quote
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,29 +76,6 @@ def _load_function(product: Product) -> Callable[..., pd.DataFrame]:
     if not callable(function):
         raise TransformError(f"{product.id}: {module_file} must define transform(inputs) -> DataFrame")
     return function
-
-
-def data_frame(connection: duckdb.DuckDBPyConnection, relation: str) -> pd.DataFrame:
-    """The relation as DuckDB's `.df()` gives it, text columns fetched through Arrow.
-
-    `.df()` makes a Python string of every text value, which pandas then packs into
-    Arrow again: most of the time of a frame with text (10 times what Arrow takes).
-    Other columns keep `.df()`'s conversion (DATE as datetime64, DECIMAL as float64).
-    The two queries read the same rows in the same order: without ORDER BY, DuckDB keeps
-    the relation's order (`preserve_insertion_order`, on by default).
-    """
-    import pandas as pd
-
-    types = column_types(connection, relation)
-    text = [c for c, kind in types.items() if kind == "VARCHAR"]
-    if not text:
-        return connection.sql(f"SELECT * FROM {relation}").df()
-    texts = connection.sql(f"SELECT {', '.join(map(quote, text))} FROM {relation}").to_arrow_table().to_pandas()
-    others = [c for c in types if c not in text]
-    if not others:
-        return texts
-    frame = connection.sql(f"SELECT {', '.join(map(quote, others))} FROM {relation}").df()
-    return pd.concat([frame, texts], axis=1)[list(types)]
 
 
 def run_pandas(connection: duckdb.DuckDBPyConnection, product: Product) -> None:

@@ -17,6 +17,7 @@ import duckdb
 
 from platform_lib.contract import QualityRule
 from platform_lib.quality.results import RuleResult
+from platform_lib.storage import data_frame
 
 ENGINE = "great_expectations"
 RULE_INDEX = "mesh_rule_index"
@@ -121,7 +122,7 @@ def pandas_frame(connection: duckdb.DuckDBPyConnection, relation: str):
     """
     import pandas as pd
 
-    frame = connection.sql(f"SELECT * FROM {relation}").df()
+    frame = data_frame(connection, relation)
     for name, dtype in frame.dtypes.items():
         if isinstance(dtype, pd.api.extensions.ExtensionDtype) and pd.api.types.is_integer_dtype(dtype) and frame[name].hasnans:
             frame[name] = frame[name].astype("float64")
