@@ -105,23 +105,24 @@ def connect(domain: str) -> duckdb.DuckDBPyConnection:
 
 
 def data_frame(connection: duckdb.DuckDBPyConnection, relation: str) -> pd.DataFrame:
-    """The relation as DuckDB's `.df()` gives it, text columns fetched through Arrow.
+    """The relation as DuckDB's `.df()` gives it, text columns converted by Arrow.
 
     `.df()` makes a Python string of every text value, which pandas then packs into
     Arrow again: most of the time of a frame with text (10 times what Arrow takes).
-    Other columns keep `.df()`'s conversion (DATE as datetime64, DECIMAL as float64).
-    The two queries read the same rows in the same order: without ORDER BY, DuckDB keeps
-    the relation's order (`preserve_insertion_order`, on by default).
+    The relation is read once, as Arrow, so its rows line up whatever their order; the
+    other columns go back through DuckDB, cast to their own types again (Arrow carries
+    UUID and ENUM as text, HUGEINT as DECIMAL), for `.df()`'s conversion of them
+    (DATE as datetime64, DECIMAL as float64). A scan of a table in memory keeps its order.
     """
     import pandas as pd
 
     types = column_types(connection, relation)
+    table = connection.sql(f"SELECT * FROM {relation}").to_arrow_table()
     text = [c for c, kind in types.items() if kind == "VARCHAR"]
-    if not text:
-        return connection.sql(f"SELECT * FROM {relation}").df()
-    texts = connection.sql(f"SELECT {', '.join(map(quote, text))} FROM {relation}").to_arrow_table().to_pandas()
+    texts = table.select(text).to_pandas()
     others = [c for c in types if c not in text]
     if not others:
         return texts
-    frame = connection.sql(f"SELECT {', '.join(map(quote, others))} FROM {relation}").df()
+    own_types = ", ".join(f"CAST({quote(c)} AS {types[c]}) AS {quote(c)}" for c in others)
+    frame = connection.from_arrow(table.select(others)).select(own_types).df()
     return pd.concat([frame, texts], axis=1)[list(types)]

@@ -58,3 +58,14 @@ def test_an_input_read_from_parquet_keeps_its_row_order(connection, tmp_path):
     expected = connection.sql(f"SELECT * FROM {relation}").df()
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
     assert (got["name"].dropna() == "name " + got["id"].dropna().astype("int64").astype(str)).all()
+
+
+def test_an_input_whose_rows_come_in_no_fixed_order_stays_whole(connection):
+    """A view over a parallel aggregate returns its groups in a different order each time:
+    every row must still hold its own text and numbers."""
+    connection.execute("SET threads = 4")
+    connection.execute("CREATE VIEW grouped AS SELECT i % 200000 AS id, 'name ' || (i % 200000) AS name, "
+                       "count(*) AS n FROM range(2000000) AS r(i) GROUP BY ALL")
+    got = data_frame(connection, "grouped")
+    assert len(got) == 200000
+    assert (got["name"] == "name " + got["id"].astype(str)).all()
