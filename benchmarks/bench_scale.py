@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -61,6 +62,34 @@ def run_floor(products: list[Product], data: Path) -> tuple[float, dict[str, flo
         raise SystemExit(f"the floor failed:\n{floor.stderr.decode()}")
     result = json.loads(floor.stdout)
     return result["elapsed"], result["per_step"], result["fingerprints"]
+
+
+@dataclass
+class Turns:
+    """The faster of ROUNDS floor runs and of ROUNDS in-process runs, taking turns on the same sources."""
+
+    floor_s: float
+    floor_steps: dict[str, float]
+    floor_out: dict[str, str]
+    in_process_s: float
+    in_process_steps: dict[str, tuple[float, float]]
+    same_output: bool
+
+    @property
+    def order_lines(self) -> int:
+        return int(self.floor_out["orders.order_lines"].split(":")[0])
+
+
+def take_turns(products: list[Product], root: Path, name: str, sources: Path, base_env: dict[str, str]) -> Turns:
+    floors, in_processes = [], []
+    for turn in range(ROUNDS):
+        floors.append(run_floor(products, data_dir(root, f"{name}_floor{turn}", sources)))
+        in_processes.append(run_in_process(products, root, f"{name}_in_process{turn}", sources, base_env))
+        print(f"{name}, turn {turn + 1}: floor {floors[-1][0]:.1f}s, in-process {in_processes[-1][0]:.1f}s", flush=True)
+    floor_s, floor_steps, floor_out = min(floors, key=lambda run: run[0])
+    in_process_s, in_process_steps, _ = min(in_processes, key=lambda run: run[0])
+    same = all(out == floor_out for _, _, out in (*floors, *in_processes))
+    return Turns(floor_s, floor_steps, floor_out, in_process_s, in_process_steps, same)
 
 
 def data_dir(root: Path, name: str, sources: Path) -> Path:
@@ -140,16 +169,7 @@ def main() -> None:
         generate_s = time.perf_counter() - started
         products = [p for d in load_mesh() for p in d.products]
         print(f"scale {SCALE:g}: sources generated in {generate_s:.1f}s", flush=True)
-
-        floors, in_processes = [], []
-        for turn in range(ROUNDS):
-            floors.append(run_floor(products, data_dir(root, f"floor{turn}", sources)))
-            in_processes.append(run_in_process(products, root, f"in_process{turn}", sources, base_env))
-            print(f"turn {turn + 1}: floor {floors[-1][0]:.1f}s, in-process {in_processes[-1][0]:.1f}s", flush=True)
-        floor_s, floor_steps, floor_out = min(floors, key=lambda run: run[0])
-        in_process_s, local_steps, _ = min(in_processes, key=lambda run: run[0])
-        same_in_process = all(out == floor_out for _, _, out in (*floors, *in_processes))
-        lines = int(floor_out["orders.order_lines"].split(":")[0])
+        base = take_turns(products, root, f"scale {SCALE:g}", sources, base_env)
 
         with localstack.postgres_database("mesh_bench") as database:
             instance_env = localstack.instance_env(root / "prod_home", database)
@@ -164,26 +184,22 @@ def main() -> None:
                 run_id, remote_steps = step_durations(instance)
                 submitted = celery_submissions(instance, run_id)
         processes.stop_all()
-        same_distributed = published(products, distributed) == floor_out
+        same_distributed = published(products, distributed) == base.floor_out
         profiled_s, phases = profile_in_process(products, data_dir(root, "profiled", sources))
 
-        larger = sample_data.generate(2 * SCALE, root / "sources_2x")
-        floor_2x_s, _, floor_2x_out = run_floor(products, data_dir(root, "floor_2x", larger))
-        in_process_2x_s, _, in_process_2x_out = run_in_process(products, root, "in_process_2x", larger, base_env)
-        lines_2x = int(floor_2x_out["orders.order_lines"].split(":")[0])
-        print(f"scale {2 * SCALE:g}: floor {floor_2x_s:.1f}s, in-process {in_process_2x_s:.1f}s", flush=True)
+        double = take_turns(products, root, f"scale {2 * SCALE:g}", sample_data.generate(2 * SCALE, root / "sources_2x"), base_env)
     finally:
         processes.stop_all()
         shutil.rmtree(root, ignore_errors=True)
 
     steps = len(remote_steps)
     queue_wait = [remote_steps[k][0] - submitted[k] for k in remote_steps]
-    slower = [(remote_steps[k][1] - remote_steps[k][0]) - (local_steps[k][1] - local_steps[k][0]) for k in remote_steps]
+    slower = [(remote_steps[k][1] - remote_steps[k][0]) - (base.in_process_steps[k][1] - base.in_process_steps[k][0]) for k in remote_steps]
     print(f"\n{'step':<42} {'floor s':>8} {'in-process s':>12} {'distributed s':>13} {'queue wait s':>12}")
     for key in sorted(remote_steps, key=lambda k: remote_steps[k][0]):
-        local_d = local_steps[key][1] - local_steps[key][0]
+        local_d = base.in_process_steps[key][1] - base.in_process_steps[key][0]
         remote_d = remote_steps[key][1] - remote_steps[key][0]
-        print(f"{key:<42} {floor_steps[key]:>8.2f} {local_d:>12.2f} {remote_d:>13.2f} {remote_steps[key][0] - submitted[key]:>12.2f}")
+        print(f"{key:<42} {base.floor_steps[key]:>8.2f} {local_d:>12.2f} {remote_d:>13.2f} {remote_steps[key][0] - submitted[key]:>12.2f}")
     other = profiled_s - phases["steps"]
     print(f"\nwhere the in-process time goes (cProfile, run of {profiled_s:.1f}s):")
     top = [p for p in PHASES if not p.startswith(" ")]
@@ -192,31 +208,31 @@ def main() -> None:
     print(f"  {'rest of steps':<17} {phases['steps'] - sum(phases[p] for p in top):7.1f}s  (attach inputs, counts, metadata)")
     print(f"  {'dagster, outside':<17} {other:7.1f}s  (run setup, event handling, between steps)")
     # in-process = fixed + growing x floor, through the two scales' points
-    growing = (in_process_2x_s - in_process_s) / (floor_2x_s - floor_s)
-    fixed = in_process_s - growing * floor_s
-    print(f"\nin-process at {lines:,} and {lines_2x:,} order lines: {fixed:.1f}s that do not grow with the data, "
+    growing = (double.in_process_s - base.in_process_s) / (double.floor_s - base.floor_s)
+    fixed = base.in_process_s - growing * base.floor_s
+    print(f"\nin-process at {base.order_lines:,} and {double.order_lines:,} order lines: {fixed:.1f}s that do not grow with the data, "
           f"then {growing:.2f}s per second of the floor")
     figures = {
-        "order_lines": lines,
-        "floor_s": round(floor_s, 1),
-        "in_process_s": round(in_process_s, 1),
+        "order_lines": base.order_lines,
+        "floor_s": round(base.floor_s, 1),
+        "in_process_s": round(base.in_process_s, 1),
         "distributed_s": round(distributed_s, 1),
-        "in_process_vs_floor": round(in_process_s / floor_s, 2),
-        "distributed_vs_floor": round(distributed_s / floor_s, 2),
-        "distributed_overhead_per_step_s": round((distributed_s - in_process_s) / steps, 2),
+        "in_process_vs_floor": round(base.in_process_s / base.floor_s, 2),
+        "distributed_vs_floor": round(distributed_s / base.floor_s, 2),
+        "distributed_overhead_per_step_s": round((distributed_s - base.in_process_s) / steps, 2),
         "queue_wait_per_step_s": round(sum(queue_wait) / steps, 2),
         "step_slowdown_per_step_s": round(sum(slower) / steps, 2),
         "profiled_in_process_s": round(profiled_s, 1),
         "checks_s": round(phases["checks"], 1),
         "ingest_s": round(phases["ingest"], 1),
         "dbt_build_s": round(phases["dbt_build"], 1),
-        "order_lines_2x": lines_2x,
-        "floor_2x_s": round(floor_2x_s, 1),
-        "in_process_2x_s": round(in_process_2x_s, 1),
-        "in_process_vs_floor_2x": round(in_process_2x_s / floor_2x_s, 2),
+        "order_lines_2x": double.order_lines,
+        "floor_2x_s": round(double.floor_s, 1),
+        "in_process_2x_s": round(double.in_process_s, 1),
+        "in_process_vs_floor_2x": round(double.in_process_s / double.floor_s, 2),
         "fixed_s": round(fixed, 1),
         "growing_vs_floor": round(growing, 2),
-        "same_output": str(same_in_process and same_distributed and in_process_2x_out == floor_2x_out).lower(),
+        "same_output": str(base.same_output and same_distributed and double.same_output).lower(),
     }
     print("BENCH scale " + " ".join(f"{k}={v}" for k, v in figures.items()))
 
