@@ -20,6 +20,7 @@ import json
 import os
 import pickle
 import pstats
+import resource
 import shutil
 import subprocess
 import sys
@@ -227,6 +228,7 @@ def main() -> None:
         "floor_2x_s": round(double.floor_s, 1),
         "in_process_2x_s": round(double.in_process_s, 1),
         "in_process_vs_floor_2x": round(double.in_process_s / double.floor_s, 2),
+        "largest_process_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024,
         "same_output": str(base.same_output and same_distributed and double.same_output).lower(),
     }
     print("BENCH scale " + " ".join(f"{k}={v}" for k, v in figures.items()))
