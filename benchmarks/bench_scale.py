@@ -118,7 +118,9 @@ def step_durations(instance: dg.DagsterInstance) -> tuple[str, dict[str, tuple[f
     return run.run_id, {s.step_key: (s.start_time, s.end_time) for s in instance.get_run_step_stats(run.run_id)}
 
 
-def run_in_process(products: list[Product], root: Path, name: str, sources: Path, base_env: dict[str, str]) -> tuple[float, dict[str, tuple[float, float]], dict[str, str]]:
+def run_in_process(
+    products: list[Product], root: Path, name: str, sources: Path, base_env: dict[str, str]
+) -> tuple[float, dict[str, tuple[float, float]], dict[str, str]]:
     """`mesh materialize` on a fresh data folder and SQLite instance: wall time, step times, published fingerprints."""
     home = root / f"{name}_home"
     home.mkdir()
@@ -187,7 +189,8 @@ def main() -> None:
         same_distributed = published(products, distributed) == base.floor_out
         profiled_s, phases = profile_in_process(products, data_dir(root, "profiled", sources))
 
-        double = take_turns(products, root, f"scale {2 * SCALE:g}", sample_data.generate(2 * SCALE, root / "sources_2x"), base_env)
+        larger = sample_data.generate(2 * SCALE, root / "sources_2x")
+        double = take_turns(products, root, f"scale {2 * SCALE:g}", larger, base_env)
     finally:
         processes.stop_all()
         shutil.rmtree(root, ignore_errors=True)
