@@ -1,7 +1,9 @@
 """The floor of the scale benchmark: the products' own SQL in one DuckDB connection.
 
 Typed readers, the products' SQL (dbt models' SQL with sources resolved, the pandas
-function), the published Parquet files; no checks, no quarantine, no Dagster. It runs
+function), the published Parquet files; no checks, no quarantine, no Dagster, every
+table in memory (the mesh's candidates are temporary tables too, but dbt writes its
+models to the domain's file). It runs
 in a process of its own, as `mesh materialize` does, so neither starts with memory
 the other left warm; it is timed from connecting to DuckDB, pandas imported already, so
 Python's start and imports count against the mesh only.
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import duckdb
 
-from platform_lib import output_port
+from platform_lib import output_port, storage
 from platform_lib.contract import Product
 from platform_lib.dbt_project import projects_dir
 from platform_lib.factories import transform
@@ -70,19 +72,18 @@ def run_floor(products: list[Product], data: Path) -> tuple[float, dict[str, flo
     out.mkdir(parents=True)
     per_step: dict[str, float] = {}
     started = time.perf_counter()
-    with duckdb.connect(str(data / "floor.duckdb")) as connection:
-        connection.execute("CREATE SCHEMA _candidate")
+    with duckdb.connect() as connection:
         for product in in_dependency_order(products):
             product_started = time.perf_counter()
             connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(product.domain)}")
-            candidate = f"_candidate.{quote(product.name)}"
+            candidate = storage.candidate(product.name)
             if product.source:
                 files = sorted((data / "sources").glob(product.source.path))
-                connection.execute(f"CREATE TABLE {candidate} AS {floor_read(product, files)}")
+                connection.execute(f"CREATE TEMP TABLE {candidate} AS {floor_read(product, files)}")
             elif product.transform == "sql":
                 transform.run_sql(connection, product)
             elif product.transform == "dbt":
-                connection.execute(f"CREATE TABLE {candidate} AS {dbt_model_sql(product)}")
+                connection.execute(f"CREATE TEMP TABLE {candidate} AS {dbt_model_sql(product)}")
             else:
                 transform.run_pandas(connection, product)
             connection.execute(f"CREATE VIEW {quote(product.domain)}.{quote(product.name)} AS SELECT * FROM {candidate}")

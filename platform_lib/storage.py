@@ -10,9 +10,9 @@ relation is read: its column types, its rows as a pandas frame.
 
 Inside a domain's file, the domain's own products are views in `main` over their
 published snapshots, other domains' products it consumes are views in a schema
-named after that domain, candidates live in `_candidate` and rejected source rows
-in `_quarantine`. So `customers.customer_profiles` means the same product in every
-domain's SQL.
+named after that domain, rejected source rows are in `_quarantine`, and candidates
+that failed a blocking check in `_candidate` (dbt's candidates stay there too). So
+`customers.customer_profiles` means the same product in every domain's SQL.
 """
 
 from __future__ import annotations
@@ -80,6 +80,25 @@ def normalize_type(type_name: str) -> str:
         return str(duckdb.sqltype(type_name))
     except duckdb.Error as error:
         raise ValueError(f"'{type_name}' is not a DuckDB type: {str(error).splitlines()[0]}") from None
+
+
+def candidate(name: str) -> str:
+    """The candidate of product `name` while its step runs: a temporary table of the step's
+    connection, created with `CREATE TEMP TABLE`.
+
+    It is published and dropped, so writing it to the domain's file would only cost time
+    (a quarter of an ingest of 10M JSON lines). One that fails a blocking check is kept
+    in the file for the team to look into (`keep_candidate`).
+    """
+    return f"temp.main.{quote(name)}"
+
+
+def keep_candidate(connection: duckdb.DuckDBPyConnection, name: str, keep: bool) -> None:
+    """Keep a failed candidate as `_candidate.<name>` in the domain's file, or drop the one an earlier run kept."""
+    if keep:
+        connection.execute(f"CREATE OR REPLACE TABLE _candidate.{quote(name)} AS FROM {candidate(name)}")
+    else:
+        connection.execute(f"DROP TABLE IF EXISTS _candidate.{quote(name)}")
 
 
 def connect(domain: str) -> duckdb.DuckDBPyConnection:

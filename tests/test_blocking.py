@@ -47,11 +47,22 @@ def test_consumers_keep_reading_the_last_good_version(mesh_dir):
     assert "vip" not in segments, "the domain's own view still serves the published version"
 
 
+def kept_candidate_segments(domain: str, product: str) -> set[str] | None:
+    """The segments of the failed candidate the domain's file keeps for inspection, None if it keeps none."""
+    with duckdb.connect(str(storage.warehouse_path(domain)), read_only=True) as connection:
+        kept = connection.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = '_candidate' AND table_name = ?", [product]
+        ).fetchone()[0]
+        return {r[0] for r in connection.execute(f"SELECT DISTINCT segment FROM _candidate.{product}").fetchall()} if kept else None
+
+
 def test_later_runs_do_not_build_on_a_blocked_input(mesh_dir):
     run()
     before = output_port.current("orders.order_lines")
+    assert kept_candidate_segments("customers", "customer_profiles") is None, "a published candidate is not kept"
     add_csv_row(mesh_dir, BAD_SEGMENT)
     run("customers")
+    assert "vip" in kept_candidate_segments("customers", "customer_profiles"), "the failed candidate is kept to look into"
     outcome = run("orders")["orders.order_lines"]
     assert outcome.status == "failed"
     assert "customers.customer_profiles failed column_values_to_be_in_set__segment" in outcome.message
@@ -66,6 +77,7 @@ def test_later_runs_do_not_build_on_a_blocked_input(mesh_dir):
     source = mesh_dir / "sources" / "customers" / "customers.csv"
     source.write_text("".join(l for l in source.read_text().splitlines(keepends=True) if "vip" not in l))
     assert run("customers")["customers.customer_profiles"].status == "published"
+    assert kept_candidate_segments("customers", "customer_profiles") is None, "the fixed run drops the kept candidate"
     with dg.build_schedule_context() as context:
         assert isinstance(schedule(context), dg.RunRequest)
     assert run("orders")["orders.order_lines"].status == "published"

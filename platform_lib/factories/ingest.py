@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from platform_lib.contract import Product
-from platform_lib.storage import column_types, literal, quote, sources_dir
+from platform_lib.storage import candidate, column_types, literal, quote, sources_dir
 
 
 class IngestError(RuntimeError):
@@ -68,7 +68,7 @@ def _file_list(files: list[Path]) -> str:
 
 
 def _candidate(product: Product) -> str:
-    return f"_candidate.{quote(product.name)}"
+    return candidate(product.name)
 
 
 def _quarantine(product: Product) -> str:
@@ -78,7 +78,7 @@ def _quarantine(product: Product) -> str:
 def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
     types = "{" + ", ".join(f"{literal(c.name)}: {literal(c.type)}" for c in product.columns) + "}"
     connection.execute(
-        f"""CREATE OR REPLACE TABLE {_candidate(product)} AS
+        f"""CREATE OR REPLACE TEMP TABLE {_candidate(product)} AS
         SELECT * FROM read_csv({_file_list(files)}, header = true, types = {types},
             store_rejects = true, max_line_size = {MAX_LINE_BYTES},
             rejects_table = 'mesh_rejects', rejects_scan = 'mesh_reject_scans')"""
@@ -135,7 +135,7 @@ def read_strictly(connection: duckdb.DuckDBPyConnection, product: Product, files
             quote(c.name) if typed.get(c.name) == c.type else f"CAST({quote(c.name)}::VARCHAR AS {c.type}) AS {quote(c.name)}"
             for c in product.columns
         )
-        connection.execute(f"CREATE OR REPLACE TABLE {_candidate(product)} AS SELECT {casts} FROM {reader}")
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE {_candidate(product)} AS SELECT {casts} FROM {reader}")
     except duckdb.Error:
         return False
     return True
@@ -159,7 +159,7 @@ def _read_by_casting(connection: duckdb.DuckDBPyConnection, product: Product, fi
     )
     selected = ", ".join(f"{cast} AS {quote(name)}" for name, cast in casts.items())
     connection.execute(
-        f"CREATE OR REPLACE TABLE {_candidate(product)} AS SELECT {selected} FROM mesh_raw WHERE readable AND NOT ({failed})"
+        f"CREATE OR REPLACE TEMP TABLE {_candidate(product)} AS SELECT {selected} FROM mesh_raw WHERE readable AND NOT ({failed})"
     )
     connection.execute("DROP TABLE mesh_raw")
 

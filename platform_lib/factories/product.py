@@ -3,7 +3,8 @@
 Write-audit-publish happens inside the asset's step, under the domain's pool, so a
 candidate that fails a blocking check is never visible to consumers: the step
 records the checks, marks the output port blocked, leaves the previous snapshot
-published and fails the run with the checks' messages.
+published, keeps the candidate in the domain's `_candidate` schema for the team to
+look into, and fails the run with the checks' messages.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from platform_lib import output_port, storage
 from platform_lib.contract import Product, parse_duration
 from platform_lib.factories import ingest, serve, transform
 from platform_lib.factories.quality import asset_key, check_specs, run_checks
-from platform_lib.storage import quote
 
 KIND_TAGS = {"ingest": None, "sql": "sql", "pandas": "pandas", "dbt": "dbt"}
 
@@ -34,7 +34,7 @@ def blocked_message(product: Product, blocked: dict[str, dict]) -> str:
 
 
 def build_candidate(connection, product: Product) -> tuple[dict[str, str], dict[str, dg.MetadataValue]]:
-    """Write `_candidate.<name>`; return the input versions read and metadata about the build."""
+    """Write the product's candidate (`storage.candidate`); return the input versions read and metadata about the build."""
     if product.source:
         report = ingest.ingest(connection, product)
         metadata = {
@@ -92,15 +92,14 @@ def materialize(context: dg.AssetExecutionContext, product: Product) -> Iterator
     blocked = blocked_inputs(product)
     if blocked:
         raise dg.Failure(description=blocked_message(product, blocked))
-    candidate = f"_candidate.{quote(product.name)}"
+    candidate = storage.candidate(product.name)
     with closing(storage.connect(product.domain)) as connection:
         try:
             versions, metadata = build_candidate(connection, product)
         except (ingest.IngestError, transform.TransformError) as error:
             raise dg.Failure(description=str(error)) from None
         audit = audit_and_publish(connection, product, candidate, context.run_id, versions)
-        if not audit.failed:
-            connection.execute(f"DROP TABLE {candidate}")
+        storage.keep_candidate(connection, product.name, keep=bool(audit.failed))
     yield dg.MaterializeResult(metadata={**metadata, **audit.metadata}, check_results=audit.checks)
     if audit.failed:
         messages = "; ".join(f"{c.check_name}: {c.description}" for c in audit.checks if c.check_name in audit.failed)
