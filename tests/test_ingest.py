@@ -23,10 +23,10 @@ def make_product(tmp_path, mesh_dir):
     (domain_dir / "products").mkdir(parents=True)
     (domain_dir / "domain.yaml").write_text("name: lab\nowner: team-lab\n")
 
-    def make(fmt: str, path: str, max_bad: float = 0.0):
+    def make(fmt: str, path: str, max_bad: float = 0.0, columns: str = COLUMNS):
         contract = domain_dir / "products" / "things.yaml"
         source = f"source: {{format: {fmt}, path: {path}, max_bad_fraction: {max_bad}}}\n"
-        contract.write_text("description: Things.\n" + source + COLUMNS)
+        contract.write_text("description: Things.\n" + source + columns)
         return load_product(contract, load_domain(domain_dir))
 
     return make
@@ -54,6 +54,18 @@ def test_csv_bad_rows_are_quarantined_with_their_line(mesh_dir, make_product):
     assert (report.rows, report.quarantined, report.files) == (2, 1, 1)
     assert [r[0] for r in rows] == [1, 3]
     assert "a.csv, line 3, column id" in report.first_bad
+
+
+def test_a_bad_value_of_a_pii_column_stays_out_of_the_messages(mesh_dir, make_product):
+    """DuckDB's reason quotes the value; the report and the error reach Dagster's event log."""
+    write(mesh_dir, "lab/a.csv", "id,amount,day\n1,2.50,1985-01-02\n2,3.00,1985-13-45\n")
+    product = make_product("csv", "lab/*.csv", columns=COLUMNS.replace("type: DATE}", "type: DATE, pii: true}"))
+    with connect("lab") as connection, pytest.raises(IngestError) as error:
+        ingest(connection, product)
+    assert "line 3, column day" in str(error.value) and "PII" in str(error.value)
+    assert "1985-13-45" not in str(error.value)
+    with connect("lab") as connection:
+        assert "1985-13-45" in connection.execute("SELECT raw FROM _quarantine.things").fetchone()[0]
 
 
 def test_above_the_threshold_ingest_fails_naming_file_and_line(mesh_dir, make_product):

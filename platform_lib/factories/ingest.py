@@ -3,7 +3,8 @@
 DuckDB's own readers do the work (no pandas round trip). Rows that cannot be read
 with the contract's types are not dropped: they go to `_quarantine.<product>` with
 the file, the line and the reason, and are counted in the materialization metadata.
-Above the contract's `max_bad_fraction` the ingest fails naming the first bad line.
+Above the contract's `max_bad_fraction` the ingest fails naming the first bad line
+(without its value when the column is PII: the message reaches Dagster's event log).
 
 CSV uses the reader's reject tables, which know exact line numbers. Newline-delimited
 JSON and Parquet are first read whole by DuckDB's reader with strict casts; only a
@@ -185,6 +186,8 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestRep
     first_bad = None
     if bad:
         file, line, column, error = bad[0]
+        if column in {c.name for c in product.pii_columns}:  # DuckDB's message quotes the value
+            error = "the value does not convert to the contract type (a PII column: the value is in the quarantine table only)"
         first_bad = f"{file}, line {line}" + (f", column {column}" if column else "") + f": {error}"
     report = IngestReport(files=len(files), rows=rows, quarantined=len(bad), first_bad=first_bad)
     if report.bad_fraction > product.source.max_bad_fraction:
