@@ -62,7 +62,7 @@ def test_a_bad_value_of_a_pii_column_stays_out_of_the_messages(mesh_dir, make_pr
     product = make_product("csv", "lab/*.csv", columns=COLUMNS.replace("type: DATE}", "type: DATE, pii: true}"))
     with connect("lab") as connection, pytest.raises(IngestError) as error:
         ingest(connection, product)
-    assert "line 3, column day" in str(error.value) and "PII" in str(error.value)
+    assert "line 3, column day: CAST" in str(error.value) and "PII" in str(error.value)
     assert "1985-13-45" not in str(error.value)
     with connect("lab") as connection:
         assert "1985-13-45" in connection.execute("SELECT raw FROM _quarantine.things").fetchone()[0]

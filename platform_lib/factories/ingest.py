@@ -186,8 +186,8 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestRep
     first_bad = None
     if bad:
         file, line, column, error = bad[0]
-        if column in {c.name for c in product.pii_columns}:  # DuckDB's message quotes the value
-            error = "the value does not convert to the contract type (a PII column: the value is in the quarantine table only)"
+        if column in {c.name for c in product.pii_columns}:  # DuckDB's message may quote the value: keep its kind
+            error = f"{error.split(':', 1)[0]}: the value is withheld, the column is PII (the quarantine table has it)"
         first_bad = f"{file}, line {line}" + (f", column {column}" if column else "") + f": {error}"
     report = IngestReport(files=len(files), rows=rows, quarantined=len(bad), first_bad=first_bad)
     if report.bad_fraction > product.source.max_bad_fraction:
