@@ -54,7 +54,7 @@ PHASES = {  # where a product step spends its time: (module, function) in platfo
 STEPS = [("factories/product.py", "materialize"), ("factories/dbt.py", "build")]  # a product step, a dbt project step
 
 
-def run_floor(products: list[Product], data: Path) -> tuple[float, dict[str, float], dict[str, str]]:
+def run_floor_process(products: list[Product], data: Path) -> tuple[float, dict[str, float], dict[str, str]]:
     """The floor in a fresh process (scale_floor.py): wall time, time per step key, published fingerprints."""
     floor = subprocess.run([sys.executable, str(Path(__file__).with_name("scale_floor.py")), str(data)],
                            input=pickle.dumps(products), capture_output=True, cwd=REPO_ROOT, check=False)
@@ -83,7 +83,7 @@ class Turns:
 def take_turns(products: list[Product], root: Path, name: str, sources: Path, base_env: dict[str, str]) -> Turns:
     floors, in_processes = [], []
     for turn in range(ROUNDS):
-        floors.append(run_floor(products, data_dir(root, f"{name}_floor{turn}", sources)))
+        floors.append(run_floor_process(products, data_dir(root, f"{name}_floor{turn}", sources)))
         in_processes.append(run_in_process(products, root, f"{name}_in_process{turn}", sources, base_env))
         print(f"{name}, turn {turn + 1}: floor {floors[-1][0]:.1f}s, in-process {in_processes[-1][0]:.1f}s", flush=True)
     floor_s, floor_steps, floor_out = min(floors, key=lambda run: run[0])
