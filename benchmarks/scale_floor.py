@@ -79,11 +79,11 @@ def run_floor(products: list[Product], data: Path) -> tuple[float, dict[str, flo
             candidate = storage.candidate(product.name)
             if product.source:
                 files = sorted((data / "sources").glob(product.source.path))
-                connection.execute(f"CREATE TEMP TABLE {candidate} AS {floor_read(product, files)}")
+                storage.create_candidate(connection, product.name, floor_read(product, files))
             elif product.transform == "sql":
                 transform.run_sql(connection, product)
             elif product.transform == "dbt":
-                connection.execute(f"CREATE TEMP TABLE {candidate} AS {dbt_model_sql(product)}")
+                storage.create_candidate(connection, product.name, dbt_model_sql(product))
             else:
                 transform.run_pandas(connection, product)
             connection.execute(f"CREATE VIEW {quote(product.domain)}.{quote(product.name)} AS SELECT * FROM {candidate}")

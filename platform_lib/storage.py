@@ -84,13 +84,18 @@ def normalize_type(type_name: str) -> str:
 
 def candidate(name: str) -> str:
     """The candidate of product `name` while its step runs: a temporary table of the step's
-    connection, created with `CREATE TEMP TABLE`.
+    connection (`create_candidate`).
 
     It is published and dropped, so writing it to the domain's file would only cost time
     (a quarter of an ingest of 10M JSON lines). One that fails a blocking check is kept
     in the file for the team to look into (`keep_candidate`).
     """
     return f"temp.main.{quote(name)}"
+
+
+def create_candidate(connection: duckdb.DuckDBPyConnection, name: str, query: str) -> None:
+    """Build product `name`'s candidate from `query`, replacing one an earlier attempt of the step left."""
+    connection.execute(f"CREATE OR REPLACE TEMP TABLE {candidate(name)} AS {query}")
 
 
 def keep_candidate(connection: duckdb.DuckDBPyConnection, name: str, keep: bool) -> None:

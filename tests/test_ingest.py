@@ -7,7 +7,7 @@ import pytest
 
 from platform_lib.contract import load_domain, load_product
 from platform_lib.factories.ingest import QUARANTINE_COLUMNS, IngestError, _read_by_casting, ingest, read_strictly
-from platform_lib.storage import connect
+from platform_lib.storage import candidate, connect
 
 COLUMNS = """primary_key: [id]
 columns:
@@ -48,9 +48,9 @@ def test_csv_bad_rows_are_quarantined_with_their_line(mesh_dir, make_product):
     product = make_product("csv", "lab/*.csv", max_bad=0.5)
     with connect("lab") as connection:
         report = ingest(connection, product)
-        rows = connection.execute("SELECT * FROM temp.main.things ORDER BY id").fetchall()
+        rows = connection.execute(f"SELECT * FROM {candidate('things')} ORDER BY id").fetchall()
         assert quarantine(connection) == [(str(path), 3, "id")]
-        assert connection.execute("SELECT typeof(amount) FROM temp.main.things LIMIT 1").fetchone() == ("DECIMAL(8,2)",)
+        assert connection.execute(f"SELECT typeof(amount) FROM {candidate('things')} LIMIT 1").fetchone() == ("DECIMAL(8,2)",)
     assert (report.rows, report.quarantined, report.files) == (2, 1, 1)
     assert [r[0] for r in rows] == [1, 3]
     assert "a.csv, line 3, column id" in report.first_bad
@@ -89,7 +89,7 @@ def test_json_lines_that_are_not_json_or_do_not_fit_are_quarantined(mesh_dir, ma
     with connect("lab") as connection:
         report = ingest(connection, product)
         assert [(line, column) for _, line, column in quarantine(connection)] == [(2, None), (3, "amount"), (5, None)]
-        assert connection.execute("SELECT id, amount FROM temp.main.things ORDER BY id").fetchall() == [
+        assert connection.execute(f"SELECT id, amount FROM {candidate('things')} ORDER BY id").fetchall() == [
             (1, pytest.approx(2.5)), (4, pytest.approx(1)),
         ]
     assert (report.rows, report.quarantined) == (2, 3)
@@ -103,7 +103,7 @@ def test_a_clean_json_source_reads_the_same_in_one_pass_as_line_by_line(mesh_dir
         '{"day": null, "amount": -0.005, "id": 3}\n   \n{"id": 4, "amount": 7, "day": "2024-02-29"}',
     )
     product, files = make_product("json", "lab/*.jsonl"), [mesh_dir / "sources" / "lab" / "a.jsonl"]
-    table = "SELECT * FROM temp.main.things"
+    table = f"SELECT * FROM {candidate('things')}"
     with connect("lab") as connection:
         assert read_strictly(connection, product, files)
         one_pass = connection.execute(table).fetchall()
@@ -134,7 +134,7 @@ def test_a_clean_parquet_source_reads_the_same_in_one_pass_as_row_by_row(mesh_di
             (3, -2.5::DOUBLE, TIMESTAMP '2024-02-29 23:59:59', 'z')) t(id, amount, day, extra)) TO '{target}'"""
     )
     product = make_product("parquet", "lab/*.parquet")
-    table = "SELECT * FROM temp.main.things"
+    table = f"SELECT * FROM {candidate('things')}"
     with connect("lab") as connection:
         assert read_strictly(connection, product, [target])
         one_pass = connection.execute(table).fetchall()

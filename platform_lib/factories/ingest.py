@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 
 from platform_lib.contract import Product
-from platform_lib.storage import candidate, column_types, literal, quote, sources_dir
+from platform_lib.storage import candidate, column_types, create_candidate, literal, quote, sources_dir
 
 
 class IngestError(RuntimeError):
@@ -68,21 +68,18 @@ def _file_list(files: list[Path]) -> str:
     return "[" + ", ".join(literal(str(p)) for p in files) + "]"
 
 
-def _candidate(product: Product) -> str:
-    return candidate(product.name)
-
-
 def _quarantine(product: Product) -> str:
     return f"_quarantine.{quote(product.name)}"
 
 
 def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
     types = "{" + ", ".join(f"{literal(c.name)}: {literal(c.type)}" for c in product.columns) + "}"
-    connection.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {_candidate(product)} AS
-        SELECT * FROM read_csv({_file_list(files)}, header = true, types = {types},
+    create_candidate(
+        connection,
+        product.name,
+        f"""SELECT * FROM read_csv({_file_list(files)}, header = true, types = {types},
             store_rejects = true, max_line_size = {MAX_LINE_BYTES},
-            rejects_table = 'mesh_rejects', rejects_scan = 'mesh_reject_scans')"""
+            rejects_table = 'mesh_rejects', rejects_scan = 'mesh_reject_scans')""",
     )
     connection.execute(
         f"""INSERT INTO {_quarantine(product)}
@@ -136,7 +133,7 @@ def read_strictly(connection: duckdb.DuckDBPyConnection, product: Product, files
             quote(c.name) if typed.get(c.name) == c.type else f"CAST({quote(c.name)}::VARCHAR AS {c.type}) AS {quote(c.name)}"
             for c in product.columns
         )
-        connection.execute(f"CREATE OR REPLACE TEMP TABLE {_candidate(product)} AS SELECT {casts} FROM {reader}")
+        create_candidate(connection, product.name, f"SELECT {casts} FROM {reader}")
     except duckdb.Error:
         return False
     return True
@@ -159,9 +156,7 @@ def _read_by_casting(connection: duckdb.DuckDBPyConnection, product: Product, fi
         ORDER BY file, line"""
     )
     selected = ", ".join(f"{cast} AS {quote(name)}" for name, cast in casts.items())
-    connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_candidate(product)} AS SELECT {selected} FROM mesh_raw WHERE readable AND NOT ({failed})"
-    )
+    create_candidate(connection, product.name, f"SELECT {selected} FROM mesh_raw WHERE readable AND NOT ({failed})")
     connection.execute("DROP TABLE mesh_raw")
 
 
@@ -172,7 +167,7 @@ def _reason(error: duckdb.Error) -> str:
 
 
 def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestReport:
-    """Build `_candidate.<product>` from the source files; raise IngestError above the threshold."""
+    """Build the product's candidate (`storage.candidate`) from the source files; raise IngestError above the threshold."""
     _, files = source_files(product)
     connection.execute(f"CREATE OR REPLACE TABLE {_quarantine(product)} ({QUARANTINE_COLUMNS})")
     reader = _read_csv if product.source.format == "csv" else _read_whole
@@ -181,7 +176,7 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestRep
     except duckdb.Error as error:
         shown = files[0] if len(files) == 1 else f"{len(files)} files matching {product.source.path}"
         raise IngestError(f"{product.id}: cannot read {shown}: {_reason(error)}") from None
-    rows = connection.execute(f"SELECT count(*) FROM {_candidate(product)}").fetchone()[0]
+    rows = connection.execute(f"SELECT count(*) FROM {candidate(product.name)}").fetchone()[0]
     bad = connection.execute(f"SELECT file, line, column_name, error FROM {_quarantine(product)} ORDER BY file, line").fetchall()
     first_bad = None
     if bad:

@@ -15,7 +15,7 @@ import duckdb
 
 from platform_lib import output_port
 from platform_lib.contract import Product
-from platform_lib.storage import candidate, data_frame, literal, quote
+from platform_lib.storage import create_candidate, data_frame, literal, quote
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,7 +59,7 @@ def run_sql(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
     sql_file = product.sibling(".sql")
     query = sql_file.read_text(encoding="utf-8").strip().rstrip(";")
     try:
-        connection.execute(f"CREATE OR REPLACE TEMP TABLE {candidate(product.name)} AS {query}")
+        create_candidate(connection, product.name, query)
     except duckdb.Error as error:
         raise TransformError(f"{product.id}: {sql_file}: {str(error).strip()}") from None
 
@@ -106,7 +106,7 @@ def run_pandas(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
         )
         extras = [c for c in result.columns if c not in product.column_types]
         selected += "".join(f", {quote(str(c))}" for c in extras)
-        connection.execute(f"CREATE OR REPLACE TEMP TABLE {candidate(product.name)} AS SELECT {selected} FROM mesh_pandas_result")
+        create_candidate(connection, product.name, f"SELECT {selected} FROM mesh_pandas_result")
     except duckdb.Error as error:
         raise TransformError(f"{product.id}: the DataFrame does not fit the contract: {str(error).splitlines()[0]}") from None
     finally:
