@@ -113,6 +113,24 @@ def test_a_clean_json_source_reads_the_same_in_one_pass_as_line_by_line(mesh_dir
         assert len(one_pass) == 4 and quarantine(connection) == []
 
 
+def test_a_json_value_in_a_text_column_reads_as_the_same_text_both_ways(mesh_dir, make_product):
+    """Numbers, booleans, objects in a VARCHAR column: a source's values may not depend on
+    whether a bad line elsewhere sent it down the line-by-line read."""
+    values = ["0.00001", "1e20", "1e-7", "2.50", "1E400", "100000000000000000000000", "-9223372036854775809",
+              "true", '{"x": [1, 2]}', '"text"', "null"]
+    write(mesh_dir, "lab/a.jsonl", "".join(f'{{"id": {i}, "note": {v}}}\n' for i, v in enumerate(values)))
+    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT}\n  - {name: note, type: VARCHAR}\n"
+    product, files = make_product("json", "lab/*.jsonl", columns=columns), [mesh_dir / "sources" / "lab" / "a.jsonl"]
+    table = f"SELECT note FROM {candidate('things')} ORDER BY id"
+    with connect("lab") as connection:
+        assert read_strictly(connection, product, files)
+        one_pass = connection.execute(table).fetchall()
+        connection.execute(f"CREATE TABLE _quarantine.things ({QUARANTINE_COLUMNS})")
+        _read_by_casting(connection, product, files)
+        assert connection.execute(table).fetchall() == one_pass
+    assert one_pass[0] == ("1e-05",) and one_pass[-1] == (None,) and len(one_pass) == len(values)
+
+
 def test_a_json_boolean_is_not_read_as_a_number(mesh_dir, make_product):
     write(mesh_dir, "lab/a.jsonl", '{"id": 1}\n{"id": true}\n')
     product = make_product("json", "lab/*.jsonl", max_bad=0.5)

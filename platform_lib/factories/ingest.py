@@ -15,6 +15,7 @@ each column cast with TRY_CAST.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,16 +94,22 @@ def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: li
 def _raw_relation(product: Product, files: list[Path]) -> str:
     """A query with columns file, line, raw (the row as text) and one VARCHAR per contract column."""
     if product.source.format == "json":
-        fields = ", ".join(
-            f"CASE WHEN json_valid(raw) THEN json_extract_string(raw, {literal('$.' + chr(34) + c.name + chr(34))}) END AS {quote(c.name)}"
-            for c in product.columns
-        )
+        # json_transform converts a value to text as read_json does (1e-05, not 0.00001):
+        # a source's values must not depend on whether a bad line sent it down this path.
+        as_text = literal(json.dumps({c.name: "VARCHAR" for c in product.columns}))
+        fields = ", ".join(f"parsed.{quote(c.name)} AS {quote(c.name)}" for c in product.columns)
         return f"""
-            SELECT file, line, raw, CASE WHEN json_valid(raw) THEN json_type(raw) = 'OBJECT' ELSE false END AS readable, {fields}
+            SELECT file, line, raw, readable, {fields}
             FROM (
-                SELECT filename AS file, generate_subscripts(lines, 1) AS line, unnest(lines) AS raw
-                FROM (SELECT filename, string_split(content, chr(10)) AS lines FROM read_text({_file_list(files)}))
-            ) WHERE trim(raw) <> ''"""
+                SELECT *, CASE WHEN readable THEN json_transform(raw, {as_text}) END AS parsed
+                FROM (
+                    SELECT file, line, raw, CASE WHEN json_valid(raw) THEN json_type(raw) = 'OBJECT' ELSE false END AS readable
+                    FROM (
+                        SELECT filename AS file, generate_subscripts(lines, 1) AS line, unnest(lines) AS raw
+                        FROM (SELECT filename, string_split(content, chr(10)) AS lines FROM read_text({_file_list(files)}))
+                    ) WHERE trim(raw) <> ''
+                )
+            )"""
     fields = ", ".join(f"{quote(c.name)}::VARCHAR AS {quote(c.name)}" for c in product.columns)
     return f"""
         SELECT filename AS file, file_row_number + 1 AS line, NULL::VARCHAR AS raw, true AS readable, {fields}
