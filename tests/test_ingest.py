@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 
@@ -129,6 +131,39 @@ def test_a_json_value_in_a_text_column_reads_as_the_same_text_both_ways(mesh_dir
         _read_by_casting(connection, product, files)
         assert connection.execute(table).fetchall() == one_pass
     assert one_pass[0] == ("1e-05",) and one_pass[-1] == (None,) and len(one_pass) == len(values)
+
+
+BOOKKEEPING_NAMES = """primary_key: [id]
+columns:
+  - {name: id, type: BIGINT}
+  - {name: file, type: VARCHAR}
+  - {name: line, type: VARCHAR}
+  - {name: raw, type: VARCHAR}
+  - {name: readable, type: VARCHAR}
+  - {name: fields, type: VARCHAR}
+  - {name: filename, type: VARCHAR}
+"""
+
+
+@pytest.mark.parametrize("fmt", ["json", "parquet"])
+def test_columns_named_like_the_row_by_row_reads_bookkeeping_keep_their_values(mesh_dir, make_product, fmt):
+    """A bad row sends the source down the row-by-row read, which tracks each row's file and
+    line: a product's own `file` or `line` column must still carry the source's values."""
+    rows = [(1, "f1", "l1", "r1", "yes", "s1", "n1"), ("bad", "f2", "l2", "r2", "no", "s2", "n2"), (3, "f3", "l3", "r3", "yes", "s3", "n3")]
+    names = ["id", "file", "line", "raw", "readable", "fields", "filename"]
+    if fmt == "json":
+        write(mesh_dir, "lab/a.jsonl", "".join(json.dumps(dict(zip(names, row))) + "\n" for row in rows))
+    else:
+        target = mesh_dir / "sources" / "lab" / "a.parquet"
+        target.parent.mkdir(parents=True)
+        values = ", ".join(str(tuple(map(str, row))) for row in rows)
+        duckdb.execute(f"COPY (SELECT * FROM (VALUES {values}) t({', '.join(names)})) TO '{target}'")
+    product = make_product(fmt, f"lab/*.{'jsonl' if fmt == 'json' else 'parquet'}", max_bad=0.5, columns=BOOKKEEPING_NAMES)
+    with connect("lab") as connection:
+        report = ingest(connection, product)
+        published = connection.execute(f"SELECT * FROM {candidate('things')} ORDER BY id").fetchall()
+    assert report.quarantined == 1
+    assert published == [(1, "f1", "l1", "r1", "yes", "s1", "n1"), (3, "f3", "l3", "r3", "yes", "s3", "n3")]
 
 
 def test_a_json_boolean_is_not_read_as_a_number(mesh_dir, make_product):

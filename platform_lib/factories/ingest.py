@@ -92,28 +92,27 @@ def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: li
 
 
 def _raw_relation(product: Product, files: list[Path]) -> str:
-    """A query with columns file, line, raw (the row as text) and one VARCHAR per contract column."""
+    """A query with columns file, line, raw (the row as text, JSON only), readable, and
+    `fields`: a struct of one VARCHAR per contract column. The contract's columns stay in
+    the struct so that a column of the product named `file` or `line` keeps its own values."""
     if product.source.format == "json":
         # json_transform converts a value to text as read_json does (1e-05, not 0.00001):
         # a source's values must not depend on whether a bad line sent it down this path.
         as_text = literal(json.dumps({c.name: "VARCHAR" for c in product.columns}))
-        fields = ", ".join(f"parsed.{quote(c.name)} AS {quote(c.name)}" for c in product.columns)
         return f"""
-            SELECT file, line, raw, readable, {fields}
+            SELECT file, line, raw, readable, CASE WHEN readable THEN json_transform(raw, {as_text}) END AS fields
             FROM (
-                SELECT *, CASE WHEN readable THEN json_transform(raw, {as_text}) END AS parsed
+                SELECT file, line, raw, CASE WHEN json_valid(raw) THEN json_type(raw) = 'OBJECT' ELSE false END AS readable
                 FROM (
-                    SELECT file, line, raw, CASE WHEN json_valid(raw) THEN json_type(raw) = 'OBJECT' ELSE false END AS readable
-                    FROM (
-                        SELECT filename AS file, generate_subscripts(lines, 1) AS line, unnest(lines) AS raw
-                        FROM (SELECT filename, string_split(content, chr(10)) AS lines FROM read_text({_file_list(files)}))
-                    ) WHERE trim(raw) <> ''
-                )
+                    SELECT filename AS file, generate_subscripts(lines, 1) AS line, unnest(lines) AS raw
+                    FROM (SELECT filename, string_split(content, chr(10)) AS lines FROM read_text({_file_list(files)}))
+                ) WHERE trim(raw) <> ''
             )"""
-    fields = ", ".join(f"{quote(c.name)}::VARCHAR AS {quote(c.name)}" for c in product.columns)
+    fields = ", ".join(f"{quote(c.name)} := {quote(c.name)}::VARCHAR" for c in product.columns)
     return f"""
-        SELECT filename AS file, file_row_number + 1 AS line, NULL::VARCHAR AS raw, true AS readable, {fields}
-        FROM read_parquet({_file_list(files)}, filename = true, file_row_number = true, union_by_name = true)"""
+        SELECT mesh_source_file AS file, file_row_number + 1 AS line, NULL::VARCHAR AS raw, true AS readable,
+            struct_pack({fields}) AS fields
+        FROM read_parquet({_file_list(files)}, filename = 'mesh_source_file', file_row_number = true, union_by_name = true)"""
 
 
 def _read_whole(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
@@ -148,17 +147,18 @@ def read_strictly(connection: duckdb.DuckDBPyConnection, product: Product, files
 
 def _read_by_casting(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
     connection.execute(f"CREATE OR REPLACE TEMP TABLE mesh_raw AS {_raw_relation(product, files)}")
-    casts = {c.name: f"TRY_CAST({quote(c.name)} AS {c.type})" for c in product.columns}
-    failed = " OR ".join(f"({quote(name)} IS NOT NULL AND {cast} IS NULL)" for name, cast in casts.items())
+    texts = {c.name: f"fields.{quote(c.name)}" for c in product.columns}
+    casts = {c.name: f"TRY_CAST({texts[c.name]} AS {c.type})" for c in product.columns}
+    failed = " OR ".join(f"({texts[name]} IS NOT NULL AND {cast} IS NULL)" for name, cast in casts.items())
     first_failed = " ".join(
-        f"WHEN {quote(name)} IS NOT NULL AND {cast} IS NULL THEN {literal(name)}" for name, cast in casts.items()
+        f"WHEN {texts[name]} IS NOT NULL AND {cast} IS NULL THEN {literal(name)}" for name, cast in casts.items()
     )
     connection.execute(
         f"""INSERT INTO {_quarantine(product)}
         SELECT file, line,
             CASE WHEN NOT readable THEN NULL ELSE CASE {first_failed} END END,
             CASE WHEN NOT readable THEN 'not a JSON object' ELSE 'value does not convert to the contract type' END,
-            coalesce(raw, {" || ', ' || ".join(f"coalesce({quote(n)}, 'NULL')" for n in casts)})
+            coalesce(raw, {" || ', ' || ".join(f"coalesce({text}, 'NULL')" for text in texts.values())})
         FROM mesh_raw WHERE NOT readable OR {failed}
         ORDER BY file, line"""
     )
