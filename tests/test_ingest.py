@@ -80,6 +80,16 @@ def test_above_the_threshold_ingest_fails_naming_file_and_line(mesh_dir, make_pr
     assert "a.csv, line 3, column amount" in message and "_quarantine" in message
 
 
+def read_both_ways(product, files, query: str) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """`query`'s rows after the one-pass read, after the row-by-row read, and what the latter quarantined."""
+    with connect("lab") as connection:
+        assert read_strictly(connection, product, files)
+        one_pass = connection.execute(query).fetchall()
+        connection.execute(f"CREATE TABLE _quarantine.things ({QUARANTINE_COLUMNS})")
+        _read_by_casting(connection, product, files)
+        return one_pass, connection.execute(query).fetchall(), quarantine(connection)
+
+
 def test_json_lines_that_are_not_json_or_do_not_fit_are_quarantined(mesh_dir, make_product):
     write(
         mesh_dir,
@@ -105,14 +115,8 @@ def test_a_clean_json_source_reads_the_same_in_one_pass_as_line_by_line(mesh_dir
         '{"day": null, "amount": -0.005, "id": 3}\n   \n{"id": 4, "amount": 7, "day": "2024-02-29"}',
     )
     product, files = make_product("json", "lab/*.jsonl"), [mesh_dir / "sources" / "lab" / "a.jsonl"]
-    table = f"SELECT * FROM {candidate('things')}"
-    with connect("lab") as connection:
-        assert read_strictly(connection, product, files)
-        one_pass = connection.execute(table).fetchall()
-        connection.execute(f"CREATE TABLE _quarantine.things ({QUARANTINE_COLUMNS})")
-        _read_by_casting(connection, product, files)
-        assert connection.execute(table).fetchall() == one_pass
-        assert len(one_pass) == 4 and quarantine(connection) == []
+    one_pass, by_row, quarantined = read_both_ways(product, files, f"SELECT * FROM {candidate('things')}")
+    assert by_row == one_pass and len(one_pass) == 4 and quarantined == []
 
 
 def test_a_json_value_in_a_text_column_reads_as_the_same_text_both_ways(mesh_dir, make_product):
@@ -123,13 +127,8 @@ def test_a_json_value_in_a_text_column_reads_as_the_same_text_both_ways(mesh_dir
     write(mesh_dir, "lab/a.jsonl", "".join(f'{{"id": {i}, "note": {v}}}\n' for i, v in enumerate(values)))
     columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT}\n  - {name: note, type: VARCHAR}\n"
     product, files = make_product("json", "lab/*.jsonl", columns=columns), [mesh_dir / "sources" / "lab" / "a.jsonl"]
-    table = f"SELECT note FROM {candidate('things')} ORDER BY id"
-    with connect("lab") as connection:
-        assert read_strictly(connection, product, files)
-        one_pass = connection.execute(table).fetchall()
-        connection.execute(f"CREATE TABLE _quarantine.things ({QUARANTINE_COLUMNS})")
-        _read_by_casting(connection, product, files)
-        assert connection.execute(table).fetchall() == one_pass
+    one_pass, by_row, _ = read_both_ways(product, files, f"SELECT note FROM {candidate('things')} ORDER BY id")
+    assert by_row == one_pass
     assert one_pass[0] == ("1e-05",) and one_pass[-1] == (None,) and len(one_pass) == len(values)
 
 
@@ -187,14 +186,8 @@ def test_a_clean_parquet_source_reads_the_same_in_one_pass_as_row_by_row(mesh_di
             (3, -2.5::DOUBLE, TIMESTAMP '2024-02-29 23:59:59', 'z')) t(id, amount, day, extra)) TO '{target}'"""
     )
     product = make_product("parquet", "lab/*.parquet")
-    table = f"SELECT * FROM {candidate('things')}"
-    with connect("lab") as connection:
-        assert read_strictly(connection, product, [target])
-        one_pass = connection.execute(table).fetchall()
-        connection.execute(f"CREATE TABLE _quarantine.things ({QUARANTINE_COLUMNS})")
-        _read_by_casting(connection, product, [target])
-        assert connection.execute(table).fetchall() == one_pass
-        assert len(one_pass) == 3 and quarantine(connection) == []
+    one_pass, by_row, quarantined = read_both_ways(product, [target], f"SELECT * FROM {candidate('things')}")
+    assert by_row == one_pass and len(one_pass) == 3 and quarantined == []
 
 
 def test_parquet_values_that_do_not_cast_are_quarantined(mesh_dir, make_product):
