@@ -24,6 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 PRODUCT_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# A consumer reads `<domain>.<product>` from a schema named after the domain in its own
+# DuckDB file: these names are DuckDB's own schemas or catalogs there (`main` holds the
+# consumer's own products).
+RESERVED_DOMAIN_NAMES = {"main", "temp", "system", "memory", "information_schema", "pg_catalog"}
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 DURATION = re.compile(r"^(\d+)\s*([smhd])$")
 DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -182,6 +186,8 @@ class Domain(_Strict):
     def _name(cls, value: str) -> str:
         if not NAME.match(value):
             raise ValueError(f"'{value}' is not a domain name (lower case, digits, underscores)")
+        if value in RESERVED_DOMAIN_NAMES:
+            raise ValueError(f"'{value}' is DuckDB's own name in every domain's file; reserved: {', '.join(sorted(RESERVED_DOMAIN_NAMES))}")
         return value
 
 

@@ -77,6 +77,14 @@ def test_mistakes_name_file_product_and_field(domain_dir, change, field, problem
     assert problem in str(error) and "items.yaml" in str(error) and "shop.items" in str(error)
 
 
+@pytest.mark.parametrize("name", ["main", "temp"])
+def test_a_domain_may_not_take_a_name_duckdb_uses(domain_dir, name):
+    (domain_dir / "domain.yaml").write_text(f"name: {name}\nowner: team-shop\n")
+    with pytest.raises(ContractError) as raised:
+        load_domain(domain_dir)
+    assert raised.value.field == "name" and "reserved" in str(raised.value) and "domain.yaml" in str(raised.value)
+
+
 def test_broken_yaml_syntax_names_the_line(domain_dir):
     with pytest.raises(ContractError, match=r"items.yaml: product shop.items: not valid YAML at line 4, column 1: .*flow mapping at line 3"):
         load(domain_dir, "description: x\ncolumns:\n  - {name: id, type: BIGINT\n")

@@ -56,6 +56,7 @@ def test_a_dbt_product_skeleton_points_at_its_model_in_the_domains_dbt_project(d
 @pytest.mark.parametrize("argv, message", [
     (["new-domain", "customers", "--owner", "team-x"], "customers already exists"),
     (["new-domain", "Bad-Name", "--owner", "team-x"], "'Bad-Name' is not a domain name"),
+    (["new-domain", "main", "--owner", "team-x"], "'main' is DuckDB's own name"),
     (["new-product", "nowhere", "x", "--kind", "sql", "--input", "customers.raw_customers"], "no domain nowhere"),
     (["new-product", "orders", "x", "--kind", "sql"], "give at least one --input DOMAIN.PRODUCT"),
     (["new-product", "orders", "x", "--kind", "sql", "--input", "orders.nope"], "--input orders.nope: no such product"),
