@@ -28,6 +28,15 @@ NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # DuckDB file: these names are DuckDB's own schemas or catalogs there (`main` holds the
 # consumer's own products).
 RESERVED_DOMAIN_NAMES = {"main", "temp", "system", "memory", "information_schema", "pg_catalog"}
+
+
+def domain_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a domain, or None if it can."""
+    if not NAME.match(name):
+        return f"'{name}' is not a domain name: lower case letters, digits and underscores, starting with a letter"
+    if name in RESERVED_DOMAIN_NAMES:
+        return f"'{name}' is DuckDB's own name in every domain's file; reserved: {', '.join(sorted(RESERVED_DOMAIN_NAMES))}"
+    return None
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 DURATION = re.compile(r"^(\d+)\s*([smhd])$")
 DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -184,10 +193,9 @@ class Domain(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not NAME.match(value):
-            raise ValueError(f"'{value}' is not a domain name (lower case, digits, underscores)")
-        if value in RESERVED_DOMAIN_NAMES:
-            raise ValueError(f"'{value}' is DuckDB's own name in every domain's file; reserved: {', '.join(sorted(RESERVED_DOMAIN_NAMES))}")
+        problem = domain_name_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
 

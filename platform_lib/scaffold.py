@@ -15,7 +15,7 @@ from string import Template
 
 import yaml
 
-from platform_lib.contract import NAME, PRODUCT_ID, RESERVED_DOMAIN_NAMES, Product
+from platform_lib.contract import NAME, PRODUCT_ID, Product, domain_name_problem
 from platform_lib.mesh import domains_dir, load_mesh, products_by_id
 from platform_lib.storage import sources_dir
 
@@ -42,10 +42,9 @@ def workspace_entry(name: str, folder: Path) -> str:
 
 def new_domain(name: str, owner: str) -> list[str]:
     """Create the domain folder, its sample source file and its code location; return the next steps."""
-    if not NAME.match(name):
-        raise ScaffoldError(f"'{name}' is not a domain name: lower case letters, digits and underscores, starting with a letter")
-    if name in RESERVED_DOMAIN_NAMES:
-        raise ScaffoldError(f"'{name}' is DuckDB's own name in every domain's file; pick another (reserved: {', '.join(sorted(RESERVED_DOMAIN_NAMES))})")
+    problem = domain_name_problem(name)
+    if problem:
+        raise ScaffoldError(problem)
     if not owner.strip():
         raise ScaffoldError("the domain needs an owner team, e.g. --owner team-shipping")
     target = domains_dir() / name
