@@ -58,6 +58,14 @@ def test_csv_bad_rows_are_quarantined_with_their_line(mesh_dir, make_product):
     assert "a.csv, line 3, column id" in report.first_bad
 
 
+def test_csv_files_with_their_columns_in_another_order_are_refused_naming_both_headers(mesh_dir, make_product):
+    first = write(mesh_dir, "lab/a.csv", "id,amount,day\n1,2.50,2024-01-01\n")
+    second = write(mesh_dir, "lab/b.csv", "amount,id,day\n3.00,2,2024-01-02\n")
+    with connect("lab") as connection, pytest.raises(IngestError) as raised:
+        ingest(connection, make_product("csv", "lab/*.csv"))
+    assert f"{second} has the header (amount, id, day) and {first} (id, amount, day)" in str(raised.value)
+
+
 def test_a_bad_value_of_a_pii_column_stays_out_of_the_messages(mesh_dir, make_product):
     """DuckDB's reason quotes the value; the report and the error reach Dagster's event log."""
     write(mesh_dir, "lab/a.csv", "id,amount,day\n1,2.50,1985-01-02\n2,3.00,1985-13-45\n")

@@ -6,11 +6,11 @@ the file, the line and the reason, and are counted in the materialization metada
 Above the contract's `max_bad_fraction` the ingest fails naming the first bad line
 (without its value when the column is PII: the message reaches Dagster's event log).
 
-CSV uses the reader's reject tables, which know exact line numbers. Newline-delimited
-JSON and Parquet are first read whole by DuckDB's reader with strict casts; only a
-source with a bad value is read again row by row, JSON line by line so that even a
-line that is not JSON is quarantined with its number, Parquet with its row numbers,
-each column cast with TRY_CAST.
+CSV uses the reader's reject tables, which know exact line numbers; files read together
+must share one header. Newline-delimited JSON and Parquet are first read whole by
+DuckDB's reader with strict casts; only a source with a bad value is read again row by
+row, JSON line by line so that even a line that is not JSON is quarantined with its
+number, Parquet with its row numbers, each column cast with TRY_CAST.
 """
 
 from __future__ import annotations
@@ -82,6 +82,9 @@ def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: li
             store_rejects = true, max_line_size = {MAX_LINE_BYTES},
             rejects_table = 'mesh_rejects', rejects_scan = 'mesh_reject_scans')""",
     )
+    read_as = column_types(connection, candidate(product.name))
+    if len(files) > 1 and any(read_as.get(c.name, c.type) != c.type for c in product.columns):
+        _refuse_different_headers(connection, product, files)
     connection.execute(
         f"""INSERT INTO {_quarantine(product)}
         SELECT s.file_path, e.line, e.column_name, e.error_type || ': ' || e.error_message, e.csv_line
@@ -89,6 +92,19 @@ def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: li
         ORDER BY s.file_path, e.line"""
     )
     connection.execute("DROP TABLE IF EXISTS mesh_rejects; DROP TABLE IF EXISTS mesh_reject_scans")
+
+
+def _refuse_different_headers(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
+    """DuckDB reads CSV files whose headers order the columns differently, but then drops
+    the contract's types (a column comes back VARCHAR): name the two headers instead."""
+    first = list(column_types(connection, f"read_csv({literal(str(files[0]))}, header = true)"))
+    for other in files[1:]:
+        header = list(column_types(connection, f"read_csv({literal(str(other))}, header = true)"))
+        if header != first:
+            raise IngestError(
+                f"{product.id}: {other} has the header ({', '.join(header)}) and {files[0]} ({', '.join(first)}); "
+                "files read together need one header, columns in the same order"
+            )
 
 
 def _raw_relation(product: Product, files: list[Path]) -> str:
