@@ -107,6 +107,10 @@ def test_automation_in_another_location_waits_for_a_failed_check(server):
         "customer_lifetime_value to follow the fix",
     )
     assert rebuilt.inputs["customers.customer_profiles"] == profiles.version
-    assert _launchers_since(server, "marketing.customer_lifetime_value", failed_at) == {"marketing_automation"}
+    # The step publishes before Dagster stores its materialization event: wait for the event.
+    launchers = wait_for(
+        lambda: _launchers_since(server, "marketing.customer_lifetime_value", failed_at), 60, "the rebuild's materialization event"
+    )
+    assert launchers == {"marketing_automation"}
     # order_lines' cron ("0 * * * *") may fire during the test; nothing else may build it.
     assert _launchers_since(server, "orders.order_lines", failed_at) <= {"order_lines_schedule"}
