@@ -82,9 +82,10 @@ def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: li
             store_rejects = true, max_line_size = {MAX_LINE_BYTES},
             rejects_table = 'mesh_rejects', rejects_scan = 'mesh_reject_scans')""",
     )
-    read_as = column_types(connection, candidate(product.name))
-    if len(files) > 1 and any(read_as.get(c.name, c.type) != c.type for c in product.columns):
-        _refuse_different_headers(connection, product, files)
+    if len(files) > 1:
+        read_as = column_types(connection, candidate(product.name))
+        if any(read_as.get(c.name, c.type) != c.type for c in product.columns):
+            _refuse_different_headers(connection, product, files)
     connection.execute(
         f"""INSERT INTO {_quarantine(product)}
         SELECT s.file_path, e.line, e.column_name, e.error_type || ': ' || e.error_message, e.csv_line
