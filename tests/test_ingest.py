@@ -9,7 +9,7 @@ import pytest
 
 from platform_lib.contract import load_domain, load_product
 from platform_lib.factories.ingest import QUARANTINE_COLUMNS, IngestError, _read_by_casting, ingest, read_strictly
-from platform_lib.storage import candidate, connect
+from platform_lib.storage import candidate, column_types, connect
 
 COLUMNS = """primary_key: [id]
 columns:
@@ -93,7 +93,7 @@ def read_both_ways(product, files, query: str) -> tuple[list[tuple], list[tuple]
     with connect("lab") as connection:
         assert read_strictly(connection, product, files)
         one_pass = connection.execute(query).fetchall()
-        connection.execute(f"CREATE TABLE _quarantine.things ({QUARANTINE_COLUMNS})")
+        connection.execute(f"CREATE OR REPLACE TABLE _quarantine.things ({QUARANTINE_COLUMNS})")
         _read_by_casting(connection, product, files)
         return one_pass, connection.execute(query).fetchall(), quarantine(connection)
 
@@ -138,6 +138,64 @@ def test_a_json_value_in_a_text_column_reads_as_the_same_text_both_ways(mesh_dir
     one_pass, by_row, _ = read_both_ways(product, files, f"SELECT note FROM {candidate('things')} ORDER BY id")
     assert by_row == one_pass
     assert one_pass[0] == ("1e-05",) and one_pass[-1] == (None,) and len(one_pass) == len(values)
+
+
+WHOLE = [("7", 7), ("2.0", 2), ("1e3", 1000), ("-4", -4)]  # as written in the source, as read
+NOT_WHOLE = ["2.5", "-3.5", "0x10", "0.1"]  # DuckDB's casts make them 3, -4, 16 and 0
+
+
+def write_numbers(mesh_dir, fmt: str, texts: list[str]) -> Path:
+    """A source with columns id and n, ids from 1, n as each format writes these texts."""
+    if fmt == "csv":
+        return write(mesh_dir, "lab/a.csv", "id,n\n" + "".join(f"{i},{t}\n" for i, t in enumerate(texts, 1)))
+    if fmt == "json":
+        as_json = [t if t[-1].isdigit() and "x" not in t else json.dumps(t) for t in texts]
+        return write(mesh_dir, "lab/a.jsonl", "".join(f'{{"id": {i}, "n": {v}}}\n' for i, v in enumerate(as_json, 1)))
+    target = mesh_dir / "sources" / "lab" / "a.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    values = ", ".join(f"({i}, '{t}')" for i, t in enumerate(texts, 1))
+    duckdb.execute(f"COPY (SELECT * FROM (VALUES {values}) t(id, n)) TO '{target}'")
+    return target
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_a_whole_number_column_quarantines_a_fraction_instead_of_rounding_it(mesh_dir, make_product, fmt):
+    source = write_numbers(mesh_dir, fmt, [t for t, _ in WHOLE] + NOT_WHOLE)
+    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT}\n  - {name: n, type: INTEGER}\n"
+    product = make_product(fmt, f"lab/{source.name}", max_bad=0.5, columns=columns)
+    with connect("lab") as connection:
+        report = ingest(connection, product)
+        read = connection.execute(f"SELECT id, n FROM {candidate('things')} ORDER BY id").fetchall()
+        quarantined = quarantine(connection)
+    assert read == [(i, n) for i, (_, n) in enumerate(WHOLE, 1)]
+    assert {column for _, _, column in quarantined} == {"n"} and report.quarantined == len(NOT_WHOLE)
+    # DuckDB's CSV reader takes them all (as 3, -4, 16, 0): read again as text, they have no line
+    lines = [None] * 4 if fmt == "csv" else [5, 6, 7, 8]
+    assert [line for _, line, _ in quarantined] == lines
+    if fmt != "csv":  # a whole source is read in one pass, as the row-by-row read reads it
+        write_numbers(mesh_dir, fmt, [t for t, _ in WHOLE])
+        one_pass, by_row, _ = read_both_ways(product, [source], f"SELECT id, n FROM {candidate('things')} ORDER BY id")
+        assert one_pass == by_row == read
+
+
+def test_a_csv_row_without_a_line_is_named_by_its_file(mesh_dir, make_product):
+    source = write_numbers(mesh_dir, "csv", ["1", "2.5"])
+    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT}\n  - {name: n, type: INTEGER}\n"
+    with connect("lab") as connection, pytest.raises(IngestError) as raised:
+        ingest(connection, make_product("csv", "lab/a.csv", columns=columns))
+    assert f"first bad row: {source}, line unknown, column n: value does not convert" in str(raised.value)
+
+
+def test_a_csv_read_row_by_row_keeps_its_columns_for_the_schema_check(mesh_dir, make_product):
+    """A fraction sends a CSV source down the row-by-row read: a column the contract lacks
+    (named like that read's bookkeeping) must still reach the schema check, and a missing one stay missing."""
+    write(mesh_dir, "lab/a.csv", "id,n,file\n1,2,x\n2,2.5,y\n")
+    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT}\n  - {name: n, type: INTEGER}\n  - {name: day, type: DATE}\n"
+    with connect("lab") as connection:
+        report = ingest(connection, make_product("csv", "lab/a.csv", max_bad=0.5, columns=columns))
+        assert column_types(connection, candidate("things")) == {"id": "BIGINT", "n": "INTEGER", "file": "VARCHAR"}
+        assert connection.execute(f"SELECT * FROM {candidate('things')}").fetchall() == [(1, 2, "x")]
+    assert report.quarantined == 1
 
 
 BOOKKEEPING_NAMES = """primary_key: [id]

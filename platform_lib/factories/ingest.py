@@ -6,11 +6,15 @@ the file, the line and the reason, and are counted in the materialization metada
 Above the contract's `max_bad_fraction` the ingest fails naming the first bad line
 (without its value when the column is PII: the message reaches Dagster's event log).
 
-CSV uses the reader's reject tables, which know exact line numbers; files read together
-must share one header. Newline-delimited JSON and Parquet are first read whole by
-DuckDB's reader with strict casts; only a source with a bad value is read again row by
-row, JSON line by line so that even a line that is not JSON is quarantined with its
-number, Parquet with its row numbers, each column cast with TRY_CAST.
+Newline-delimited JSON and Parquet are first read whole by DuckDB's reader with strict
+casts; only a source with a bad value is read again row by row, each value cast with
+TRY_CAST: JSON line by line, so that even a line that is not JSON is quarantined with its
+number, Parquet with its row numbers. CSV uses the reader's reject tables, which know
+exact line numbers; files read together must share one header.
+
+A whole-number column (INTEGER, BIGINT, ...) takes a value only if it is that number
+exactly (`cast`): DuckDB's casts and readers round `2.5` to 3 and read `0x10` as 16. A
+CSV source with such a value is read row by row too, where those values have no line.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-from platform_lib.contract import Product
+from platform_lib.contract import Column, Product
 from platform_lib.storage import candidate, column_types, create_candidate, literal, quote, sources_dir
 
 
@@ -45,6 +49,9 @@ class IngestReport:
 QUARANTINE_COLUMNS = "file VARCHAR, line BIGINT, column_name VARCHAR, error VARCHAR, raw VARCHAR"
 # DuckDB's CSV reader stops at 2 MB lines; a single large text field is still data.
 MAX_LINE_BYTES = 64 * 1024 * 1024
+WHOLE_NUMBER_TYPES = frozenset(
+    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
+)
 
 
 def source_files(product: Product) -> tuple[str, list[Path]]:
@@ -73,19 +80,40 @@ def _quarantine(product: Product) -> str:
     return f"_quarantine.{quote(product.name)}"
 
 
+def cast(text: str, column: Column, *, strict: bool) -> str:
+    """SQL for the VARCHAR expression `text` as the column's type: a value that does not
+    convert stops the query when `strict`, else it is NULL. A whole-number column takes
+    a value only if it is that number exactly (its text read as a DOUBLE is equal)."""
+    if column.type not in WHOLE_NUMBER_TYPES:
+        return f"{'CAST' if strict else 'TRY_CAST'}({text} AS {column.type})"
+    whole = f"TRY_CAST({text} AS {column.type})"
+    refused = f" WHEN {text} IS NOT NULL THEN error('not a whole number')" if strict else ""
+    return f"CASE WHEN TRY_CAST({text} AS DOUBLE) = {whole} THEN {whole}{refused} END"
+
+
+def _csv_reader(product: Product, files: list[Path], *, whole_as_text: bool) -> str:
+    """DuckDB's CSV reader with the contract's types (whole-number columns as VARCHAR if
+    `whole_as_text`), storing its rejects with their lines in `mesh_rejects`."""
+    kinds = {c.name: "VARCHAR" if whole_as_text and c.type in WHOLE_NUMBER_TYPES else c.type for c in product.columns}
+    types = "{" + ", ".join(f"{literal(name)}: {literal(kind)}" for name, kind in kinds.items()) + "}"
+    return f"""read_csv({_file_list(files)}, header = true, types = {types}, filename = 'mesh_source_file',
+        store_rejects = true, max_line_size = {MAX_LINE_BYTES}, rejects_table = 'mesh_rejects', rejects_scan = 'mesh_reject_scans')"""
+
+
 def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
-    types = "{" + ", ".join(f"{literal(c.name)}: {literal(c.type)}" for c in product.columns) + "}"
-    create_candidate(
-        connection,
-        product.name,
-        f"""SELECT * FROM read_csv({_file_list(files)}, header = true, types = {types},
-            store_rejects = true, max_line_size = {MAX_LINE_BYTES},
-            rejects_table = 'mesh_rejects', rejects_scan = 'mesh_reject_scans')""",
-    )
-    if len(files) > 1:
-        read_as = column_types(connection, candidate(product.name))
-        if any(read_as.get(c.name, c.type) != c.type for c in product.columns):
-            _refuse_different_headers(connection, product, files)
+    """The reader's rejects go to the quarantine with their lines. The reader rounds a
+    fraction in a whole-number column: a source with one is read again with those columns
+    as text, row by row (`_split_rows`), where a bad value in them has no line."""
+    reader = _csv_reader(product, files, whole_as_text=False)
+    create_candidate(connection, product.name, f"SELECT * EXCLUDE (mesh_source_file) FROM {reader}")
+    read_as = column_types(connection, candidate(product.name))
+    if len(files) > 1 and any(read_as.get(c.name, c.type) != c.type for c in product.columns):
+        _refuse_different_headers(connection, product, files)
+    if _rounded_by_reader(connection, product, files, read_as):
+        connection.execute("DROP TABLE IF EXISTS mesh_rejects; DROP TABLE IF EXISTS mesh_reject_scans")
+        reader = _csv_reader(product, files, whole_as_text=True)
+        read_as = column_types(connection, reader)
+        _split_rows(connection, product, _rows_of(product, reader, "NULL::BIGINT", read_as), read_as)
     connection.execute(
         f"""INSERT INTO {_quarantine(product)}
         SELECT s.file_path, e.line, e.column_name, e.error_type || ': ' || e.error_message, e.csv_line
@@ -95,9 +123,20 @@ def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: li
     connection.execute("DROP TABLE IF EXISTS mesh_rejects; DROP TABLE IF EXISTS mesh_reject_scans")
 
 
+def _rounded_by_reader(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path], read_as: dict[str, str]) -> bool:
+    """Whether the CSV reader took a value of a whole-number column that `cast` refuses.
+    Reading the text of a few columns again costs a fraction of the typed read."""
+    whole = [c for c in product.columns if c.type in WHOLE_NUMBER_TYPES and c.name in read_as]
+    if not whole:
+        return False
+    texts = f"read_csv({_file_list(files)}, header = true, all_varchar = true, ignore_errors = true, max_line_size = {MAX_LINE_BYTES})"
+    taken = " OR ".join(f"(TRY_CAST({quote(c.name)} AS {c.type}) IS NOT NULL AND {cast(quote(c.name), c, strict=False)} IS NULL)" for c in whole)
+    return connection.execute(f"SELECT EXISTS (SELECT 1 FROM {texts} WHERE {taken})").fetchone()[0]
+
+
 def _refuse_different_headers(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
-    """DuckDB reads CSV files whose headers order the columns differently, but then drops
-    the contract's types (a column comes back VARCHAR): name the two headers instead."""
+    """DuckDB reads CSV files whose headers order the columns differently, but then gives
+    the columns other types than asked for: name the two headers instead."""
     first = list(column_types(connection, f"read_csv({literal(str(files[0]))}, header = true)"))
     for other in files[1:]:
         header = list(column_types(connection, f"read_csv({literal(str(other))}, header = true)"))
@@ -108,37 +147,13 @@ def _refuse_different_headers(connection: duckdb.DuckDBPyConnection, product: Pr
             )
 
 
-def _raw_relation(product: Product, files: list[Path]) -> str:
-    """A query with columns file, line, raw (the row as text, JSON only), readable, and
-    `fields`: a struct of one VARCHAR per contract column. The contract's columns stay in
-    the struct so that a column of the product named `file` or `line` keeps its own values."""
-    if product.source.format == "json":
-        # json_transform converts a value to text as read_json does (1e-05, not 0.00001):
-        # a source's values must not depend on whether a bad line sent it down this path.
-        as_text = literal(json.dumps({c.name: "VARCHAR" for c in product.columns}))
-        return f"""
-            SELECT file, line, raw, readable, CASE WHEN readable THEN json_transform(raw, {as_text}) END AS fields
-            FROM (
-                SELECT file, line, raw, CASE WHEN json_valid(raw) THEN json_type(raw) = 'OBJECT' ELSE false END AS readable
-                FROM (
-                    SELECT filename AS file, generate_subscripts(lines, 1) AS line, unnest(lines) AS raw
-                    FROM (SELECT filename, string_split(content, chr(10)) AS lines FROM read_text({_file_list(files)}))
-                ) WHERE trim(raw) <> ''
-            )"""
-    fields = ", ".join(f"{quote(c.name)} := {quote(c.name)}::VARCHAR" for c in product.columns)
-    return f"""
-        SELECT mesh_source_file AS file, file_row_number + 1 AS line, NULL::VARCHAR AS raw, true AS readable,
-            struct_pack({fields}) AS fields
-        FROM read_parquet({_file_list(files)}, filename = 'mesh_source_file', file_row_number = true, union_by_name = true)"""
-
-
 def _read_whole(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
     if not read_strictly(connection, product, files):
         _read_by_casting(connection, product, files)
 
 
 def read_strictly(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> bool:
-    """The whole source in one read by DuckDB's reader; False at its first value that does not convert.
+    """A JSON or Parquet source in one read by DuckDB's reader; False at its first value that does not convert.
 
     Values are cast from their text, as the row-by-row read casts them (so JSON `true`
     is not the integer 1): both reads agree on every source this one accepts. A Parquet
@@ -151,24 +166,70 @@ def read_strictly(connection: duckdb.DuckDBPyConnection, product: Product, files
     else:
         reader = f"read_parquet({_file_list(files)}, union_by_name = true)"
     try:
-        typed = column_types(connection, reader)
-        casts = ", ".join(
-            quote(c.name) if typed.get(c.name) == c.type else f"CAST({quote(c.name)}::VARCHAR AS {c.type}) AS {quote(c.name)}"
+        read_as = column_types(connection, reader)
+        select = ", ".join(
+            quote(c.name) if read_as.get(c.name) == c.type else f"{cast(f'{quote(c.name)}::VARCHAR', c, strict=True)} AS {quote(c.name)}"
             for c in product.columns
         )
-        create_candidate(connection, product.name, f"SELECT {casts} FROM {reader}")
+        create_candidate(connection, product.name, f"SELECT {select} FROM {reader}")
     except duckdb.Error:
         return False
     return True
 
 
 def _read_by_casting(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
-    connection.execute(f"CREATE OR REPLACE TEMP TABLE mesh_raw AS {_raw_relation(product, files)}")
-    texts = {c.name: f"fields.{quote(c.name)}" for c in product.columns}
-    casts = {c.name: f"TRY_CAST({texts[c.name]} AS {c.type})" for c in product.columns}
-    failed = " OR ".join(f"({texts[name]} IS NOT NULL AND {cast} IS NULL)" for name, cast in casts.items())
+    """A JSON or Parquet source row by row (`_split_rows`)."""
+    if product.source.format == "json":
+        # json_transform converts a value to text as read_json does (1e-05, not 0.00001):
+        # a source's values must not depend on whether a bad line sent it down this path.
+        as_text = literal(json.dumps({c.name: "VARCHAR" for c in product.columns}))
+        rows = f"""
+            SELECT file, line, raw, readable, CASE WHEN readable THEN json_transform(raw, {as_text}) END AS fields
+            FROM (
+                SELECT file, line, raw, CASE WHEN json_valid(raw) THEN json_type(raw) = 'OBJECT' ELSE false END AS readable
+                FROM (
+                    SELECT filename AS file, generate_subscripts(lines, 1) AS line, unnest(lines) AS raw
+                    FROM (SELECT filename, string_split(content, chr(10)) AS lines FROM read_text({_file_list(files)}))
+                ) WHERE trim(raw) <> ''
+            )"""
+    else:
+        reader = f"read_parquet({_file_list(files)}, filename = 'mesh_source_file', file_row_number = true, union_by_name = true)"
+        rows = _rows_of(product, reader, "file_row_number + 1", product.column_types)
+    _split_rows(connection, product, rows, product.column_types)
+
+
+def _others(product: Product, read_as: dict[str, str]) -> list[str]:
+    """The columns of a CSV source that its contract does not have (the schema check reports them)."""
+    names = {c.name for c in product.columns}
+    return [name for name in read_as if name not in names and name != "mesh_source_file"] if product.source.format == "csv" else []
+
+
+def _rows_of(product: Product, reader: str, line: str, read_as: dict[str, str]) -> str:
+    """`_split_rows`'s relation from a reader of typed rows with a `mesh_source_file` column."""
+    fields = ", ".join(f"{quote(c.name)} := {quote(c.name)}::VARCHAR" for c in product.columns if c.name in read_as)
+    others = ", ".join(f"{quote(name)} := {quote(name)}" for name in _others(product, read_as))
+    return f"""
+        SELECT mesh_source_file AS file, {line} AS line, NULL::VARCHAR AS raw, true AS readable,
+            struct_pack({fields}) AS fields{f", struct_pack({others}) AS others" if others else ""}
+        FROM {reader}"""
+
+
+def _split_rows(connection: duckdb.DuckDBPyConnection, product: Product, relation: str, read_as: dict[str, str]) -> None:
+    """The rows of `relation` whose every value converts become the candidate; the others go
+    to the quarantine, naming the first column that does not.
+
+    `relation` has the columns file, line, raw (the row as text, JSON only), readable,
+    `fields`: a struct of one VARCHAR per contract column the source has, and, for a CSV
+    source with columns its contract does not have, `others`: a struct of those. Values
+    travel in structs so that a column named `file` or `line` keeps its own values.
+    """
+    connection.execute(f"CREATE OR REPLACE TEMP TABLE mesh_raw AS {relation}")
+    columns = [c for c in product.columns if c.name in read_as]
+    texts = {c.name: f"fields.{quote(c.name)}" for c in columns}
+    casts = {c.name: cast(texts[c.name], c, strict=False) for c in columns}
+    failed = " OR ".join(f"({texts[name]} IS NOT NULL AND {value} IS NULL)" for name, value in casts.items())
     first_failed = " ".join(
-        f"WHEN {texts[name]} IS NOT NULL AND {cast} IS NULL THEN {literal(name)}" for name, cast in casts.items()
+        f"WHEN {texts[name]} IS NOT NULL AND {value} IS NULL THEN {literal(name)}" for name, value in casts.items()
     )
     connection.execute(
         f"""INSERT INTO {_quarantine(product)}
@@ -179,7 +240,7 @@ def _read_by_casting(connection: duckdb.DuckDBPyConnection, product: Product, fi
         FROM mesh_raw WHERE NOT readable OR {failed}
         ORDER BY file, line"""
     )
-    selected = ", ".join(f"{cast} AS {quote(name)}" for name, cast in casts.items())
+    selected = ", ".join([f"{value} AS {quote(name)}" for name, value in casts.items()] + (["others.*"] if _others(product, read_as) else []))
     create_candidate(connection, product.name, f"SELECT {selected} FROM mesh_raw WHERE readable AND NOT ({failed})")
     connection.execute("DROP TABLE mesh_raw")
 
@@ -207,7 +268,7 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestRep
         file, line, column, error = bad[0]
         if column in {c.name for c in product.pii_columns}:  # DuckDB's message may quote the value: keep its kind
             error = f"{error.split(':', 1)[0]}: the value is withheld, the column is PII (the quarantine table has it)"
-        first_bad = f"{file}, line {line}" + (f", column {column}" if column else "") + f": {error}"
+        first_bad = f"{file}, line {'unknown' if line is None else line}" + (f", column {column}" if column else "") + f": {error}"
     report = IngestReport(files=len(files), rows=rows, quarantined=len(bad), first_bad=first_bad)
     if report.bad_fraction > product.source.max_bad_fraction:
         raise IngestError(
