@@ -28,7 +28,12 @@ import duckdb
 if TYPE_CHECKING:
     import pandas as pd
 
+    from platform_lib.contract import Column
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+WHOLE_NUMBER_TYPES = frozenset(
+    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
+)
 LOCK_WAIT_SECONDS = float(os.environ.get("MESH_LOCK_WAIT_SECONDS", "120"))
 
 
@@ -80,6 +85,20 @@ def normalize_type(type_name: str) -> str:
         return str(duckdb.sqltype(type_name))
     except duckdb.Error as error:
         raise ValueError(f"'{type_name}' is not a DuckDB type: {str(error).splitlines()[0]}") from None
+
+
+def cast(text: str, column: Column, *, strict: bool) -> str:
+    """SQL for the VARCHAR expression `text` as the column's type: a value that does not
+    convert stops the query when `strict`, else it is NULL.
+
+    A whole-number column takes a value only if it is that number exactly (its text read
+    as a DOUBLE is equal): DuckDB's own casts round `2.5` to 3 and read `0x10` as 16.
+    """
+    if column.type not in WHOLE_NUMBER_TYPES:
+        return f"{'CAST' if strict else 'TRY_CAST'}({text} AS {column.type})"
+    whole = f"TRY_CAST({text} AS {column.type})"
+    refused = f" WHEN {text} IS NOT NULL THEN error({literal(f'column {column.name}: a value is not a whole number')})" if strict else ""
+    return f"CASE WHEN TRY_CAST({text} AS DOUBLE) = {whole} THEN {whole}{refused} END"
 
 
 def candidate(name: str) -> str:

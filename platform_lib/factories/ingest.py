@@ -13,7 +13,7 @@ number, Parquet with its row numbers. CSV uses the reader's reject tables, which
 exact line numbers; files read together must share one header.
 
 A whole-number column (INTEGER, BIGINT, ...) takes a value only if it is that number
-exactly (`cast`): DuckDB's casts and readers round `2.5` to 3 and read `0x10` as 16. A
+exactly (`storage.cast`): DuckDB's casts and readers round `2.5` to 3 and read `0x10` as 16. A
 CSV source with such a value is read row by row too, where those values have no line.
 """
 
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import duckdb
 
-from platform_lib.contract import Column, Product
-from platform_lib.storage import candidate, column_types, create_candidate, literal, quote, sources_dir
+from platform_lib.contract import Product
+from platform_lib.storage import WHOLE_NUMBER_TYPES, candidate, cast, column_types, create_candidate, literal, quote, sources_dir
 
 
 class IngestError(RuntimeError):
@@ -49,9 +49,6 @@ class IngestReport:
 QUARANTINE_COLUMNS = "file VARCHAR, line BIGINT, column_name VARCHAR, error VARCHAR, raw VARCHAR"
 # DuckDB's CSV reader stops at 2 MB lines; a single large text field is still data.
 MAX_LINE_BYTES = 64 * 1024 * 1024
-WHOLE_NUMBER_TYPES = frozenset(
-    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
-)
 
 
 def source_files(product: Product) -> tuple[str, list[Path]]:
@@ -78,17 +75,6 @@ def _file_list(files: list[Path]) -> str:
 
 def _quarantine(product: Product) -> str:
     return f"_quarantine.{quote(product.name)}"
-
-
-def cast(text: str, column: Column, *, strict: bool) -> str:
-    """SQL for the VARCHAR expression `text` as the column's type: a value that does not
-    convert stops the query when `strict`, else it is NULL. A whole-number column takes
-    a value only if it is that number exactly (its text read as a DOUBLE is equal)."""
-    if column.type not in WHOLE_NUMBER_TYPES:
-        return f"{'CAST' if strict else 'TRY_CAST'}({text} AS {column.type})"
-    whole = f"TRY_CAST({text} AS {column.type})"
-    refused = f" WHEN {text} IS NOT NULL THEN error('not a whole number')" if strict else ""
-    return f"CASE WHEN TRY_CAST({text} AS DOUBLE) = {whole} THEN {whole}{refused} END"
 
 
 def _csv_reader(product: Product, files: list[Path], *, whole_as_text: bool) -> str:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Callable, Mapping
 import duckdb
 
 from platform_lib import output_port
-from platform_lib.contract import Product
-from platform_lib.storage import create_candidate, data_frame, literal, quote
+from platform_lib.contract import Column, Product
+from platform_lib.storage import WHOLE_NUMBER_TYPES, cast, column_types, create_candidate, data_frame, literal, quote
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,11 +78,23 @@ def _load_function(product: Product) -> Callable[..., pd.DataFrame]:
     return function
 
 
+def _as_contract_type(column: Column, returned: str | None) -> str:
+    """A column of the returned frame, of DuckDB type `returned`, as the contract's type."""
+    name = quote(column.name)
+    if returned is None:
+        return name  # not returned: the query names the missing column
+    if column.type in WHOLE_NUMBER_TYPES and returned not in WHOLE_NUMBER_TYPES:
+        return f"{cast(f'{name}::VARCHAR', column, strict=True)} AS {name}"
+    return f"CAST({name} AS {column.type}) AS {name}"
+
+
 def run_pandas(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
     """Call `transform(inputs)` from the `.py` beside the contract.
 
     `inputs` maps each input's product id to a DataFrame. The returned frame is cast
-    to the contract's column types, since pandas has no DECIMAL or DATE of its own.
+    to the contract's column types, since pandas has no DECIMAL or DATE of its own, and
+    an integer column with a missing value is float64: such a column must hold whole
+    numbers (`storage.cast`), a fraction fails the step instead of being rounded.
     """
     # Imported here: every code location imports this module, few run pandas (~0.5 s and 80 MB each).
     import pandas as pd
@@ -100,10 +112,8 @@ def run_pandas(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
         raise TransformError(f"{product.id}: transform returned {type(result).__name__}, not a pandas DataFrame")
     connection.register("mesh_pandas_result", result)
     try:
-        selected = ", ".join(
-            f"CAST({quote(c.name)} AS {c.type}) AS {quote(c.name)}" if c.name in result.columns else quote(c.name)
-            for c in product.columns
-        )
+        returned = column_types(connection, "mesh_pandas_result")
+        selected = ", ".join(_as_contract_type(c, returned.get(c.name)) for c in product.columns)
         extras = [c for c in result.columns if c not in product.column_types]
         selected += "".join(f", {quote(str(c))}" for c in extras)
         create_candidate(connection, product.name, f"SELECT {selected} FROM mesh_pandas_result")

@@ -72,6 +72,15 @@ def orders_as_text(sources: Path, _domains: Path) -> None:
             )
 
 
+def halved_order_counts(_sources: Path, domains: Path) -> None:
+    """A pandas transform that computes a fraction for a BIGINT column (pandas would keep it, DuckDB round it)."""
+    path = domains / "marketing/products/customer_lifetime_value.py"
+    path.write_text(
+        path.read_text() + "\n\n_counted = transform\n\n\ndef transform(inputs):\n"
+        "    result = _counted(inputs)\n    return result.assign(orders=result['orders'] / 2)\n"
+    )
+
+
 CASES = [
     Case(
         "malformed_csv_row",
@@ -105,6 +114,8 @@ CASES = [
     Case("contract_unknown_upstream", "marketing.customer_lifetime_value",
          lambda s, d: edit_contract(d, "marketing.customer_lifetime_value", lambda c: c["inputs"].append("customers.customer_profile")),
          ("customer_lifetime_value.yaml", "marketing.customer_lifetime_value", "'inputs'", "unknown product customers.customer_profile")),
+    Case("pandas_fraction_in_whole_number", "marketing.customer_lifetime_value", halved_order_counts,
+         ("marketing.customer_lifetime_value", "does not fit the contract", "column orders", "not a whole number")),
     Case("sql_syntax_error", "customers.customer_profiles",
          lambda s, d: (d / "customers/products/customer_profiles.sql").write_text("SELEC customer_id FROM customers.raw_customers"),
          ("customers.customer_profiles", "customer_profiles.sql", "syntax error", "SELEC")),
