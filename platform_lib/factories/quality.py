@@ -60,20 +60,24 @@ def _result(product: Product, name: str, passed: bool, description: str, metadat
 
 
 def schema_problems(connection: duckdb.DuckDBPyConnection, product: Product, relation: str) -> tuple[list[str], dict[str, Any]]:
+    """What breaks the contract's schema, and in `empty_columns` the optional columns that
+    are NULL in every row: not a breach, but what a source whose producer renamed a field
+    looks like (a JSON reader reads the missing key as NULL on every line)."""
     actual = column_types(connection, relation)
     missing = [c for c in product.column_types if c not in actual]
     extra = [c for c in actual if c not in product.column_types]
     mistyped = {c: f"{actual[c]} (contract: {t})" for c, t in product.column_types.items() if c in actual and actual[c] != t}
-    required = [c.name for c in product.columns if c.required and c.name in actual]
-    nulls: dict[str, int] = {}
-    if required:
-        counts = connection.execute(f"SELECT {', '.join(f'count(*) - count({quote(c)})' for c in required)} FROM {relation}").fetchone()
-        nulls = {c: n for c, n in zip(required, counts) if n}
+    present = [c for c in product.columns if c.name in actual]
+    rows, *filled = connection.execute(f"SELECT count(*), {', '.join(f'count({quote(c.name)})' for c in present) or '0'} FROM {relation}").fetchone()
+    nulls = {c.name: rows - n for c, n in zip(present, filled) if c.required and n < rows}
+    empty = [c.name for c, n in zip(present, filled) if not c.required and rows and not n]
     problems = [f"missing column {c}" for c in missing]
     problems += [f"unexpected column {c}" for c in extra]
     problems += [f"column {c} has type {t}" for c, t in mistyped.items()]
     problems += [f"required column {c} has {n} null value{'s' if n > 1 else ''}" for c, n in nulls.items()]
-    metadata = {"missing_columns": missing, "unexpected_columns": extra, "mistyped_columns": mistyped, "null_counts": nulls}
+    metadata = {
+        "missing_columns": missing, "unexpected_columns": extra, "mistyped_columns": mistyped, "null_counts": nulls, "empty_columns": empty,
+    }
     return problems, metadata
 
 
@@ -140,7 +144,8 @@ def _json_safe(value: Any) -> Any:
 def run_checks(connection: duckdb.DuckDBPyConnection, product: Product, relation: str) -> list[dg.AssetCheckResult]:
     """Evaluate every check of the contract on `relation`, the candidate table."""
     problems, metadata = schema_problems(connection, product, relation)
-    results = [_result(product, "schema", not problems, "; ".join(problems) or "matches the contract", metadata)]
+    notes = [f"optional column {c} is NULL in every row" for c in metadata["empty_columns"]]
+    results = [_result(product, "schema", not problems, "; ".join((problems or ["matches the contract"]) + notes), metadata)]
     if product.primary_key and not metadata["missing_columns"]:
         key_problems, key_metadata = primary_key_problems(connection, product, relation)
         results.append(_result(product, "primary_key", not key_problems, "; ".join(key_problems) or "unique and not null", key_metadata))

@@ -50,6 +50,20 @@ def _candidate(connection: duckdb.DuckDBPyConnection, product) -> str:
     return "candidate"
 
 
+def test_an_optional_column_null_in_every_row_is_noted_by_the_passing_schema_check():
+    """What a source whose producer renamed a field looks like: worth a word, not a block."""
+    product = _order_lines()
+    connection = duckdb.connect()
+    relation = _candidate(connection, product)
+    connection.execute("UPDATE candidate SET country = NULL")
+    schema = next(r for r in run_checks(connection, product, relation) if r.check_name == "schema")
+    assert schema.passed and schema.metadata["empty_columns"].value == ["country"]
+    assert schema.description == "matches the contract; optional column country is NULL in every row"
+    connection.execute("UPDATE candidate SET country = 'DE' WHERE order_id = 2")
+    schema = next(r for r in run_checks(connection, product, relation) if r.check_name == "schema")
+    assert schema.description == "matches the contract" and schema.metadata["empty_columns"].value == []
+
+
 def test_rule_results_carry_verdict_severity_counts_examples_and_engine():
     product = _order_lines()
     connection = duckdb.connect()
