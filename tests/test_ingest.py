@@ -66,6 +66,18 @@ def test_csv_files_with_their_columns_in_another_order_are_refused_naming_both_h
     assert f"{second} has the header (amount, id, day) and {first} (id, amount, day)" in str(raised.value)
 
 
+def test_a_later_csv_file_with_a_column_more_is_refused_not_cut(mesh_dir, make_product):
+    """DuckDB would read it and drop the column, which in the first file blocks the schema check."""
+    write(mesh_dir, "lab/a.csv", "id,amount,day\n1,2.50,2024-01-01\n")
+    second = write(mesh_dir, "lab/b.csv", "id,amount,day,extra\n2,3.00,2024-01-02,x\n")
+    with connect("lab") as connection, pytest.raises(IngestError) as raised:
+        ingest(connection, make_product("csv", "lab/*.csv"))
+    assert f"{second} has the header (id, amount, day, extra)" in str(raised.value)
+    second.unlink()
+    with connect("lab") as connection:
+        assert ingest(connection, make_product("csv", "lab/*.csv")).rows == 1
+
+
 def test_a_bad_value_of_a_pii_column_stays_out_of_the_messages(mesh_dir, make_product):
     """DuckDB's reason quotes the value; the report and the error reach Dagster's event log."""
     write(mesh_dir, "lab/a.csv", "id,amount,day\n1,2.50,1985-01-02\n2,3.00,1985-13-45\n")

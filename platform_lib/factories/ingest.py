@@ -90,11 +90,10 @@ def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: li
     """The reader's rejects go to the quarantine with their lines. The reader rounds a
     fraction in a whole-number column: a source with one is read again with those columns
     as text, row by row (`_split_rows`), where a bad value in them has no line."""
+    _refuse_different_headers(connection, product, files)
     reader = _csv_reader(product, files, whole_as_text=False)
     create_candidate(connection, product.name, f"SELECT * EXCLUDE (mesh_source_file) FROM {reader}")
     read_as = column_types(connection, candidate(product.name))
-    if len(files) > 1 and any(read_as.get(c.name, c.type) != c.type for c in product.columns):
-        _refuse_different_headers(connection, product, files)
     if _rounded_by_reader(connection, product, files, read_as):
         connection.execute("DROP TABLE IF EXISTS mesh_rejects; DROP TABLE IF EXISTS mesh_reject_scans")
         reader = _csv_reader(product, files, whole_as_text=True)
@@ -121,16 +120,26 @@ def _rounded_by_reader(connection: duckdb.DuckDBPyConnection, product: Product, 
 
 
 def _refuse_different_headers(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
-    """DuckDB reads CSV files whose headers order the columns differently, but then gives
-    the columns other types than asked for: name the two headers instead."""
-    first = list(column_types(connection, f"read_csv({literal(str(files[0]))}, header = true)"))
+    """Files read together must have the first one's header. DuckDB reads a file whose
+    header orders the columns differently, but gives them other types than asked for,
+    and drops a column only a later file has. First lines are cheap to compare; two that
+    differ are read as CSV to name their columns (if the names agree, the header is only
+    written otherwise, and DuckDB's reader has the last word)."""
+    first = _first_line(files[0])
     for other in files[1:]:
-        header = list(column_types(connection, f"read_csv({literal(str(other))}, header = true)"))
-        if header != first:
+        if _first_line(other) == first:
+            continue
+        theirs, ours = (list(column_types(connection, f"read_csv({literal(str(f))}, header = true)")) for f in (other, files[0]))
+        if theirs != ours:
             raise IngestError(
-                f"{product.id}: {other} has the header ({', '.join(header)}) and {files[0]} ({', '.join(first)}); "
+                f"{product.id}: {other} has the header ({', '.join(theirs)}) and {files[0]} ({', '.join(ours)}); "
                 "files read together need one header, columns in the same order"
             )
+
+
+def _first_line(file: Path) -> bytes:
+    with open(file, "rb") as handle:
+        return handle.readline(MAX_LINE_BYTES).removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")
 
 
 def _read_whole(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
