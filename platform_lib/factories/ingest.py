@@ -13,8 +13,8 @@ number, Parquet with its row numbers. CSV uses the reader's reject tables, which
 exact line numbers; files read together must share one header.
 
 A whole-number column (INTEGER, BIGINT, ...) takes a value only if it is that number
-exactly (`storage.cast`): DuckDB's casts and readers round `2.5` to 3 and read `0x10` as 16. A
-CSV source with such a value is read row by row too, where those values have no line.
+exactly (`storage.cast`): DuckDB's casts and readers round `2.5` to 3 and read `0x10`
+as 16. A CSV source with such a value is read row by row too, where they have no line.
 """
 
 from __future__ import annotations
