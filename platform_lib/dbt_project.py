@@ -31,7 +31,7 @@ from typing import Any, Iterator
 import yaml
 
 from platform_lib.contract import ContractError, Product
-from platform_lib.storage import REPO_ROOT, data_dir, normalize_type, warehouse_path
+from platform_lib.storage import REPO_ROOT, TIME_ZONE, data_dir, normalize_type, warehouse_path
 
 PROFILE = "mesh"
 CANDIDATE_SCHEMA = "_candidate"
@@ -116,7 +116,10 @@ class DbtProjectRef:
     def write_profile(self) -> Path:
         """The profile dbt runs with: the domain's DuckDB file, models built as candidates."""
         path = os.path.relpath(warehouse_path(self.domain), self.mirror_dir)
-        output = {"type": "duckdb", "path": path, "schema": CANDIDATE_SCHEMA, "threads": 1, "keep_open": False}
+        output = {
+            "type": "duckdb", "path": path, "schema": CANDIDATE_SCHEMA, "threads": 1, "keep_open": False,
+            "settings": {"TimeZone": TIME_ZONE},
+        }
         self.profiles_dir.mkdir(parents=True, exist_ok=True)
         (self.profiles_dir / "profiles.yml").write_text(yaml.safe_dump({PROFILE: {"target": PROFILE, "outputs": {PROFILE: output}}}))
         return self.profiles_dir

@@ -35,6 +35,7 @@ WHOLE_NUMBER_TYPES = frozenset(
     {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
 )
 LOCK_WAIT_SECONDS = float(os.environ.get("MESH_LOCK_WAIT_SECONDS", "120"))
+TIME_ZONE = "UTC"  # every step's DuckDB session, dbt's included (`connect`)
 
 
 def data_dir() -> Path:
@@ -126,10 +127,12 @@ def keep_candidate(connection: duckdb.DuckDBPyConnection, name: str, keep: bool)
 
 
 def connect(domain: str) -> duckdb.DuckDBPyConnection:
-    """Open the domain's own DuckDB file for writing.
+    """Open the domain's own DuckDB file for writing, in UTC.
 
     Dagster pools serialize the steps of one domain, but a manual run, a CLI run and
     a schedule can still meet here: wait for the other writer instead of failing.
+    DuckDB's session time zone is the machine's, and it decides what a TIMESTAMPTZ is
+    as a TIMESTAMP, a DATE or text: UTC makes a product the same wherever it is built.
     """
     path = warehouse_path(domain)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,6 +145,7 @@ def connect(domain: str) -> duckdb.DuckDBPyConnection:
             if "lock" not in str(error).lower() or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+    connection.execute(f"SET TimeZone = {literal(TIME_ZONE)}")
     for schema in ("_candidate", "_quarantine"):
         connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     return connection

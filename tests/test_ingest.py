@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import duckdb
 import pytest
 
+from pathlib import Path
 from platform_lib.contract import load_domain, load_product
 from platform_lib.factories.ingest import QUARANTINE_COLUMNS, IngestError, _read_by_casting, ingest, read_strictly
-from platform_lib.storage import candidate, column_types, connect
+from platform_lib.storage import REPO_ROOT, candidate, column_types, connect
 
 COLUMNS = """primary_key: [id]
 columns:
@@ -208,6 +212,28 @@ def test_a_csv_read_row_by_row_keeps_its_columns_for_the_schema_check(mesh_dir, 
         assert column_types(connection, candidate("things")) == {"id": "BIGINT", "n": "INTEGER", "file": "VARCHAR"}
         assert connection.execute(f"SELECT * FROM {candidate('things')}").fetchall() == [(1, 2, "x")]
     assert report.quarantined == 1
+
+
+def test_a_product_is_the_same_in_every_time_zone(mesh_dir, make_product):
+    """A TIMESTAMPTZ read as a TIMESTAMP is its wall clock in the session's time zone,
+    which DuckDB takes from the machine: two machines would publish two values."""
+    target = mesh_dir / "sources" / "lab" / "a.parquet"
+    target.parent.mkdir(parents=True)
+    duckdb.execute(f"COPY (SELECT 1::BIGINT AS id, TIMESTAMPTZ '2024-01-01 23:30:00+00' AS placed_at) TO '{target}'")
+    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT}\n  - {name: placed_at, type: TIMESTAMP}\n"
+    contract = make_product("parquet", "lab/a.parquet", columns=columns).path
+    read = f"""
+from pathlib import Path
+from platform_lib.contract import load_domain, load_product
+from platform_lib.factories.ingest import ingest
+from platform_lib.storage import candidate, connect
+with connect("lab") as connection:
+    ingest(connection, load_product(Path({str(contract)!r}), load_domain(Path({str(contract.parent.parent)!r}))))
+    print(connection.execute(f"SELECT placed_at FROM {{candidate('things')}}").fetchone()[0])
+"""
+    for zone in ("UTC", "Pacific/Auckland", "America/Los_Angeles"):
+        done = subprocess.run([sys.executable, "-c", read], env={**os.environ, "TZ": zone}, capture_output=True, text=True, cwd=REPO_ROOT)
+        assert done.stdout.strip() == "2024-01-01 23:30:00", (zone, done.stderr)
 
 
 BOOKKEEPING_NAMES = """primary_key: [id]
