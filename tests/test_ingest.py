@@ -131,6 +131,16 @@ def test_json_lines_that_are_not_json_or_do_not_fit_are_quarantined(mesh_dir, ma
     assert (report.rows, report.quarantined) == (2, 3)
 
 
+def test_a_json_line_with_a_contract_key_twice_is_quarantined(mesh_dir, make_product):
+    """DuckDB's reader refuses the source; the line-by-line read must not take the first value."""
+    write(mesh_dir, "lab/a.jsonl", '{"id": 1, "amount": 2}\n{"id": 2, "amount": 3, "amount": 4}\n{"id": 3, "x": 1, "x": 2}\n')
+    product = make_product("json", "lab/*.jsonl", max_bad=0.5)
+    with connect("lab") as connection:
+        ingest(connection, product)
+        assert connection.execute(f"SELECT id FROM {candidate('things')} ORDER BY id").fetchall() == [(1,), (3,)]
+        assert connection.execute("SELECT line, error FROM _quarantine.things").fetchall() == [(2, "a key of the contract appears twice")]
+
+
 def test_a_clean_json_source_reads_the_same_in_one_pass_as_line_by_line(mesh_dir, make_product):
     write(
         mesh_dir,

@@ -177,11 +177,20 @@ def _read_by_casting(connection: duckdb.DuckDBPyConnection, product: Product, fi
     if product.source.format == "json":
         # json_transform converts a value to text as read_json does (1e-05, not 0.00001):
         # a source's values must not depend on whether a bad line sent it down this path.
+        # A contract's key twice in one line is refused, as read_json refuses it:
+        # json_transform would quietly take the first value.
         as_text = literal(json.dumps({c.name: "VARCHAR" for c in product.columns}))
+        names = "[" + ", ".join(literal(c.name) for c in product.columns) + "]"
         rows = f"""
-            SELECT file, line, raw, readable, CASE WHEN readable THEN json_transform(raw, {as_text}) END AS fields
+            SELECT file, line, raw, unreadable, CASE WHEN unreadable IS NULL THEN json_transform(raw, {as_text}) END AS fields
             FROM (
-                SELECT file, line, raw, CASE WHEN json_valid(raw) THEN json_type(raw) = 'OBJECT' ELSE false END AS readable
+                SELECT file, line, raw, CASE
+                    WHEN NOT json_valid(raw) THEN 'not a JSON object'
+                    WHEN json_type(raw) <> 'OBJECT' THEN 'not a JSON object'
+                    WHEN len(list_filter(json_keys(raw), k -> list_contains({names}, k)))
+                        <> len(list_distinct(list_filter(json_keys(raw), k -> list_contains({names}, k))))
+                        THEN 'a key of the contract appears twice'
+                END AS unreadable
                 FROM (
                     SELECT filename AS file, generate_subscripts(lines, 1) AS line, unnest(lines) AS raw
                     FROM (SELECT filename, string_split(content, chr(10)) AS lines FROM read_text({_file_list(files)}))
@@ -204,7 +213,7 @@ def _rows_of(product: Product, reader: str, line: str, read_as: dict[str, str]) 
     fields = ", ".join(f"{quote(c.name)} := {quote(c.name)}::VARCHAR" for c in product.columns if c.name in read_as)
     others = ", ".join(f"{quote(name)} := {quote(name)}" for name in _others(product, read_as))
     return f"""
-        SELECT mesh_source_file AS file, {line} AS line, NULL::VARCHAR AS raw, true AS readable,
+        SELECT mesh_source_file AS file, {line} AS line, NULL::VARCHAR AS raw, NULL::VARCHAR AS unreadable,
             struct_pack({fields}) AS fields{f", struct_pack({others}) AS others" if others else ""}
         FROM {reader}"""
 
@@ -213,10 +222,11 @@ def _split_rows(connection: duckdb.DuckDBPyConnection, product: Product, relatio
     """The rows of `relation` whose every value converts become the candidate; the others go
     to the quarantine, naming the first column that does not.
 
-    `relation` has the columns file, line, raw (the row as text, JSON only), readable,
-    `fields`: a struct of one VARCHAR per contract column the source has, and, for a CSV
-    source with columns its contract does not have, `others`: a struct of those. Values
-    travel in structs so that a column named `file` or `line` keeps its own values.
+    `relation` has the columns file, line, raw (the row as text, JSON only), unreadable
+    (why a JSON line is no row, else NULL), `fields`: a struct of one VARCHAR per contract
+    column the source has, and, for a CSV source with columns its contract does not
+    have, `others`: a struct of those. Values travel in structs so that a column named
+    `file` or `line` keeps its own values.
     """
     connection.execute(f"CREATE OR REPLACE TEMP TABLE mesh_raw AS {relation}")
     columns = [c for c in product.columns if c.name in read_as]
@@ -229,14 +239,14 @@ def _split_rows(connection: duckdb.DuckDBPyConnection, product: Product, relatio
     connection.execute(
         f"""INSERT INTO {_quarantine(product)}
         SELECT file, line,
-            CASE WHEN NOT readable THEN NULL ELSE CASE {first_failed} END END,
-            CASE WHEN NOT readable THEN 'not a JSON object' ELSE 'value does not convert to the contract type' END,
+            CASE WHEN unreadable IS NULL THEN CASE {first_failed} END END,
+            coalesce(unreadable, 'value does not convert to the contract type'),
             coalesce(raw, {" || ', ' || ".join(f"coalesce({text}, 'NULL')" for text in texts.values())})
-        FROM mesh_raw WHERE NOT readable OR {failed}
+        FROM mesh_raw WHERE unreadable IS NOT NULL OR {failed}
         ORDER BY file, line"""
     )
     selected = ", ".join([f"{value} AS {quote(name)}" for name, value in casts.items()] + (["others.*"] if _others(product, read_as) else []))
-    create_candidate(connection, product.name, f"SELECT {selected} FROM mesh_raw WHERE readable AND NOT ({failed})")
+    create_candidate(connection, product.name, f"SELECT {selected} FROM mesh_raw WHERE unreadable IS NULL AND NOT ({failed})")
     connection.execute("DROP TABLE mesh_raw")
 
 
