@@ -85,6 +85,8 @@ def audit_and_publish(
             snapshot_path=dg.MetadataValue.path(str(snapshot.path)),
             snapshot_bytes=snapshot.bytes,
         )
+        if unsalted := serve.unsalted_hashes(product):
+            metadata["pii_hashed_without_salt"] = f"{', '.join(unsalted)}: plain SHA-256, reversible with a list of values; set MESH_PII_SALT"
     return Audit(checks, failed, metadata)
 
 

@@ -23,6 +23,14 @@ def _masked(column: Column) -> str:
     return f"CAST(NULL AS {column.type}) AS {quote(column.name)}"
 
 
+def unsalted_hashes(product: Product) -> list[str]:
+    """The columns `publish` hashes while MESH_PII_SALT is not set: a plain SHA-256 of an
+    e-mail address is reversed by hashing a list of addresses."""
+    if product.access != "public" or os.environ.get("MESH_PII_SALT"):
+        return []
+    return [c.name for c in product.pii_columns if c.mask == "hash"]
+
+
 def published_select(product: Product, relation: str) -> str:
     """The query whose result is the published snapshot: contract columns, in contract order."""
     columns = [

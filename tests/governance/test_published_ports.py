@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import dagster as dg
 import duckdb
 
 from platform_lib import output_port
@@ -40,6 +41,20 @@ def test_pii_leaves_the_domain_only_masked_as_the_contract_says(mesh_dir, domain
         assert full_name is None
     # The internal product stays in clear inside its domain: masking is for what leaves it.
     assert _rows("customers.raw_customers", "SELECT count(*) FROM port WHERE full_name LIKE 'Customer %'")[0][0] == len(clear)
+
+
+def test_a_hash_without_a_salt_is_flagged_on_the_materialization(mesh_dir, monkeypatch):
+    def flag(salt: str):
+        monkeypatch.setenv("MESH_PII_SALT", salt)
+        products = products_by_id(load_mesh())
+        with dg.DagsterInstance.ephemeral() as instance:
+            materialize_products([products["customers.raw_customers"], products["customers.customer_profiles"]], instance=instance)
+            event = instance.get_latest_materialization_event(dg.AssetKey(["customers", "customer_profiles"]))
+        metadata = event.asset_materialization.metadata
+        return metadata["pii_hashed_without_salt"].value if "pii_hashed_without_salt" in metadata else None
+
+    assert flag("") == "email: plain SHA-256, reversible with a list of values; set MESH_PII_SALT"
+    assert flag(SALT) is None
 
 
 def test_retention_is_applied_at_publish_and_checked_by_validate(mesh_dir, domains_copy, edit, capsys):
