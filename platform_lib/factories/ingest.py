@@ -181,15 +181,14 @@ def _read_by_casting(connection: duckdb.DuckDBPyConnection, product: Product, fi
         # json_transform would quietly take the first value.
         as_text = literal(json.dumps({c.name: "VARCHAR" for c in product.columns}))
         names = "[" + ", ".join(literal(c.name) for c in product.columns) + "]"
+        contract_keys = f"list_filter(json_keys(raw), k -> list_contains({names}, k))"
         rows = f"""
             SELECT file, line, raw, unreadable, CASE WHEN unreadable IS NULL THEN json_transform(raw, {as_text}) END AS fields
             FROM (
                 SELECT file, line, raw, CASE
                     WHEN NOT json_valid(raw) THEN 'not a JSON object'
                     WHEN json_type(raw) <> 'OBJECT' THEN 'not a JSON object'
-                    WHEN len(list_filter(json_keys(raw), k -> list_contains({names}, k)))
-                        <> len(list_distinct(list_filter(json_keys(raw), k -> list_contains({names}, k))))
-                        THEN 'a key of the contract appears twice'
+                    WHEN len({contract_keys}) <> len(list_distinct({contract_keys})) THEN 'a key of the contract appears twice'
                 END AS unreadable
                 FROM (
                     SELECT filename AS file, generate_subscripts(lines, 1) AS line, unnest(lines) AS raw
@@ -203,9 +202,8 @@ def _read_by_casting(connection: duckdb.DuckDBPyConnection, product: Product, fi
 
 
 def _others(product: Product, read_as: dict[str, str]) -> list[str]:
-    """The columns of a CSV source that its contract does not have (the schema check reports them)."""
-    names = {c.name for c in product.columns}
-    return [name for name in read_as if name not in names and name != "mesh_source_file"] if product.source.format == "csv" else []
+    """The columns a reader gives that the contract does not have (only CSV keeps them: the schema check reports them)."""
+    return [name for name in read_as if name not in product.column_types and name != "mesh_source_file"]
 
 
 def _rows_of(product: Product, reader: str, line: str, read_as: dict[str, str]) -> str:
