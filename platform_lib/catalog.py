@@ -3,7 +3,8 @@
 The catalog joins three sources: the contracts (owner, description, access, schema,
 SLOs, inputs), the output ports (latest published version, blocked candidates) and,
 when a Dagster instance is given, the latest result of every asset check. Consumers
-are derived from the other products' inputs, across domains.
+are derived from the other products' inputs, across domains. A column's type on the
+page is the one consumers read (`served_type`: a hashed PII column is text).
 """
 
 from __future__ import annotations
@@ -68,7 +69,10 @@ def entries(mesh: list[LoadedDomain], instance: dg.DagsterInstance | None = None
                     "version": p.version,
                     "asset_key": asset_key(p.id).to_user_string(),
                     "contract": {
-                        "columns": [c.model_dump() for c in p.columns],
+                        "columns": [
+                            {**c.model_dump(), "served_type": served.type}
+                            for c, served in zip(p.columns, p.served_columns)
+                        ],
                         "primary_key": list(p.primary_key),
                         "freshness": p.freshness.model_dump() if p.freshness else None,
                         "schedule": p.schedule,
@@ -96,7 +100,7 @@ def _links(ids: list[str]) -> str:
 def _product_html(p: dict[str, Any]) -> str:
     contract = p["contract"]
     columns = "".join(
-        f"<tr><td>{_e(c['name'])}</td><td>{_e(c['type'])}</td><td>{'yes' if c['required'] else ''}</td>"
+        f"<tr><td>{_e(c['name'])}</td><td>{_e(c['served_type'])}</td><td>{'yes' if c['required'] else ''}</td>"
         f"<td>{_e(c['mask'] or 'redact') if c['pii'] else ''}</td><td>{_e(c['description'])}</td></tr>"
         for c in contract["columns"]
     )

@@ -288,6 +288,21 @@ class Product(_Strict):
     def pii_columns(self) -> list[Column]:
         return [c for c in self.columns if c.pii]
 
+    @property
+    def masked_columns(self) -> list[Column]:
+        """The columns `serve.publish` masks: a public product's PII (redacted unless `mask: hash`)."""
+        return self.pii_columns if self.access == "public" else []
+
+    @property
+    def served_columns(self) -> list[Column]:
+        """The columns as consumers read them from the output port: a hashed column is text
+        (a hex digest) whatever its contract type, a redacted one is NULL in every row."""
+        masked = {c.name for c in self.masked_columns}
+        return [
+            c if c.name not in masked else c.model_copy(update={"type": "VARCHAR"} if c.mask == "hash" else {"required": False})
+            for c in self.columns
+        ]
+
     def sibling(self, suffix: str) -> Path:
         """A file next to the contract with the same name, e.g. the `.sql` of a SQL transform."""
         return self.path.with_suffix(suffix)

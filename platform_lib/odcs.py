@@ -1,10 +1,11 @@
 """Export of a contract to the Open Data Contract Standard (ODCS v3), for datacontract-cli and catalogs.
 
-Standard fields carry what ODCS has a place for (schema, primary key, required, PII
-classification, description, team, freshness as an SLA, quality rules as Great
-Expectations implementations). Everything else the platform knows (access, tier,
-kind, source, inputs, retention, masks) goes under `customProperties`, so nothing
-in the contract is lost in the export.
+Standard fields carry what ODCS has a place for (the schema as the output port serves
+it, primary key, required, PII classification, description, team, freshness as an SLA,
+quality rules as Great Expectations implementations). Everything else the platform
+knows (access, tier, kind, source, inputs, retention, masks, the contract's type of a
+column whose mask changed it) goes under `customProperties`, so nothing in the contract
+is lost in the export.
 """
 
 from __future__ import annotations
@@ -39,19 +40,26 @@ def _custom(**values: Any) -> list[dict[str, Any]]:
     return [{"property": key, "value": value} for key, value in values.items() if value not in (None, (), [], "")]
 
 
-def _property(product: Product, column: Column) -> dict[str, Any]:
+def _property(product: Product, column: Column, served: Column) -> dict[str, Any]:
+    """A column as consumers read it (`served`); where masking changed it, the contract's type and
+    requiredness go under `customProperties`."""
     prop: dict[str, Any] = {
         "name": column.name,
-        "physicalType": column.type,
-        "logicalType": logical_type(column.type),
-        "required": column.required,
+        "physicalType": served.type,
+        "logicalType": logical_type(served.type),
+        "required": served.required,
         "description": column.description or None,
     }
     if column.name in product.primary_key:
         prop.update(primaryKey=True, primaryKeyPosition=product.primary_key.index(column.name) + 1)
     if column.pii:
         prop.update(classification="restricted", tags=["pii"])
-        prop["customProperties"] = _custom(pii=True, mask=column.mask or ("redact" if product.access == "public" else None))
+        prop["customProperties"] = _custom(
+            pii=True,
+            mask=column.mask or ("redact" if product.access == "public" else None),
+            contractType=column.type if served.type != column.type else None,
+            contractRequired=True if served.required != column.required else None,
+        )
     return prop
 
 
@@ -97,7 +105,7 @@ def to_odcs(product: Product) -> OpenDataContractStandard:
                 "physicalType": "table",
                 "logicalType": "object",
                 "description": product.description,
-                "properties": [_property(product, c) for c in product.columns],
+                "properties": [_property(product, c, s) for c, s in zip(product.columns, product.served_columns)],
                 "quality": _quality(product) or None,
             }
         ],

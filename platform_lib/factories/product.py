@@ -141,6 +141,7 @@ def freshness_policy(product: Product) -> dg.FreshnessPolicy | None:
 
 
 def definition_metadata(product: Product) -> dict[str, object]:
+    """What the asset's page shows before any run: the columns as its output port serves them, the contract, the port."""
     schema = dg.TableSchema(
         columns=[
             dg.TableColumn(
@@ -150,7 +151,7 @@ def definition_metadata(product: Product) -> dict[str, object]:
                 constraints=dg.TableColumnConstraints(nullable=not c.required, unique=list(product.primary_key) == [c.name]),
                 tags={"pii": ""} if c.pii else {},
             )
-            for c in product.columns
+            for c in product.served_columns
         ]
     )
     return {

@@ -26,17 +26,16 @@ def _masked(column: Column) -> str:
 def unsalted_hashes(product: Product) -> list[str]:
     """The columns `publish` hashes while MESH_PII_SALT is not set: a plain SHA-256 of an
     e-mail address is reversed by hashing a list of addresses."""
-    if product.access != "public" or os.environ.get("MESH_PII_SALT"):
+    if os.environ.get("MESH_PII_SALT"):
         return []
-    return [c.name for c in product.pii_columns if c.mask == "hash"]
+    return [c.name for c in product.masked_columns if c.mask == "hash"]
 
 
 def published_select(product: Product, relation: str) -> str:
-    """The query whose result is the published snapshot: contract columns, in contract order."""
-    columns = [
-        _masked(c) if c.pii and product.access == "public" else quote(c.name)
-        for c in product.columns
-    ]
+    """The query whose result is the published snapshot: contract columns, in contract order,
+    of the types `Product.served_columns` says."""
+    masked = {c.name for c in product.masked_columns}
+    columns = [_masked(c) if c.name in masked else quote(c.name) for c in product.columns]
     return f"SELECT {', '.join(columns)} FROM {relation}"
 
 

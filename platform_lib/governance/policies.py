@@ -107,16 +107,21 @@ def cross_domain_access(product: Product, lookup: Lookup) -> Iterator[Violation]
 
 
 def pii_masked(product: Product, lookup: Lookup) -> Iterator[Violation]:
-    """PII leaves its domain only masked, and the contract says how."""
-    if product.access != "public":
-        return
-    for column in product.pii_columns:
+    """PII leaves its domain only masked, and the contract says how; a key is hashed, not emptied."""
+    for column in product.masked_columns:
         if column.mask is None:
             yield _violation(
                 "pii-masked",
                 product,
                 f"is public and its PII column {column.name} declares no mask",
                 f"add `mask: hash` (joinable) or `mask: redact` (NULL) to column {column.name}",
+            )
+        elif column.mask == "redact" and column.name in product.primary_key:
+            yield _violation(
+                "pii-masked",
+                product,
+                f"is public and redacts {column.name}, a column of its primary key: consumers would read NULL keys",
+                f"use `mask: hash` on column {column.name}: hashed keys stay unique and joinable",
             )
 
 

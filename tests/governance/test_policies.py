@@ -56,6 +56,12 @@ CASES = {
         "pii-masked customers.customer_profiles domains/customers/products/customer_profiles.yaml: "
         "is public and its PII column email declares no mask; add `mask: hash` (joinable) or `mask: redact` (NULL) to column email",
     ),
+    "pii-masked-key": (
+        [(CLV, "{name: customer_id, type: BIGINT, required: true}", "{name: customer_id, type: BIGINT, required: true, pii: true, mask: redact}")],
+        "pii-masked marketing.customer_lifetime_value domains/marketing/products/customer_lifetime_value.yaml: "
+        "is public and redacts customer_id, a column of its primary key: consumers would read NULL keys; "
+        "use `mask: hash` on column customer_id: hashed keys stay unique and joinable",
+    ),
     "pii-inherited": (
         [(PROFILES, "pii: true, mask: hash,", "")],
         "pii-inherited customers.customer_profiles domains/customers/products/customer_profiles.yaml: "

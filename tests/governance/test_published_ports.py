@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import dagster as dg
 import duckdb
 
 from platform_lib import output_port
 from platform_lib.cli import main
+from platform_lib.factories.product import product_asset
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
+from platform_lib.odcs import to_odcs
 
 SALT = "test-salt"
 
@@ -41,6 +44,42 @@ def test_pii_leaves_the_domain_only_masked_as_the_contract_says(mesh_dir, domain
         assert full_name is None
     # The internal product stays in clear inside its domain: masking is for what leaves it.
     assert _rows("customers.raw_customers", "SELECT count(*) FROM port WHERE full_name LIKE 'Customer %'")[0][0] == len(clear)
+
+
+def test_a_masked_column_is_described_as_consumers_read_it(mesh_dir, domains_copy, edit, tmp_path):
+    """A hashed column is text whatever its contract type, a redacted one is NULL: the export to
+    ODCS, the catalog and the asset's column schema say what the snapshot holds, not the contract."""
+    edit("customers/products/customer_profiles.yaml", "{name: country, type: VARCHAR, required: true,",
+         "{name: signup_day, type: DATE, required: true, pii: true, mask: hash}\n"
+         "  - {name: full_name, type: VARCHAR, required: true, pii: true, mask: redact}\n"
+         "  - {name: country, type: VARCHAR, required: true,")
+    edit("customers/products/customer_profiles.sql", "lower(trim(email)) AS email,", "lower(trim(email)) AS email, signup_date AS signup_day, full_name,")
+    _materialize("customers.raw_customers", "customers.customer_profiles")
+    product = products_by_id(load_mesh())["customers.customer_profiles"]
+
+    path = output_port.current(product.id).path
+    published = {name: (kind, nulls) for name, kind, nulls in duckdb.sql(
+        f"SELECT column_name, column_type, null_percentage FROM (SUMMARIZE SELECT * FROM read_parquet('{path}'))").fetchall()}
+    assert published["signup_day"] == ("VARCHAR", 0) and published["full_name"] == ("VARCHAR", 100)
+    served = {c.name: (c.type, c.required) for c in product.served_columns}
+    assert {name: kind for name, (kind, _) in published.items()} == {name: kind for name, (kind, _) in served.items()}
+    assert served["signup_day"] == ("VARCHAR", True) and served["full_name"] == ("VARCHAR", False)
+
+    [table] = to_odcs(product).schema_
+    odcs = {p.name: p for p in table.properties}
+    assert (odcs["signup_day"].physicalType, odcs["signup_day"].logicalType, odcs["signup_day"].required) == ("VARCHAR", "string", True)
+    assert {c.property: c.value for c in odcs["signup_day"].customProperties}["contractType"] == "DATE"
+    assert (odcs["full_name"].required, {c.property: c.value for c in odcs["full_name"].customProperties}["contractRequired"]) == (False, True)
+
+    assert main(["catalog", "--out", str(tmp_path / "catalog")]) == 0
+    catalog = json.loads((tmp_path / "catalog" / "catalog.json").read_text())
+    [entry] = [p for p in catalog["products"] if p["id"] == product.id]
+    columns = {c["name"]: c for c in entry["contract"]["columns"]}
+    assert (columns["signup_day"]["type"], columns["signup_day"]["served_type"]) == ("DATE", "VARCHAR")
+
+    schema = product_asset(product).specs_by_key[dg.AssetKey(["customers", "customer_profiles"])].metadata["dagster/column_schema"]
+    assert {c.name: (c.type, c.constraints.nullable) for c in schema.columns}["signup_day"] == ("VARCHAR", False)
+    assert {c.name: c.constraints.nullable for c in schema.columns}["full_name"] is True
 
 
 def test_a_hash_without_a_salt_is_flagged_on_the_materialization(mesh_dir, monkeypatch):
