@@ -303,6 +303,11 @@ class Product(_Strict):
             for c in self.columns
         ]
 
+    @property
+    def sql(self) -> str:
+        """The query of a `transform: sql` product, from the `.sql` beside its contract."""
+        return self.sibling(".sql").read_text(encoding="utf-8").strip().rstrip(";")
+
     def sibling(self, suffix: str) -> Path:
         """A file next to the contract with the same name, e.g. the `.sql` of a SQL transform."""
         return self.path.with_suffix(suffix)
@@ -325,9 +330,23 @@ def _field_path(loc: tuple[Any, ...], document: dict[str, Any]) -> str:
     return ".".join(parts)
 
 
+class _ContractLoader(yaml.SafeLoader):
+    """YAML as `safe_load` reads it, but a key given twice in one mapping is an error: PyYAML
+    keeps the last one, so a second `columns:` block would silently replace the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the key '{key}' appears twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def _read_yaml(path: Path, product: str | None) -> dict[str, Any]:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_ContractLoader)
     except FileNotFoundError:
         raise ContractError(path, product, None, "file not found") from None
     except UnicodeDecodeError as error:
@@ -363,9 +382,14 @@ def _validated(model: type[BaseModel], document: dict[str, Any], file: Path, pro
 
 
 def load_domain(domain_dir: Path | str) -> Domain:
+    """The domain of a folder, whose name must be the folder's: two folders cannot claim one domain's products."""
     path = Path(domain_dir) / "domain.yaml"
     document = _read_yaml(path, None)
-    return _validated(Domain, document, path, None, {"path": Path(domain_dir)})
+    domain = _validated(Domain, document, path, None, {"path": Path(domain_dir)})
+    if domain.name != path.parent.name:
+        problem = f"'{domain.name}' is not the name of its folder {path.parent.name}: a domain is named after its folder"
+        raise ContractError(path, None, "name", problem)
+    return domain
 
 
 def load_product(path: Path, domain: Domain) -> Product:
@@ -403,9 +427,33 @@ def _check_siblings(product: Product) -> None:
         raise ContractError(
             product.path, product.id, "transform", f"transform: {product.transform} needs {product.sibling(needed).name} beside the contract"
         )
+    if product.transform == "sql":
+        _check_sql_reads_inputs(product)
+
+
+def _check_sql_reads_inputs(product: Product) -> None:
+    """A SQL transform reads only the products its contract lists. The domain's file holds views
+    of every product any of its transforms read, so SQL could name one it does not declare:
+    that input's version would go unrecorded, and its blocked state would not stop this product."""
+    from platform_lib.storage import tables_read
+
+    for parts in sorted(tables_read(product.sql) or ()):
+        *where, name = parts
+        if where in ([], ["main"], [product.domain, "main"]):
+            where = [product.domain]
+        read = ".".join((*where, name))
+        if read not in product.inputs:
+            listed = ", ".join(product.inputs) or "none"
+            raise ContractError(
+                product.sibling(".sql"), product.id, "inputs",
+                f"the SQL reads {'.'.join(parts)}, which is not one of the contract's inputs ({listed}): "
+                "a transform reads only the products listed in `inputs`",
+            )
 
 
 def load_products(domain: Domain) -> list[Product]:
+    for misnamed in sorted((domain.path / "products").glob("*.yml")):
+        raise ContractError(misnamed, f"{domain.name}.{misnamed.stem}", None, f"a contract's file ends in .yaml: rename it {misnamed.stem}.yaml")
     files = sorted((domain.path / "products").glob("*.yaml"))
     products = [load_product(path, domain) for path in files]
     if any(p.dbt for p in products):

@@ -1,6 +1,6 @@
 """Self-serve: `mesh new-domain` and `mesh new-product` write a team's starting files.
 
-A new domain is a copy of `templates/domain/`, itself a real domain (loaded and
+A new domain is a copy of `templates/template_domain/`, itself a real domain (loaded and
 materialized by the tests) whose name and owner are the placeholders below. A new
 product is a contract skeleton that loads and passes the policies as written: a
 SQL or pandas transform starts as a copy of its first input, so it runs before anyone
@@ -56,7 +56,7 @@ def new_domain(name: str, owner: str) -> list[str]:
     if f"location_name: {name}," in workspace.read_text(encoding="utf-8"):
         raise ScaffoldError(f"{workspace} already has a code location named {name}")
 
-    shutil.copytree(TEMPLATES / "domain", target, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(TEMPLATES / TEMPLATE_NAME, target, ignore=shutil.ignore_patterns("__pycache__"))
     for path in target.rglob("*.yaml"):
         text = path.read_text(encoding="utf-8")
         path.write_text(text.replace(TEMPLATE_NAME, name).replace(TEMPLATE_OWNER, owner), encoding="utf-8")

@@ -17,6 +17,7 @@ that failed a blocking check in `_candidate` (dbt's candidates stay there too). 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -86,6 +87,31 @@ def normalize_type(type_name: str) -> str:
         return str(duckdb.sqltype(type_name))
     except duckdb.Error as error:
         raise ValueError(f"'{type_name}' is not a DuckDB type: {str(error).splitlines()[0]}") from None
+
+
+def tables_read(query: str) -> set[tuple[str, ...]] | None:
+    """The tables and views a SELECT names, as DuckDB parses it (`(schema, name)`, or with
+    the catalog first when it names one; common table expressions left out); None when
+    DuckDB cannot parse it as one SELECT, which running it will then explain."""
+    with duckdb.connect() as connection:
+        tree = json.loads(connection.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0])
+    if tree.get("error"):
+        return None
+    named, ctes = [], set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "BASE_TABLE":
+                named.append((node["catalog_name"], node["schema_name"], node["table_name"]))
+            ctes.update(entry["key"] for entry in node.get("cte_map", {}).get("map", []))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tree)
+    return {tuple(part for part in parts if part) for parts in named if parts[:2] != ("", "") or parts[2] not in ctes}
 
 
 def cast(text: str, column: Column, *, strict: bool) -> str:

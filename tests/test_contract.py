@@ -90,6 +90,54 @@ def test_broken_yaml_syntax_names_the_line(domain_dir):
         load(domain_dir, "description: x\ncolumns:\n  - {name: id, type: BIGINT\n")
 
 
+def test_a_key_given_twice_is_refused_not_overwritten(domain_dir):
+    """PyYAML keeps the last of two equal keys: a second `columns:` block would replace the first."""
+    with pytest.raises(ContractError, match=r"items.yaml: product shop.items: not valid YAML at line 12, column 1: the key 'columns' appears twice"):
+        load(domain_dir, VALID + "columns:\n  - {name: id, type: BIGINT}\n")
+    with pytest.raises(ContractError, match=r"line 8, column 30: the key 'type' appears twice"):
+        load(domain_dir, VALID.replace("type: BIGINT,", "type: BIGINT, type: VARCHAR,"))
+
+
+def test_a_contract_named_yml_is_refused_not_ignored(domain_dir):
+    (domain_dir / "products" / "items.yml").write_text(VALID)
+    with pytest.raises(ContractError, match=r"items.yml: product shop.items: a contract's file ends in .yaml: rename it items.yaml"):
+        load_products(load_domain(domain_dir))
+
+
+def test_a_domain_is_named_after_its_folder(domain_dir):
+    """Two folders naming one domain would publish to the same output ports."""
+    (domain_dir / "domain.yaml").write_text("name: customers\nowner: team-shop\n")
+    with pytest.raises(ContractError, match=r"domain.yaml: field 'name': 'customers' is not the name of its folder shop"):
+        load_domain(domain_dir)
+
+
+@pytest.mark.parametrize(
+    "sql, read",
+    [
+        ("SELECT * FROM orders.order_lines", "orders.order_lines"),
+        ("SELECT * FROM customers.customer_profiles WHERE customer_id IN (SELECT customer_id FROM orders.order_lines)", "orders.order_lines"),
+        ("SELECT * FROM customers.customer_profiles, others", "others"),
+        ("SELECT * FROM customers.customer_profiles, main.others", "main.others"),
+        ("SELECT * FROM customers.customer_profiles, shop.others", "shop.others"),
+        ("SELECT * FROM customers.customer_profiles, lake.orders.order_lines", "lake.orders.order_lines"),
+    ],
+)
+def test_sql_reads_only_the_contracts_inputs(domain_dir, sql, read):
+    (domain_dir / "products" / "items.sql").write_text(sql)
+    with pytest.raises(ContractError) as raised:
+        load(domain_dir, VALID)
+    assert (Path(raised.value.file).name, raised.value.product, raised.value.field) == ("items.sql", "shop.items", "inputs")
+    assert f"the SQL reads {read}, which is not one of the contract's inputs (customers.customer_profiles)" in str(raised.value)
+
+
+def test_sql_may_read_its_inputs_and_its_own_common_table_expressions(domain_dir):
+    (domain_dir / "products" / "items.sql").write_text(
+        "WITH others AS (SELECT * FROM customers.customer_profiles) SELECT * FROM others, shop.stock, stock, main.stock"
+    )
+    (product,) = load(domain_dir, VALID.replace("inputs: [customers.customer_profiles]", "inputs: [customers.customer_profiles, shop.stock]"))
+    assert product.inputs == ("customers.customer_profiles", "shop.stock")
+
+
 def test_a_sql_transform_needs_its_sql_file(domain_dir):
     (domain_dir / "products" / "items.sql").unlink()
     with pytest.raises(ContractError, match=r"field 'transform': transform: sql needs items.sql beside the contract"):

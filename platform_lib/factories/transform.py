@@ -56,12 +56,10 @@ def attach_inputs(
 
 
 def run_sql(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
-    sql_file = product.sibling(".sql")
-    query = sql_file.read_text(encoding="utf-8").strip().rstrip(";")
     try:
-        create_candidate(connection, product.name, query)
+        create_candidate(connection, product.name, product.sql)
     except duckdb.Error as error:
-        raise TransformError(f"{product.id}: {sql_file}: {str(error).strip()}") from None
+        raise TransformError(f"{product.id}: {product.sibling('.sql')}: {str(error).strip()}") from None
 
 
 def _load_function(product: Product) -> Callable[..., pd.DataFrame]:

@@ -25,11 +25,11 @@ from platform_lib.storage import REPO_ROOT, sources_dir
 
 
 def test_the_domain_template_loads_follows_the_policies_and_publishes(mesh_dir):
-    definitions = domain_definitions(TEMPLATES / "domain")  # raises on any policy violation
+    definitions = domain_definitions(TEMPLATES / TEMPLATE_NAME)  # raises on any policy violation
     assert [k.to_user_string() for k in definitions.resolve_asset_graph().get_all_asset_keys()] == [f"{TEMPLATE_NAME}/items"]
     (sources_dir() / TEMPLATE_NAME).mkdir()
     shutil.copy(TEMPLATES / "sources" / "items.csv", sources_dir() / TEMPLATE_NAME)
-    [outcome] = materialize_products(load_products(load_domain(TEMPLATES / "domain")))
+    [outcome] = materialize_products(load_products(load_domain(TEMPLATES / TEMPLATE_NAME)))
     assert (outcome.status, outcome.rows, outcome.failed) == ("published", 4, [])
 
 
