@@ -368,14 +368,19 @@ def _validated(model: type[BaseModel], document: dict[str, Any], file: Path, pro
     try:
         return model.model_validate({**document, **context})
     except ValidationError as error:
-        first = error.errors()[0]
+        errors = error.errors()
+        typos = [e for e in errors if e["type"] == "extra_forbidden"]
+        # A misspelt required field is both missing and unknown: the unknown one is the typo.
+        first = typos[0] if typos and any(e["type"] == "missing" for e in errors) else errors[0]
         field = _field_path(first["loc"], document) or None
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown field (a typo?)"
         if first["type"] == "missing":
             message = "required field is missing"
-        more = len(error.errors()) - 1
+        if first["type"] == "string_type":
+            message = f"expected text, YAML read {first['input']!r} as a {type(first['input']).__name__}: put the value in quotes"
+        more = len(errors) - 1
         if more:
             message += f" (and {more} more problem{'s' if more > 1 else ''})"
         raise ContractError(file, product, field, message) from None
@@ -429,6 +434,32 @@ def _check_siblings(product: Product) -> None:
         )
     if product.transform == "sql":
         _check_sql_reads_inputs(product)
+    if product.transform == "pandas":
+        _check_pandas_module(product)
+
+
+def _check_pandas_module(product: Product) -> None:
+    """The `.py` parses and binds `transform` at its top level: read, not run, so a typo fails
+    the load (and `mesh validate`) instead of the product's first run."""
+    import ast
+
+    path = product.sibling(".py")
+    try:
+        module = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (SyntaxError, UnicodeDecodeError) as error:
+        where = f" at line {error.lineno}" if isinstance(error, SyntaxError) else ""
+        raise ContractError(path, product.id, "transform", f"the module does not parse{where}: {getattr(error, 'msg', error)}") from None
+    bound = set()
+    for statement in module.body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(statement.name)
+        elif isinstance(statement, (ast.Assign, ast.AnnAssign)):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            bound.update(t.id for t in targets if isinstance(t, ast.Name))
+        elif isinstance(statement, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in statement.names)
+    if "transform" not in bound and "*" not in bound:
+        raise ContractError(path, product.id, "transform", "the module defines no `transform(inputs)` at its top level")
 
 
 def _check_sql_reads_inputs(product: Product) -> None:

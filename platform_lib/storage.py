@@ -86,7 +86,8 @@ def normalize_type(type_name: str) -> str:
     try:
         return str(duckdb.sqltype(type_name))
     except duckdb.Error as error:
-        raise ValueError(f"'{type_name}' is not a DuckDB type: {str(error).splitlines()[0]}") from None
+        hint = " (a type with a comma is quoted inside `{...}`: \"DECIMAL(10,2)\")" if type_name.count("(") > type_name.count(")") else ""
+        raise ValueError(f"'{type_name}' is not a DuckDB type: {str(error).splitlines()[0]}{hint}") from None
 
 
 def tables_read(query: str) -> set[tuple[str, ...]] | None:

@@ -59,6 +59,9 @@ def test_a_valid_product(domain_dir):
         (("access: public", "acess: public"), "acess", "unknown field"),
         (("access: public", "access: everyone"), "access", "'public' or 'internal'"),
         (("type: BIGINT", "type: STRNG"), "columns[id].type", "is not a DuckDB type"),
+        (("type: BIGINT", "type: DECIMAL(10,0)"), "columns[id].type", "a type with a comma is quoted inside `{...}`"),
+        (("columns:", "cols:"), "cols", "unknown field (a typo?) (and 1 more problem)"),
+        (("access: public", "access: public\nversion: 1.0"), "version", "YAML read 1.0 as a float: put the value in quotes"),
         (("{name: label, type: VARCHAR}", "{name: label}"), "columns[label].type", "required field is missing"),
         (("primary_key: [id]", "primary_key: [code]"), None, "primary_key names columns not in `columns`: code"),
         (("inputs: [customers.customer_profiles]", "inputs: [customer_profiles]"), "inputs", "is not a product id"),
@@ -136,6 +139,23 @@ def test_sql_may_read_its_inputs_and_its_own_common_table_expressions(domain_dir
     )
     (product,) = load(domain_dir, VALID.replace("inputs: [customers.customer_profiles]", "inputs: [customers.customer_profiles, shop.stock]"))
     assert product.inputs == ("customers.customer_profiles", "shop.stock")
+
+
+@pytest.mark.parametrize(
+    "module, problem",
+    [
+        ("def transform(inputs:\n    return inputs\n", "the module does not parse at line 1: '(' was never closed"),
+        ("def transfrom(inputs):\n    return inputs\n", "the module defines no `transform(inputs)` at its top level"),
+    ],
+)
+def test_a_pandas_module_is_read_at_load(domain_dir, module, problem):
+    (domain_dir / "products" / "items.py").write_text(module)
+    with pytest.raises(ContractError) as raised:
+        load(domain_dir, VALID.replace("transform: sql", "transform: pandas"))
+    assert (Path(raised.value.file).name, raised.value.field, raised.value.problem) == ("items.py", "transform", problem)
+    for fine in ("from elsewhere import transform\n", "transform = len\n", "def transform(inputs):\n    return inputs\n"):
+        (domain_dir / "products" / "items.py").write_text(fine)
+        assert load(domain_dir, VALID.replace("transform: sql", "transform: pandas"))
 
 
 def test_a_sql_transform_needs_its_sql_file(domain_dir):

@@ -48,6 +48,7 @@ from platform_lib.factories.product import (
     definition_metadata,
     freshness_policy,
     product_tags,
+    still_served,
 )
 from platform_lib.factories.quality import asset_key, check_specs
 from platform_lib.storage import column_types, quote
@@ -288,8 +289,7 @@ def build(
             if audit.failed:
                 not_published.add(product.id)
                 problems[product.dbt_model] = project.problem(
-                    f"not published, blocking checks failed: {', '.join(audit.failed)}. "
-                    f"Consumers keep reading {metadata['served_version']}",
+                    f"not published, blocking checks failed: {', '.join(audit.failed)}. {still_served(audit)}",
                     product.dbt_model,
                     node["original_file_path"],
                 )

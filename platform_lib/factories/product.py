@@ -90,6 +90,12 @@ def audit_and_publish(
     return Audit(checks, failed, metadata)
 
 
+def still_served(audit: Audit) -> str:
+    """What consumers read after a candidate was refused, in a sentence."""
+    version = audit.metadata["served_version"]
+    return "No version was published before: consumers have none." if version == "none" else f"Consumers keep reading {version}."
+
+
 def materialize(context: dg.AssetExecutionContext, product: Product) -> Iterator[dg.MaterializeResult]:
     blocked = blocked_inputs(product)
     if blocked:
@@ -106,8 +112,7 @@ def materialize(context: dg.AssetExecutionContext, product: Product) -> Iterator
     if audit.failed:
         messages = "; ".join(f"{c.check_name}: {c.description}" for c in audit.checks if c.check_name in audit.failed)
         raise dg.Failure(
-            description=f"{product.id} was not published, blocking checks failed: {messages}. "
-            f"Consumers keep reading {audit.metadata['served_version']}."
+            description=f"{product.id} was not published, blocking checks failed: {messages}. {still_served(audit)}"
         )
 
 

@@ -146,16 +146,25 @@ def run_checks(connection: duckdb.DuckDBPyConnection, product: Product, relation
     problems, metadata = schema_problems(connection, product, relation)
     notes = [f"optional column {c} is NULL in every row" for c in metadata["empty_columns"]]
     results = [_result(product, "schema", not problems, "; ".join((problems or ["matches the contract"]) + notes), metadata)]
-    if product.primary_key and not metadata["missing_columns"]:
+    missing = set(metadata["missing_columns"])
+
+    def not_evaluated(columns: list[str]) -> str | None:
+        lacking = [c for c in columns if c in missing]
+        return f"not evaluated: the candidate lacks {', '.join(lacking)}" if lacking else None
+
+    if product.primary_key and (reason := not_evaluated(list(product.primary_key))):
+        results.append(_result(product, "primary_key", False, reason, {}))
+    elif product.primary_key:
         key_problems, key_metadata = primary_key_problems(connection, product, relation)
         results.append(_result(product, "primary_key", not key_problems, "; ".join(key_problems) or "unique and not null", key_metadata))
-    elif product.primary_key:
-        results.append(_result(product, "primary_key", False, "not evaluated: key columns are missing", {}))
-    if metadata["missing_columns"]:
-        reason = f"not evaluated: the candidate lacks {', '.join(metadata['missing_columns'])}"
-        return results + [_result(product, r.check_name, False, reason, {}, r.blocking) for r in product.quality]
+    # A rule on a missing column cannot run, and would stop the query the others share.
+    runnable = [r for r in product.quality if not not_evaluated(r.columns)]
+    evaluated = iter(evaluate_rules(connection, relation, runnable) if runnable else ())
     pii = {c.name for c in product.pii_columns}
-    for outcome in evaluate_rules(connection, relation, product.quality):
-        shown = _without_pii_values(outcome, pii)
-        results.append(_result(product, shown.rule.check_name, shown.success, shown.summary, _rule_metadata(shown, pii), shown.rule.blocking))
+    for rule in product.quality:
+        if reason := not_evaluated(rule.columns):
+            results.append(_result(product, rule.check_name, False, reason, {}, rule.blocking))
+            continue
+        shown = _without_pii_values(next(evaluated), pii)
+        results.append(_result(product, rule.check_name, shown.success, shown.summary, _rule_metadata(shown, pii), rule.blocking))
     return results

@@ -76,11 +76,9 @@ def _load_function(product: Product) -> Callable[..., pd.DataFrame]:
     return function
 
 
-def _as_contract_type(column: Column, returned: str | None) -> str:
+def _as_contract_type(column: Column, returned: str) -> str:
     """A column of the returned frame, of DuckDB type `returned`, as the contract's type."""
     name = quote(column.name)
-    if returned is None:
-        return name  # not returned: the query names the missing column
     if column.type in WHOLE_NUMBER_TYPES and returned not in WHOLE_NUMBER_TYPES:
         return f"{cast(f'{name}::VARCHAR', column, strict=True)} AS {name}"
     return f"CAST({name} AS {column.type}) AS {name}"
@@ -92,7 +90,8 @@ def run_pandas(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
     `inputs` maps each input's product id to a DataFrame. The returned frame is cast
     to the contract's column types, since pandas has no DECIMAL or DATE of its own, and
     an integer column with a missing value is float64: such a column must hold whole
-    numbers (`storage.cast`), a fraction fails the step instead of being rounded.
+    numbers (`storage.cast`), a fraction fails the step instead of being rounded. A
+    column the frame lacks is left out, for the schema check to name, as for SQL.
     """
     # Imported here: every code location imports this module, few run pandas (~0.5 s and 80 MB each).
     import pandas as pd
@@ -107,14 +106,18 @@ def run_pandas(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
     except Exception as error:
         raise TransformError(f"{product.id}: {product.sibling('.py')}: transform raised {error!r}") from error
     if not isinstance(result, pd.DataFrame):
-        raise TransformError(f"{product.id}: transform returned {type(result).__name__}, not a pandas DataFrame")
+        raise TransformError(f"{product.id}: {product.sibling('.py')}: transform returned {type(result).__name__}, not a pandas DataFrame")
+    twice = sorted({str(c) for c in result.columns[result.columns.duplicated()]})
+    if twice:
+        raise TransformError(f"{product.id}: {product.sibling('.py')}: the DataFrame has more than one column named {', '.join(twice)}")
     connection.register("mesh_pandas_result", result)
     try:
         returned = column_types(connection, "mesh_pandas_result")
-        selected = ", ".join(_as_contract_type(c, returned.get(c.name)) for c in product.columns)
-        extras = [c for c in result.columns if c not in product.column_types]
-        selected += "".join(f", {quote(str(c))}" for c in extras)
-        create_candidate(connection, product.name, f"SELECT {selected} FROM mesh_pandas_result")
+        selected = [_as_contract_type(c, returned[c.name]) for c in product.columns if c.name in returned]
+        selected += [quote(str(c)) for c in result.columns if c not in product.column_types]
+        if not selected:
+            raise TransformError(f"{product.id}: {product.sibling('.py')}: the DataFrame has no columns")
+        create_candidate(connection, product.name, f"SELECT {', '.join(selected)} FROM mesh_pandas_result")
     except duckdb.Error as error:
         raise TransformError(f"{product.id}: the DataFrame does not fit the contract: {str(error).splitlines()[0]}") from None
     finally:

@@ -50,6 +50,27 @@ def _candidate(connection: duckdb.DuckDBPyConnection, product) -> str:
     return "candidate"
 
 
+def test_a_missing_column_leaves_unevaluated_only_the_checks_that_need_it():
+    product = _order_lines()
+    connection = duckdb.connect()
+    relation = _candidate(connection, product)
+    connection.execute("ALTER TABLE candidate DROP COLUMN status")
+    results = {r.check_name: r for r in run_checks(connection, product, relation)}
+    assert results["schema"].description == "missing column status"
+    lacking = "not evaluated: the candidate lacks status"
+    assert [name for name, r in results.items() if r.description == lacking] == [
+        "column_values_to_be_in_set__status", "column_most_common_value_to_be_in_set__status"
+    ]
+    assert all(not results[n].passed for n in ("schema", "column_values_to_be_in_set__status"))
+    # The key is there, and so are the other rules' columns: they run as usual.
+    assert results["primary_key"].passed and results["primary_key"].description == "unique and not null"
+    assert not results["column_values_to_be_between__amount"].passed
+    assert results["column_values_to_be_between__amount"].metadata["unexpected_count"].value == 1
+    connection.execute("ALTER TABLE candidate DROP COLUMN line_no")
+    key = next(r for r in run_checks(connection, product, relation) if r.check_name == "primary_key")
+    assert (key.passed, key.description) == (False, "not evaluated: the candidate lacks line_no")
+
+
 def test_an_optional_column_null_in_every_row_is_noted_by_the_passing_schema_check():
     """What a source whose producer renamed a field looks like: worth a word, not a block."""
     product = _order_lines()

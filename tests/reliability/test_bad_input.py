@@ -72,13 +72,25 @@ def orders_as_text(sources: Path, _domains: Path) -> None:
             )
 
 
-def halved_order_counts(_sources: Path, domains: Path) -> None:
-    """A pandas transform that computes a fraction for a BIGINT column (pandas would keep it, DuckDB round it)."""
-    path = domains / "marketing/products/customer_lifetime_value.py"
-    path.write_text(
-        path.read_text() + "\n\n_counted = transform\n\n\ndef transform(inputs):\n"
-        "    result = _counted(inputs)\n    return result.assign(orders=result['orders'] / 2)\n"
-    )
+def clv_returning(expression: str) -> Callable[[Path, Path], None]:
+    """The customer lifetime value transform, its result (`result`) changed to `expression`."""
+
+    def damage(_sources: Path, domains: Path) -> None:
+        path = domains / "marketing/products/customer_lifetime_value.py"
+        path.write_text(
+            path.read_text() + "\n\n_counted = transform\n\n\ndef transform(inputs):\n"
+            f"    result = _counted(inputs)\n    return {expression}\n"
+        )
+
+    return damage
+
+
+def append_to(file: str, text: str) -> Callable[[Path, Path], None]:
+    def damage(_sources: Path, domains: Path) -> None:
+        path = domains / file
+        path.write_text(path.read_text() + text)
+
+    return damage
 
 
 CASES = [
@@ -114,8 +126,21 @@ CASES = [
     Case("contract_unknown_upstream", "marketing.customer_lifetime_value",
          lambda s, d: edit_contract(d, "marketing.customer_lifetime_value", lambda c: c["inputs"].append("customers.customer_profile")),
          ("customer_lifetime_value.yaml", "marketing.customer_lifetime_value", "'inputs'", "unknown product customers.customer_profile")),
-    Case("pandas_fraction_in_whole_number", "marketing.customer_lifetime_value", halved_order_counts,
+    # pandas would keep a fraction in a BIGINT column, DuckDB's cast round it.
+    Case("pandas_fraction_in_whole_number", "marketing.customer_lifetime_value", clv_returning("result.assign(orders=result['orders'] / 2)"),
          ("marketing.customer_lifetime_value", "does not fit the contract", "column orders", "not a whole number")),
+    Case("pandas_missing_column", "marketing.customer_lifetime_value", clv_returning("result.drop(columns=['segment'])"),
+         ("marketing.customer_lifetime_value", "schema", "missing column segment")),
+    Case("pandas_column_twice", "marketing.customer_lifetime_value", clv_returning("pd.concat([result, result[['revenue']] * 2], axis=1)"),
+         ("marketing.customer_lifetime_value", "customer_lifetime_value.py", "more than one column named revenue")),
+    Case("pandas_syntax_error", "marketing.customer_lifetime_value",
+         append_to("marketing/products/customer_lifetime_value.py", "\ndef transform(inputs:\n"),
+         ("customer_lifetime_value.py", "marketing.customer_lifetime_value", "does not parse at line")),
+    Case("sql_reads_a_product_not_in_inputs", "marketing.segment_revenue",
+         append_to("marketing/products/segment_revenue.sql", "\nHAVING max(customer_id) IN (SELECT customer_id FROM orders.order_lines)"),
+         ("segment_revenue.sql", "marketing.segment_revenue", "'inputs'", "reads orders.order_lines")),
+    Case("contract_key_twice", "customers.raw_customers", append_to("customers/products/raw_customers.yaml", "access: public\n"),
+         ("raw_customers.yaml", "customers.raw_customers", "the key 'access' appears twice")),
     Case("sql_syntax_error", "customers.customer_profiles",
          lambda s, d: (d / "customers/products/customer_profiles.sql").write_text("SELEC customer_id FROM customers.raw_customers"),
          ("customers.customer_profiles", "customer_profiles.sql", "syntax error", "SELEC")),
