@@ -128,6 +128,9 @@ def new_product(domain: str, name: str, kind: str, inputs: list[str]) -> list[st
         for input_id in inputs:
             if not PRODUCT_ID.match(input_id) or input_id not in known:
                 raise ScaffoldError(f"--input {input_id}: no such product; `mesh catalog` lists them")
+            if known[input_id].domain != domain and known[input_id].access != "public":
+                raise ScaffoldError(f"--input {input_id}: an internal product of domain {known[input_id].domain}; "
+                                    f"only its public products may be read from {domain}")
         first = known[inputs[0]]
         names = [c.name for c in first.columns]
         values.update(

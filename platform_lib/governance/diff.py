@@ -124,8 +124,9 @@ def _major(version: str) -> int:
     return int(version.split(".", 1)[0])
 
 
-def gate(base: Product, head: Product | None, changes: list[Change]) -> Violation | None:
-    """The violation, if a product public at the base breaks without a major version bump."""
+def gate(base: Product, head: Product | None, changes: list[Change], readers: list[str]) -> Violation | None:
+    """The violation, if a product public at the base breaks without a major version bump;
+    `readers` are the products of the head mesh that read it, for the fix to name."""
     if base.access != "public" or not any(c.breaking for c in changes):
         return None
     if head is None:
@@ -138,12 +139,13 @@ def gate(base: Product, head: Product | None, changes: list[Change]) -> Violatio
         )
     if _major(head.version) > _major(base.version):
         return None
+    named = f" ({', '.join(readers)})" if readers else ""
     return Violation(
         shown_path(head.path),
         head.id,
         "major-version",
         f"breaking change to public product without a major version bump ({base.version} -> {head.version})",
-        f"set `version: {_major(base.version) + 1}.0.0` and tell its consumers, or make the change compatible",
+        f"set `version: {_major(base.version) + 1}.0.0` and tell its consumers{named}, or make the change compatible",
     )
 
 
@@ -169,7 +171,7 @@ def contract_diff(head_mesh: list[LoadedDomain], base_mesh: list[LoadedDomain]) 
             continue
         found = compare(old, new) if new else [Change(product_id, True, f"product removed (was {old.access})")]
         changes += found
-        if violation := gate(old, new, found):
+        if violation := gate(old, new, found, sorted(p.id for p in head.values() if product_id in p.inputs)):
             violations.append(violation)
     return DiffReport(changes, violations, unloadable)
 

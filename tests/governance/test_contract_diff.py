@@ -64,7 +64,8 @@ def test_a_breaking_change_to_a_public_product_needs_a_major_bump(repo, edit, ca
     ]
     assert diff(capsys) == (1, expected + [
         f"major-version customers.customer_profiles {PROFILES_FILE}: breaking change to public product without a "
-        "major version bump (1.0.0 -> 1.1.0); set `version: 2.0.0` and tell its consumers, or make the change compatible"
+        "major version bump (1.0.0 -> 1.1.0); set `version: 2.0.0` and tell its consumers "
+        "(marketing.customer_lifetime_value, orders.order_lines), or make the change compatible"
     ])
     edit(PROFILES, "version: 1.1.0", "version: 2.0.0")
     assert diff(capsys) == (0, expected)

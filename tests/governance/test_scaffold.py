@@ -61,6 +61,8 @@ def test_a_dbt_product_skeleton_points_at_its_model_in_the_domains_dbt_project(d
     (["new-product", "orders", "x", "--kind", "sql"], "give at least one --input DOMAIN.PRODUCT"),
     (["new-product", "orders", "x", "--kind", "sql", "--input", "orders.nope"], "--input orders.nope: no such product"),
     (["new-product", "orders", "x", "--kind", "dbt", "--input", "orders.raw_orders"], "takes its inputs from its dbt sources"),
+    (["new-product", "marketing", "x", "--kind", "pandas", "--input", "orders.raw_orders"],
+     "--input orders.raw_orders: an internal product of domain orders; only its public products may be read from marketing"),
 ])
 def test_scaffold_refuses_with_a_reason(argv, message, domains_copy, capsys):
     assert main(argv) == 2
