@@ -39,7 +39,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from platform_lib.executor import executor_name
-    from platform_lib.materialize import materialize_distributed, materialize_products, print_summary
+    from platform_lib.materialize import buildable, materialize_distributed, materialize_products, print_summary
 
     mesh = load_mesh()
     known = {d.path.name for d in mesh}
@@ -47,22 +47,28 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown domain(s): {', '.join(unknown)}; the mesh has {', '.join(sorted(known))}", file=sys.stderr)
         return 2
-    selected = [d for d in mesh if not args.domains or d.path.name in args.domains]
-    broken = [d for d in selected if d.error]
-    for domain in broken:
-        print(f"cannot load domain {domain.path.name}: {domain.error}", file=sys.stderr)
-    if broken:
-        return 2
-    products = [p for d in selected for p in d.products]
-    if executor_name() == "in_process":
-        outcomes = materialize_products(products)
-    elif not os.environ.get("DAGSTER_HOME"):
+    distributed = executor_name() != "in_process"
+    if distributed and not os.environ.get("DAGSTER_HOME"):
         print(f"MESH_EXECUTOR={executor_name()} needs DAGSTER_HOME: an instance its workers share", file=sys.stderr)
         return 2
-    else:
+    refused = {d.path.name: d.error for d in mesh if d.error}
+    selected = [d for d in mesh if not args.domains or d.path.name in args.domains]
+    broken = [d.path.name for d in selected if d.path.name in refused]
+    for name in broken:
+        print(f"cannot load domain {name}: {refused[name]}", file=sys.stderr)
+    products, skipped = buildable([p for d in selected if d.path.name not in refused for p in d.products], refused)
+    if not products:
+        built = []
+    elif distributed:
         with DagsterInstance.get() as instance:
-            outcomes = materialize_distributed(products, instance)
-    print_summary(outcomes)
+            built = materialize_distributed(products, instance)
+    else:
+        built = materialize_products(products)
+    outcomes = sorted(built + skipped, key=lambda o: o.product)
+    if outcomes:
+        print_summary(outcomes)
+    if broken:
+        return 2
     return 0 if all(o.ok for o in outcomes) else 1
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
 from pathlib import Path
 
 import dagster as dg
@@ -55,6 +57,34 @@ def mesh_assets(products: list[Product]) -> list[dg.AssetsDefinition]:
     """The assets building `products`, domain by domain (a dbt project is one multi-asset)."""
     folders = {p.path.parent.parent: [q for q in products if q.domain == p.domain] for p in products}
     return [a for folder, members in folders.items() for a in domain_assets(load_domain(folder), members)]
+
+
+def buildable(products: list[Product], refused: Collection[str]) -> tuple[list[Product], list[Outcome]]:
+    """The products a run can build, and a skipped outcome saying why for each of the others.
+
+    A product that reads a product of a refused domain (one whose code location does not
+    load) is not built: that input's contract is unknown or refused, and its port holds
+    what an older contract published. Its consumers in the run are skipped too, as Dagster
+    skips the consumers of a failed step.
+    """
+    by_id = {p.id: p for p in products}
+    graph = {p.id: [i for i in p.inputs if i in by_id] for p in products}
+    cause: dict[str, str] = {}  # product id -> the refused domain it depends on
+    skipped = []
+    for product_id in TopologicalSorter(graph).static_order():
+        for input_id in by_id[product_id].inputs:
+            domain = input_id.split(".", 1)[0]
+            if input_id in cause:
+                cause[product_id] = cause[input_id]
+                reads = f"{input_id}, not built either: domain {cause[input_id]} does not load"
+            elif domain in refused:
+                cause[product_id] = domain
+                reads = f"{input_id} of domain {domain}, which does not load"
+            else:
+                continue
+            skipped.append(Outcome(product_id, message=f"not built: it reads {reads}"))
+            break
+    return [p for p in products if p.id not in cause], skipped
 
 
 def _run_config() -> dict:
