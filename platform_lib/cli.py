@@ -39,6 +39,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from platform_lib.executor import executor_name
+    from platform_lib.governance import location_errors
     from platform_lib.materialize import buildable, materialize_distributed, materialize_products, print_summary
 
     mesh = load_mesh()
@@ -51,7 +52,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     if distributed and not os.environ.get("DAGSTER_HOME"):
         print(f"MESH_EXECUTOR={executor_name()} needs DAGSTER_HOME: an instance its workers share", file=sys.stderr)
         return 2
-    refused = {d.path.name: d.error for d in mesh if d.error}
+    refused = location_errors(mesh)
     selected = [d for d in mesh if not args.domains or d.path.name in args.domains]
     broken = [d.path.name for d in selected if d.path.name in refused]
     for name in broken:
