@@ -25,12 +25,16 @@ from platform_lib.factories.quality import asset_key
 
 @dataclass
 class Outcome:
+    """What a run did with one product. A check that fails at `warn` severity is in `warned`,
+    not `failed`: it only reports, so the product published with it is `ok`."""
+
     product: str
     status: str = "skipped"
     rows: int | None = None
     version: str | None = None
     passed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    warned: list[str] = field(default_factory=list)
     message: str = ""
 
     @property
@@ -169,7 +173,12 @@ def outcomes_of(
         outcome = by_key.get(evaluation.asset_key)
         if outcome is None:
             continue
-        (outcome.passed if evaluation.passed else outcome.failed).append(evaluation.check_name)
+        if evaluation.passed:
+            outcome.passed.append(evaluation.check_name)
+        elif evaluation.severity == dg.AssetCheckSeverity.WARN:
+            outcome.warned.append(evaluation.check_name)
+        else:
+            outcome.failed.append(evaluation.check_name)
     for event in result.get_step_failure_events():
         failure = event.event_specific_data
         for outcome in by_step[event.step_key]:
@@ -179,13 +188,21 @@ def outcomes_of(
     return list(outcomes.values())
 
 
+def _checks(outcome: Outcome) -> str:
+    failed = f", {len(outcome.failed)} FAILED" if outcome.failed else ""
+    warned = f", {len(outcome.warned)} warn" if outcome.warned else ""
+    return f"{len(outcome.passed)} ok{failed}{warned}"
+
+
 def print_summary(outcomes: list[Outcome]) -> None:
     width = max(len(o.product) for o in outcomes)
-    print(f"{'product':<{width}}  {'status':<13} {'rows':>10}  checks        version")
+    checks_width = max(len("checks"), *(len(_checks(o)) for o in outcomes))
+    print(f"{'product':<{width}}  {'status':<13} {'rows':>10}  {'checks':<{checks_width}} version")
     for o in outcomes:
-        checks = f"{len(o.passed)} ok" + (f", {len(o.failed)} FAILED" if o.failed else "")
         rows = "" if o.rows is None else o.rows
-        print(f"{o.product:<{width}}  {o.status:<13} {rows:>10}  {checks:<13} {o.version or ''}")
+        print(f"{o.product:<{width}}  {o.status:<13} {rows:>10}  {_checks(o):<{checks_width}} {o.version or ''}")
     for o in outcomes:
+        if o.warned:
+            print(f"\n{o.product}: warning: {', '.join(o.warned)} failed (severity warn: reported, not blocking)")
         if o.message:
             print(f"\n{o.product}: {o.message}")

@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from platform_lib import output_port, storage
+from platform_lib.cli import main
 from platform_lib.domain import product_schedule
 from tests.helpers import add_csv_row, products, read_published, run
 
@@ -84,8 +85,8 @@ def test_later_runs_do_not_build_on_a_blocked_input(mesh_dir):
     assert output_port.current("orders.order_lines").version != before.version
 
 
-@pytest.mark.parametrize("severity, publishes", [("warn", True), ("error", False)])
-def test_only_error_severity_blocks(mesh_dir, domains_copy, severity, publishes):
+@pytest.mark.parametrize("severity, publishes, listed", [("warn", True, "warned"), ("error", False, "failed")])
+def test_only_error_severity_blocks(mesh_dir, domains_copy, severity, publishes, listed):
     contract = domains_copy / "orders" / "products" / "order_lines.yaml"
     contract.write_text(
         contract.read_text()
@@ -93,5 +94,17 @@ def test_only_error_severity_blocks(mesh_dir, domains_copy, severity, publishes)
     )
     run("customers")
     outcome = run("orders")["orders.order_lines"]
-    assert outcome.failed == ["small_quantities"]
-    assert (outcome.status == "published") is publishes
+    assert getattr(outcome, listed) == ["small_quantities"]
+    assert (outcome.status == "published") is publishes and outcome.ok is publishes
+
+
+def test_a_failed_warn_check_is_a_warning_of_the_command_not_a_failure(mesh_dir, domains_copy, capsys):
+    contract = domains_copy / "customers" / "products" / "customer_profiles.yaml"
+    contract.write_text(contract.read_text().replace("min_value: 1, severity: warn", "min_value: 1000000, severity: warn"))
+
+    assert main(["materialize", "customers"]) == 0
+
+    out = capsys.readouterr().out
+    assert "customers.customer_profiles: warning: table_row_count_to_be_between failed (severity warn: reported, not blocking)" in out
+    assert "FAILED" not in out
+    assert output_port.current("customers.customer_profiles") is not None
