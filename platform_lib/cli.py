@@ -111,6 +111,8 @@ def cmd_contract_diff(args: argparse.Namespace) -> int:
     breaking = sum(c.breaking for c in report.changes)
     print(f"{len(report.changes)} change(s) since {args.base}, {breaking} breaking, "
           f"{len(report.violations)} without the major version they need", file=sys.stderr)
+    if report.head_unloadable:
+        return 2  # its changes are unknown: neither passed nor failed
     return 1 if report.violations else 0
 
 
@@ -139,8 +141,13 @@ def cmd_new_product(args: argparse.Namespace) -> int:
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:
+    from platform_lib import output_port
     from platform_lib.lineage import render
+    from platform_lib.mesh import products_by_id
 
+    if output_port.current(args.product) is None and args.product not in products_by_id(load_mesh()):
+        print(f"no product {args.product} in the mesh or its output ports; `mesh catalog` lists them", file=sys.stderr)
+        return 2
     print("\n".join(render(args.product)))
     return 0
 

@@ -154,6 +154,9 @@ class DiffReport:
     changes: list[Change]
     violations: list[Violation]
     unloadable: list[str]
+    """Why a domain was not compared: it does not load, at the head or at the base."""
+    head_unloadable: bool
+    """A domain of the head is among them: its changes are unknown, so the diff cannot pass."""
 
 
 def contract_diff(head_mesh: list[LoadedDomain], base_mesh: list[LoadedDomain]) -> DiffReport:
@@ -173,7 +176,7 @@ def contract_diff(head_mesh: list[LoadedDomain], base_mesh: list[LoadedDomain]) 
         changes += found
         if violation := gate(old, new, found, sorted(p.id for p in head.values() if product_id in p.inputs)):
             violations.append(violation)
-    return DiffReport(changes, violations, unloadable)
+    return DiffReport(changes, violations, unloadable, any(d.error for d in head_mesh))
 
 
 def diff_against(ref: str, domains_root: Path, head_mesh: list[LoadedDomain]) -> DiffReport:

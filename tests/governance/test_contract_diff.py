@@ -76,7 +76,8 @@ def test_narrowing_access_and_removing_products(repo, domains_copy, edit, capsys
     (domains_copy / "customers/products/raw_customers.yaml").unlink()
     (domains_copy / PROFILES).unlink()
     (domains_copy / "customers/products/customer_profiles.sql").unlink()
-    assert diff(capsys) == (1, [
+    # marketing reads the removed product: it no longer loads, so its own changes are unknown (exit 2).
+    assert diff(capsys) == (2, [
         "BREAKING customers.customer_profiles: product removed (was public)",
         "BREAKING customers.raw_customers: product removed (was internal)",
         "BREAKING orders.order_lines: access narrowed from public to internal",
@@ -97,6 +98,13 @@ def test_breaking_an_internal_product_needs_no_bump(repo, edit, capsys):
         "compatible customers.raw_customers: access widened from internal to public",
         "BREAKING marketing.segment_revenue: column customers type changed from BIGINT to INTEGER, which does not widen",
     ])
+
+
+def test_a_domain_that_does_not_load_fails_the_diff(repo, edit, capsys):
+    edit(PROFILES, "{name: tenure_days, type: INTEGER, required: true,", "{name: tenure_days, type: INTEGER, required: true, required: false,")
+    assert main(["contract-diff", "--base", "main"]) == 2
+    err = capsys.readouterr().err
+    assert "not compared, the domain does not load: " in err and "the key 'required' appears twice" in err
 
 
 def test_an_unknown_base_is_an_error(repo, capsys):

@@ -48,6 +48,10 @@ def test_lineage_names_the_exact_versions_read_even_after_the_producer_moved_on(
     out = capsys.readouterr().out
     assert f"[current is {second_customers['customers.customer_profiles'].version}]" in out
     assert "read by no retained snapshot" in out
+    assert main(["lineage", "orders.order_line"]) == 2
+    assert "no product orders.order_line in the mesh or its output ports" in capsys.readouterr().err
+    assert main(["lineage", "marketing.segment_revenue"]) == 0  # in the mesh, never published: not an error
+    assert capsys.readouterr().out == "marketing.segment_revenue has never been published\n"
 
 
 def test_costs_attribute_steps_rows_and_bytes_to_products_and_domains(history, capsys):
