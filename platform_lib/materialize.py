@@ -185,6 +185,11 @@ def outcomes_of(
             outcome.message = failure.user_failure_data.description if failure.user_failure_data else failure.error.message.strip()
             if outcome.status == "skipped":
                 outcome.status = "failed"
+    for product in products:  # Dagster skips a step whose input step failed: say which input
+        outcome = outcomes[product.id]
+        stopped = [i for i in product.inputs if i in outcomes and outcomes[i].status != "published"]
+        if outcome.status == "skipped" and not outcome.message and stopped:
+            outcome.message = f"not built: {', '.join(stopped)} {'was' if len(stopped) == 1 else 'were'} not published in this run"
     return list(outcomes.values())
 
 
@@ -205,4 +210,4 @@ def print_summary(outcomes: list[Outcome]) -> None:
         if o.warned:
             print(f"\n{o.product}: warning: {', '.join(o.warned)} failed (severity warn: reported, not blocking)")
         if o.message:
-            print(f"\n{o.product}: {o.message}")
+            print(f"\n{o.product}: {o.message.removeprefix(f'{o.product}: ')}")

@@ -30,6 +30,10 @@ def test_downstream_steps_of_the_same_run_do_not_execute(mesh_dir):
     for product in DOWNSTREAM:
         assert outcomes[product].status == "skipped", outcomes[product]
         assert output_port.current(product) is None
+    assert outcomes["orders.order_lines"].message == "not built: customers.customer_profiles was not published in this run"
+    assert outcomes["marketing.segment_revenue"].message == (
+        "not built: marketing.customer_lifetime_value was not published in this run"
+    )
     assert outcomes["orders.raw_orders"].status == "published", "unrelated products still publish"
 
 
