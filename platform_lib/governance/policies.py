@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Iterator
 
 from platform_lib import output_port
 from platform_lib.contract import Product
+from platform_lib.governance.column_sources import sql_column_sources
 
 Lookup = Callable[[str], "Product | None"]
 
@@ -126,20 +127,22 @@ def pii_masked(product: Product, lookup: Lookup) -> Iterator[Violation]:
 
 
 def pii_inherited(product: Product, lookup: Lookup) -> Iterator[Violation]:
-    """A column that carries an input's PII column under the same name is PII too."""
-    for input_id in product.inputs:
-        upstream = lookup(input_id)
-        if upstream is None:
+    """A column that carries an input's PII column is PII too: under the same name, or, in a
+    SQL transform, computed from it under any name."""
+    inputs = {i: upstream for i in product.inputs if (upstream := lookup(i))}
+    computed = (sql_column_sources(product, inputs) if product.transform == "sql" else None) or {}
+    for column in product.columns:
+        if column.pii:
             continue
-        for column in upstream.pii_columns:
-            mine = next((c for c in product.columns if c.name == column.name), None)
-            if mine and not mine.pii:
-                yield _violation(
-                    "pii-inherited",
-                    product,
-                    f"column {column.name} comes from PII column {input_id}.{column.name} but is not marked PII",
-                    f"mark column {column.name} `pii: true` (with a `mask:`), or rename it if it no longer holds PII",
-                )
+        named = [f"{i}.{c.name}" for i, upstream in inputs.items() for c in upstream.pii_columns if c.name == column.name]
+        from_sql = sorted(f"{i}.{name}" for i, name in computed.get(column.name, ()) if name in {c.name for c in inputs[i].pii_columns})
+        if named or from_sql:
+            yield _violation(
+                "pii-inherited",
+                product,
+                f"column {column.name} comes from PII column {(from_sql or named)[0]} but is not marked PII",
+                f"mark column {column.name} `pii: true` (with a `mask:`)" + ("" if from_sql else ", or rename it if it no longer holds PII"),
+            )
 
 
 def retention_applied(product: Product, lookup: Lookup) -> Iterator[Violation]:

@@ -2,6 +2,7 @@
 
 CUSTOMERS_RAW = "customers/products/raw_customers.yaml"
 PROFILES = "customers/products/customer_profiles.yaml"
+PROFILES_SQL = "customers/products/customer_profiles.sql"
 CLV = "marketing/products/customer_lifetime_value.yaml"
 SEGMENTS = "marketing/products/segment_revenue.yaml"
 
@@ -57,7 +58,15 @@ CASES = {
         [(PROFILES, "pii: true, mask: hash,", "")],
         "pii-inherited customers.customer_profiles domains/customers/products/customer_profiles.yaml: "
         "column email comes from PII column customers.raw_customers.email but is not marked PII; "
-        "mark column email `pii: true` (with a `mask:`), or rename it if it no longer holds PII",
+        "mark column email `pii: true` (with a `mask:`)",
+    ),
+    "pii-inherited-renamed": (
+        [(PROFILES, "{name: email, type: VARCHAR, pii: true, mask: hash,", "{name: contact, type: VARCHAR,"),
+         (PROFILES, "column: email, regex", "column: contact, regex"),
+         (PROFILES_SQL, "lower(trim(email)) AS email", "lower(trim(email)) AS contact")],
+        "pii-inherited customers.customer_profiles domains/customers/products/customer_profiles.yaml: "
+        "column contact comes from PII column customers.raw_customers.email but is not marked PII; "
+        "mark column contact `pii: true` (with a `mask:`)",
     ),
     "valid-contract-unknown-input": (
         [(CLV, "customers.customer_profiles]", "customers.customer_profile]")],
