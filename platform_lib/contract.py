@@ -175,8 +175,8 @@ class Freshness(_Strict):
     @field_validator("fail_after", "warn_after")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
+        if value is not None and not parse_duration(value):
+            raise ValueError(f"'{value}' is no time at all: an SLO is at least 1m")
         return value
 
 
@@ -264,6 +264,9 @@ class Product(_Strict):
         unknown = [k for k in self.primary_key if k not in names]
         if unknown:
             raise ValueError(f"primary_key names columns not in `columns`: {', '.join(unknown)}")
+        nullable = [c.name for c in self.columns if c.name in self.primary_key and not c.required]
+        if nullable:
+            raise ValueError(f"primary_key column {', '.join(nullable)} is not `required: true`: a key is never null")
         if self.id in self.inputs:
             raise ValueError(f"{self.id} lists itself in `inputs`")
         return self

@@ -35,6 +35,8 @@ class Outcome:
     passed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     warned: list[str] = field(default_factory=list)
+    empty_columns: list[str] = field(default_factory=list)
+    """Optional columns NULL in every row: no breach, but how a field renamed at the source looks."""
     message: str = ""
 
     @property
@@ -175,6 +177,8 @@ def outcomes_of(
             continue
         if evaluation.passed:
             outcome.passed.append(evaluation.check_name)
+            if evaluation.check_name == "schema" and "empty_columns" in evaluation.metadata:
+                outcome.empty_columns = list(evaluation.metadata["empty_columns"].value)
         elif evaluation.severity == dg.AssetCheckSeverity.WARN:
             outcome.warned.append(evaluation.check_name)
         else:
@@ -209,5 +213,7 @@ def print_summary(outcomes: list[Outcome]) -> None:
     for o in outcomes:
         if o.warned:
             print(f"\n{o.product}: warning: {', '.join(o.warned)} failed (severity warn: reported, not blocking)")
+        if o.empty_columns:
+            print(f"\n{o.product}: note: optional column {', '.join(o.empty_columns)} is NULL in every row (renamed at the source?)")
         if o.message:
             print(f"\n{o.product}: {o.message.removeprefix(f'{o.product}: ')}")

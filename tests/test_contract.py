@@ -64,6 +64,8 @@ def test_a_valid_product(domain_dir):
         (("access: public", "access: public\nversion: 1.0"), "version", "YAML read 1.0 as a float: put the value in quotes"),
         (("{name: label, type: VARCHAR}", "{name: label}"), "columns[label].type", "required field is missing"),
         (("primary_key: [id]", "primary_key: [code]"), None, "primary_key names columns not in `columns`: code"),
+        (("primary_key: [id]", "primary_key: [label]"), None, "primary_key column label is not `required: true`: a key is never null"),
+        (("retention: {snapshots: 3}", "retention: {snapshots: 3}\nfreshness: {fail_after: 0h}"), "freshness.fail_after", "'0h' is no time at all"),
         (("inputs: [customers.customer_profiles]", "inputs: [customer_profiles]"), "inputs", "is not a product id"),
         (("retention: {snapshots: 3}", "retention: {snapshots: 0}"), "retention.snapshots", "greater than or equal to 1"),
         (("transform: sql", "transform: spark"), "transform", "'sql', 'pandas' or 'dbt'"),

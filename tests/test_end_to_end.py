@@ -9,6 +9,7 @@ import duckdb
 from platform_lib import output_port, storage
 from platform_lib.cli import main
 from tests.helpers import read_published, run
+from tests.reliability.damage import rewrite_csv
 
 SOURCES = {
     "customers": "read_csv('{s}/customers/customers.csv')",
@@ -84,3 +85,12 @@ def test_cli_materializes_and_prints_a_summary(mesh_dir, capsys):
     out = capsys.readouterr().out
     assert "customers.customer_profiles" in out and "published" in out
     assert main(["materialize", "nosuchdomain"]) == 2
+
+
+def test_an_optional_column_null_in_every_row_is_noted_in_the_summary(mesh_dir, capsys):
+    """How a field renamed at the source looks: the product publishes, and the command says so."""
+    rewrite_csv(mesh_dir / "sources", "SELECT * REPLACE (NULL AS full_name) FROM t")
+    assert main(["materialize", "customers"]) == 0
+    out = capsys.readouterr().out
+    assert "customers.raw_customers: note: optional column full_name is NULL in every row (renamed at the source?)" in out
+    assert "customers.customer_profiles: note" not in out
