@@ -131,6 +131,31 @@ def test_json_lines_that_are_not_json_or_do_not_fit_are_quarantined(mesh_dir, ma
     assert (report.rows, report.quarantined) == (2, 3)
 
 
+@pytest.mark.parametrize(
+    "fmt, name, text",
+    [("csv", "a.csv", "id,amount,day\n"), ("json", "a.jsonl", "\n  \n\n")],
+    ids=["csv_header", "json_blank_lines"],
+)
+def test_a_source_without_data_rows_is_refused_naming_its_files(mesh_dir, make_product, fmt, name, text):
+    """Like an empty file: an export that lost its rows must not replace the product (and its consumers) with nothing."""
+    first = write(mesh_dir, f"lab/{name}", text)
+    second = write(mesh_dir, f"lab/b{name}", text)
+    pattern = f"lab/*{name[-4:]}"
+    with connect("lab") as connection, pytest.raises(IngestError) as raised:
+        ingest(connection, make_product(fmt, pattern))
+    assert str(raised.value) == f"lab.things: the source has no data rows ({first}, {second}); refusing to replace the product with nothing"
+    write(mesh_dir, f"lab/b{name}", '{"id": 1}\n' if fmt == "json" else "id,amount,day\n1,2.50,2024-01-01\n")
+    with connect("lab") as connection:
+        assert ingest(connection, make_product(fmt, pattern)).rows == 1
+
+
+def test_a_source_whose_every_row_is_bad_is_refused_even_when_allowed(mesh_dir, make_product):
+    path = write(mesh_dir, "lab/a.csv", "id,amount,day\nx,1,2024-01-01\n")
+    with connect("lab") as connection, pytest.raises(IngestError) as raised:
+        ingest(connection, make_product("csv", "lab/*.csv", max_bad=1))
+    assert f"no data rows ({path}), only bad ones (1 in _quarantine.\"things\")" in str(raised.value)
+
+
 def test_a_json_line_with_a_contract_key_twice_is_quarantined(mesh_dir, make_product):
     """DuckDB's reader refuses the source; the line-by-line read must not take the first value."""
     write(mesh_dir, "lab/a.jsonl", '{"id": 1, "amount": 2}\n{"id": 2, "amount": 3, "amount": 4}\n{"id": 3, "x": 1, "x": 2}\n')

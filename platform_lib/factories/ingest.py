@@ -10,7 +10,9 @@ Newline-delimited JSON and Parquet are first read whole by DuckDB's reader with 
 casts; only a source with a bad value is read again row by row, each value cast with
 TRY_CAST: JSON line by line, so that even a line that is not JSON is quarantined with its
 number, Parquet with its row numbers. CSV uses the reader's reject tables, which know
-exact line numbers; files read together must share one header.
+exact line numbers; files read together must share one header. A source without a
+single good row is refused, as an empty file is: it would replace the product, and then
+its consumers, with nothing.
 
 A whole-number column (INTEGER, BIGINT, ...) takes a value only if it is that number
 exactly (`storage.cast`): DuckDB's casts and readers round `2.5` to 3 and read `0x10`
@@ -255,7 +257,8 @@ def _reason(error: duckdb.Error) -> str:
 
 
 def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestReport:
-    """Build the product's candidate (`storage.candidate`) from the source files; raise IngestError above the threshold."""
+    """Build the product's candidate (`storage.candidate`) from the source files; raise IngestError above the
+    threshold, or if no row is left: an export that lost its rows must not replace the product with nothing."""
     _, files = source_files(product)
     connection.execute(f"CREATE OR REPLACE TABLE {_quarantine(product)} ({QUARANTINE_COLUMNS})")
     reader = _read_csv if product.source.format == "csv" else _read_whole
@@ -279,5 +282,10 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestRep
             f"with the contract's types ({report.bad_fraction:.2%} > max_bad_fraction "
             f"{product.source.max_bad_fraction:.2%}); first bad row: {first_bad}. "
             f"All bad rows are in the table {_quarantine(product)}."
+        )
+    if not rows:
+        bad_ones = f", only bad ones ({report.quarantined} in {_quarantine(product)})" if report.quarantined else ""
+        raise IngestError(
+            f"{product.id}: the source has no data rows ({', '.join(map(str, files))}){bad_ones}; refusing to replace the product with nothing"
         )
     return report

@@ -113,6 +113,8 @@ CASES = [
          ("customers.raw_customers", "primary_key", "duplicated key", "customer_id")),
     Case("empty_file", "customers.raw_customers", lambda s, d: (s / CUSTOMERS_CSV).write_bytes(b""),
          ("customers.raw_customers", "customers.csv", "empty")),
+    Case("header_only_csv", "customers.raw_customers", lambda s, d: rewrite_csv(s, "SELECT * FROM t LIMIT 0"),
+         ("customers.raw_customers", "customers.csv", "no data rows", "refusing to replace the product with nothing")),
     Case("missing_file", "orders.raw_orders", lambda s, d: [p.unlink() for p in (s / "orders").glob("orders_*.parquet")],
          ("orders.raw_orders", "orders_*.parquet", "no source file")),
     Case("non_utf8_bytes", "customers.raw_customers", latin1_names,
