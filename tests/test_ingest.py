@@ -131,6 +131,16 @@ def test_json_lines_that_are_not_json_or_do_not_fit_are_quarantined(mesh_dir, ma
     assert (report.rows, report.quarantined) == (2, 3)
 
 
+@pytest.mark.parametrize("indent", [None, 2], ids=["one_line", "pretty_printed"])
+def test_a_json_array_is_refused_not_read_as_bad_lines(mesh_dir, make_product, indent):
+    """Read line by line, an array is one bad line (or a few): under max_bad_fraction its records would be lost."""
+    write(mesh_dir, "lab/a.jsonl", "".join(f'{{"id": {i}, "amount": 1}}\n' for i in range(1, 101)))
+    array = write(mesh_dir, "lab/b.jsonl", json.dumps([{"id": i, "amount": 1} for i in range(101, 201)], indent=indent) + "\n")
+    with connect("lab") as connection, pytest.raises(IngestError) as raised:
+        ingest(connection, make_product("json", "lab/*.jsonl", max_bad=0.99))
+    assert f"lab.things: {array} is a JSON array ('[' at its start), not newline-delimited JSON" in str(raised.value)
+
+
 @pytest.mark.parametrize(
     "fmt, name, text",
     [("csv", "a.csv", "id,amount,day\n"), ("json", "a.jsonl", "\n  \n\n")],

@@ -10,9 +10,10 @@ Newline-delimited JSON and Parquet are first read whole by DuckDB's reader with 
 casts; only a source with a bad value is read again row by row, each value cast with
 TRY_CAST: JSON line by line, so that even a line that is not JSON is quarantined with its
 number, Parquet with its row numbers. CSV uses the reader's reject tables, which know
-exact line numbers; files read together must share one header. A source without a
-single good row is refused, as an empty file is: it would replace the product, and then
-its consumers, with nothing.
+exact line numbers; files read together must share one header. A JSON file that is
+one array is refused: read line by line, its records would be one bad line. So is a
+source without a single good row, as an empty file is: it would replace the product,
+and then its consumers, with nothing.
 
 A whole-number column (INTEGER, BIGINT, ...) takes a value only if it is that number
 exactly (`storage.cast`): DuckDB's casts and readers round `2.5` to 3 and read `0x10`
@@ -177,6 +178,7 @@ def read_strictly(connection: duckdb.DuckDBPyConnection, product: Product, files
 def _read_by_casting(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
     """A JSON or Parquet source row by row (`_split_rows`)."""
     if product.source.format == "json":
+        _refuse_json_arrays(product, files)
         # json_transform converts a value to text as read_json does (1e-05, not 0.00001):
         # a source's values must not depend on whether a bad line sent it down this path.
         # A contract's key twice in one line is refused, as read_json refuses it:
@@ -201,6 +203,27 @@ def _read_by_casting(connection: duckdb.DuckDBPyConnection, product: Product, fi
         reader = f"read_parquet({_file_list(files)}, filename = 'mesh_source_file', file_row_number = true, union_by_name = true)"
         rows = _rows_of(product, reader, "file_row_number + 1", product.column_types)
     _split_rows(connection, product, rows, product.column_types)
+
+
+def _refuse_json_arrays(product: Product, files: list[Path]) -> None:
+    """A file that is one JSON array (`[{...}, {...}]`) instead of one object per line
+    would be read as one bad line, or a few: under `max_bad_fraction`, all its records
+    would be lost without a word."""
+    arrays = [f for f in files if _first_character(f) == b"["]
+    if arrays:
+        raise IngestError(
+            f"{product.id}: {arrays[0]} is a JSON array ('[' at its start), not newline-delimited JSON "
+            "(format json reads one JSON object per line)"
+        )
+
+
+def _first_character(file: Path) -> bytes:
+    """The file's first byte past white space and a byte order mark; b'' if it has none."""
+    with open(file, "rb") as handle:
+        while chunk := handle.read(64 * 1024):
+            if start := chunk.lstrip(b" \t\r\n\xef\xbb\xbf"):
+                return start[:1]
+    return b""
 
 
 def _others(product: Product, read_as: dict[str, str]) -> list[str]:

@@ -11,6 +11,7 @@ import yaml
 from platform_lib.storage import literal
 
 CUSTOMERS_CSV = "customers/customers.csv"
+ORDER_LINES_1 = "orders/order_lines_1.jsonl"
 
 
 def rewrite_csv(sources: Path, select: str) -> None:

@@ -23,7 +23,7 @@ from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
 from platform_lib.storage import REPO_ROOT, literal
 
-from tests.reliability.damage import CUSTOMERS_CSV, column, edit_contract, rewrite_csv
+from tests.reliability.damage import CUSTOMERS_CSV, ORDER_LINES_1, column, edit_contract, rewrite_csv
 from tests.reliability.ports import served
 
 
@@ -54,6 +54,14 @@ def latin1_names(sources: Path, _domains: Path) -> None:
     lines = path.read_text(encoding="utf-8").splitlines()
     renamed = [lines[0]] + [line.replace("Customer ", "Müller ") for line in lines[1:]]
     path.write_bytes("\n".join(renamed).encode("latin-1") + b"\n")
+
+
+def json_array(sources: Path, _domains: Path) -> None:
+    """The order service's export switched to one JSON array: read line by line, it is a single bad line."""
+    path = sources / ORDER_LINES_1
+    with duckdb.connect() as connection:
+        rows = connection.execute(f"SELECT to_json(list(r)) FROM read_json({literal(str(path))}) r").fetchone()[0]
+    path.write_text(rows + "\n", encoding="utf-8")
 
 
 def symlink_outside(sources: Path, _domains: Path) -> None:
@@ -115,6 +123,8 @@ CASES = [
          ("customers.raw_customers", "customers.csv", "empty")),
     Case("header_only_csv", "customers.raw_customers", lambda s, d: rewrite_csv(s, "SELECT * FROM t LIMIT 0"),
          ("customers.raw_customers", "customers.csv", "no data rows", "refusing to replace the product with nothing")),
+    Case("json_array", "orders.raw_order_lines", json_array,
+         ("orders.raw_order_lines", "order_lines_1.jsonl", "is a JSON array", "not newline-delimited JSON")),
     Case("missing_file", "orders.raw_orders", lambda s, d: [p.unlink() for p in (s / "orders").glob("orders_*.parquet")],
          ("orders.raw_orders", "orders_*.parquet", "no source file")),
     Case("non_utf8_bytes", "customers.raw_customers", latin1_names,
