@@ -131,6 +131,24 @@ def test_json_lines_that_are_not_json_or_do_not_fit_are_quarantined(mesh_dir, ma
     assert (report.rows, report.quarantined) == (2, 3)
 
 
+def test_a_json_line_that_is_not_utf8_is_quarantined_with_its_line(mesh_dir, make_product):
+    """read_text refuses a whole file for one such byte; the line alone is bad, and the quarantine keeps its bytes."""
+    bad = b'{"id": 2, "note": "M\xfcller"}'
+    path = mesh_dir / "sources" / "lab" / "a.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b'{"id": 1, "note": "M\xc3\xbcller \\\\x0A"}\n' + bad + b'\n{"id": 3, "note": "\\"quoted\\""}\n')
+    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT}\n  - {name: note, type: VARCHAR}\n"
+    with connect("lab") as connection:
+        report = ingest(connection, make_product("json", "lab/*.jsonl", max_bad=0.5, columns=columns))
+        assert connection.execute(f"SELECT id, note FROM {candidate('things')} ORDER BY id").fetchall() == [
+            (1, "M\u00fcller \\x0A"), (3, '"quoted"'),
+        ]
+        assert connection.execute("SELECT file, line, error, raw::BLOB FROM _quarantine.things").fetchall() == [
+            (str(path), 2, "not UTF-8 text", bad),
+        ]
+    assert report.first_bad == f"{path}, line 2: not UTF-8 text"
+
+
 @pytest.mark.parametrize("indent", [None, 2], ids=["one_line", "pretty_printed"])
 def test_a_json_array_is_refused_not_read_as_bad_lines(mesh_dir, make_product, indent):
     """Read line by line, an array is one bad line (or a few): under max_bad_fraction its records would be lost."""
@@ -192,7 +210,7 @@ def test_a_json_value_in_a_text_column_reads_as_the_same_text_both_ways(mesh_dir
     """Numbers, booleans, objects in a VARCHAR column: a source's values may not depend on
     whether a bad line elsewhere sent it down the line-by-line read."""
     values = ["0.00001", "1e20", "1e-7", "2.50", "1E400", "100000000000000000000000", "-9223372036854775809",
-              "true", '{"x": [1, 2]}', '"text"', "null"]
+              "true", '{"x": [1, 2]}', '"text"', '"M\u00fcller \\\\x0A \\u00e9"', "null"]
     write(mesh_dir, "lab/a.jsonl", "".join(f'{{"id": {i}, "note": {v}}}\n' for i, v in enumerate(values)))
     columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT}\n  - {name: note, type: VARCHAR}\n"
     product, files = make_product("json", "lab/*.jsonl", columns=columns), [mesh_dir / "sources" / "lab" / "a.jsonl"]

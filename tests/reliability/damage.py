@@ -12,6 +12,7 @@ from platform_lib.storage import literal
 
 CUSTOMERS_CSV = "customers/customers.csv"
 ORDER_LINES_1 = "orders/order_lines_1.jsonl"
+ORDER_LINES_2 = "orders/order_lines_2.jsonl"
 
 
 def rewrite_csv(sources: Path, select: str) -> None:

@@ -18,12 +18,13 @@ import duckdb
 import pytest
 import yaml
 
+from platform_lib import output_port
 from platform_lib.domain import domain_definitions
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
-from platform_lib.storage import REPO_ROOT, literal
+from platform_lib.storage import REPO_ROOT, literal, warehouse_path
 
-from tests.reliability.damage import CUSTOMERS_CSV, ORDER_LINES_1, column, edit_contract, rewrite_csv
+from tests.reliability.damage import CUSTOMERS_CSV, ORDER_LINES_1, ORDER_LINES_2, column, edit_contract, rewrite_csv
 from tests.reliability.ports import served
 
 
@@ -54,6 +55,12 @@ def latin1_names(sources: Path, _domains: Path) -> None:
     lines = path.read_text(encoding="utf-8").splitlines()
     renamed = [lines[0]] + [line.replace("Customer ", "Müller ") for line in lines[1:]]
     path.write_bytes("\n".join(renamed).encode("latin-1") + b"\n")
+
+
+def latin1_skus(sources: Path, _domains: Path) -> None:
+    """One of the order service's two files written in Latin-1: every line carries a byte that is not UTF-8."""
+    path = sources / ORDER_LINES_2
+    path.write_bytes(path.read_text(encoding="utf-8").replace('"SKU-', '"St\u00fcck-').encode("latin-1"))
 
 
 def json_array(sources: Path, _domains: Path) -> None:
@@ -125,6 +132,8 @@ CASES = [
          ("customers.raw_customers", "customers.csv", "no data rows", "refusing to replace the product with nothing")),
     Case("json_array", "orders.raw_order_lines", json_array,
          ("orders.raw_order_lines", "order_lines_1.jsonl", "is a JSON array", "not newline-delimited JSON")),
+    Case("non_utf8_json_lines", "orders.raw_order_lines", latin1_skus,
+         ("orders.raw_order_lines", "order_lines_2.jsonl, line 1", "not UTF-8 text")),
     Case("missing_file", "orders.raw_orders", lambda s, d: [p.unlink() for p in (s / "orders").glob("orders_*.parquet")],
          ("orders.raw_orders", "orders_*.parquet", "no source file")),
     Case("non_utf8_bytes", "customers.raw_customers", latin1_names,
@@ -236,3 +245,19 @@ def test_ten_megabyte_field_is_ingested_whole(published_mesh):
             f"SELECT count(*), max(length(full_name)) FROM read_parquet({literal(str(snapshot))})"
         ).fetchone()
     assert (rows, longest) == (1 + len(rest), 10_000_000)
+
+
+def test_a_json_line_that_is_not_utf8_costs_that_line_only(published_mesh):
+    """One byte that is not UTF-8 is a bad line: quarantined with its file, number and bytes, the rest published."""
+    path = published_mesh / "sources" / ORDER_LINES_2
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b'"SKU-', b'"St\xfcck-')
+    path.write_bytes(b"".join(lines))
+    before = output_port.current("orders.raw_order_lines")
+
+    [outcome] = materialize_products([products_by_id(load_mesh())["orders.raw_order_lines"]])
+    assert outcome.ok, outcome
+    assert outcome.rows == before.rows - 1
+    with duckdb.connect(str(warehouse_path("orders")), read_only=True) as connection:
+        quarantined = connection.execute("SELECT file, line, error, raw::BLOB FROM _quarantine.raw_order_lines").fetchall()
+    assert quarantined == [(str(path), 3, "not UTF-8 text", lines[2].rstrip(b"\n"))]
