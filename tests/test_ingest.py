@@ -137,7 +137,7 @@ def test_a_json_line_that_is_not_utf8_is_quarantined_with_its_line(mesh_dir, mak
     path = mesh_dir / "sources" / "lab" / "a.jsonl"
     path.parent.mkdir(parents=True)
     path.write_bytes(b'{"id": 1, "note": "M\xc3\xbcller \\\\x0A"}\n' + bad + b'\n{"id": 3, "note": "\\"quoted\\""}\n')
-    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT}\n  - {name: note, type: VARCHAR}\n"
+    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT, required: true}\n  - {name: note, type: VARCHAR}\n"
     with connect("lab") as connection:
         report = ingest(connection, make_product("json", "lab/*.jsonl", max_bad=0.5, columns=columns))
         assert connection.execute(f"SELECT id, note FROM {candidate('things')} ORDER BY id").fetchall() == [
@@ -212,7 +212,7 @@ def test_a_json_value_in_a_text_column_reads_as_the_same_text_both_ways(mesh_dir
     values = ["0.00001", "1e20", "1e-7", "2.50", "1E400", "100000000000000000000000", "-9223372036854775809",
               "true", '{"x": [1, 2]}', '"text"', '"M\u00fcller \\\\x0A \\u00e9"', "null"]
     write(mesh_dir, "lab/a.jsonl", "".join(f'{{"id": {i}, "note": {v}}}\n' for i, v in enumerate(values)))
-    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT}\n  - {name: note, type: VARCHAR}\n"
+    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT, required: true}\n  - {name: note, type: VARCHAR}\n"
     product, files = make_product("json", "lab/*.jsonl", columns=columns), [mesh_dir / "sources" / "lab" / "a.jsonl"]
     one_pass, by_row, _ = read_both_ways(product, files, f"SELECT note FROM {candidate('things')} ORDER BY id")
     assert by_row == one_pass
@@ -240,7 +240,7 @@ def write_numbers(mesh_dir, fmt: str, texts: list[str]) -> Path:
 @pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
 def test_a_whole_number_column_quarantines_a_fraction_instead_of_rounding_it(mesh_dir, make_product, fmt):
     source = write_numbers(mesh_dir, fmt, [t for t, _ in WHOLE] + NOT_WHOLE)
-    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT}\n  - {name: n, type: INTEGER}\n"
+    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT, required: true}\n  - {name: n, type: INTEGER}\n"
     product = make_product(fmt, f"lab/{source.name}", max_bad=0.5, columns=columns)
     with connect("lab") as connection:
         report = ingest(connection, product)
@@ -259,7 +259,7 @@ def test_a_whole_number_column_quarantines_a_fraction_instead_of_rounding_it(mes
 
 def test_a_csv_row_without_a_line_is_named_by_its_file(mesh_dir, make_product):
     source = write_numbers(mesh_dir, "csv", ["1", "2.5"])
-    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT}\n  - {name: n, type: INTEGER}\n"
+    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT, required: true}\n  - {name: n, type: INTEGER}\n"
     with connect("lab") as connection, pytest.raises(IngestError) as raised:
         ingest(connection, make_product("csv", "lab/a.csv", columns=columns))
     assert f"first bad row: {source}, line unknown, column n: value does not convert" in str(raised.value)
@@ -269,7 +269,7 @@ def test_a_csv_read_row_by_row_keeps_its_columns_for_the_schema_check(mesh_dir, 
     """A fraction sends a CSV source down the row-by-row read: a column the contract lacks
     (named like that read's bookkeeping) must still reach the schema check, and a missing one stay missing."""
     write(mesh_dir, "lab/a.csv", "id,n,file\n1,2,x\n2,2.5,y\n")
-    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT}\n  - {name: n, type: INTEGER}\n  - {name: day, type: DATE}\n"
+    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT, required: true}\n  - {name: n, type: INTEGER}\n  - {name: day, type: DATE}\n"
     with connect("lab") as connection:
         report = ingest(connection, make_product("csv", "lab/a.csv", max_bad=0.5, columns=columns))
         assert column_types(connection, candidate("things")) == {"id": "BIGINT", "n": "INTEGER", "file": "VARCHAR"}
@@ -283,7 +283,7 @@ def test_a_product_is_the_same_in_every_time_zone(mesh_dir, make_product):
     target = mesh_dir / "sources" / "lab" / "a.parquet"
     target.parent.mkdir(parents=True)
     duckdb.execute(f"COPY (SELECT 1::BIGINT AS id, TIMESTAMPTZ '2024-01-01 23:30:00+00' AS placed_at) TO '{target}'")
-    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT}\n  - {name: placed_at, type: TIMESTAMP}\n"
+    columns = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT, required: true}\n  - {name: placed_at, type: TIMESTAMP}\n"
     contract = make_product("parquet", "lab/a.parquet", columns=columns).path
     read = f"""
 from pathlib import Path
@@ -301,7 +301,7 @@ with connect("lab") as connection:
 
 BOOKKEEPING_NAMES = """primary_key: [id]
 columns:
-  - {name: id, type: BIGINT}
+  - {name: id, type: BIGINT, required: true}
   - {name: file, type: VARCHAR}
   - {name: line, type: VARCHAR}
   - {name: raw, type: VARCHAR}

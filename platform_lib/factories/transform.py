@@ -9,6 +9,8 @@ id, and the versions read are recorded as the new snapshot's provenance.
 from __future__ import annotations
 
 import importlib.util
+import traceback
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
 
 import duckdb
@@ -104,7 +106,10 @@ def run_pandas(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
     try:
         result = function(frames)
     except Exception as error:
-        raise TransformError(f"{product.id}: {product.sibling('.py')}: transform raised {error!r}") from error
+        # The team's own line, since the step's failure shows a message, not the traceback.
+        own = [f.lineno for f in traceback.extract_tb(error.__traceback__) if Path(f.filename) == product.sibling(".py")]
+        where = f" at line {own[-1]}" if own else ""
+        raise TransformError(f"{product.id}: {product.sibling('.py')}: transform raised {error!r}{where}") from error
     if not isinstance(result, pd.DataFrame):
         raise TransformError(f"{product.id}: {product.sibling('.py')}: transform returned {type(result).__name__}, not a pandas DataFrame")
     twice = sorted({str(c) for c in result.columns[result.columns.duplicated()]})

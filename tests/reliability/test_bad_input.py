@@ -154,6 +154,8 @@ CASES = [
          ("marketing.customer_lifetime_value", "schema", "missing column segment")),
     Case("pandas_column_twice", "marketing.customer_lifetime_value", clv_returning("pd.concat([result, result[['revenue']] * 2], axis=1)"),
          ("marketing.customer_lifetime_value", "customer_lifetime_value.py", "more than one column named revenue")),
+    Case("pandas_raises", "marketing.customer_lifetime_value", clv_returning("result['lifetime']"),
+         ("marketing.customer_lifetime_value", "customer_lifetime_value.py", "transform raised KeyError('lifetime') at line 24")),
     Case("pandas_syntax_error", "marketing.customer_lifetime_value",
          append_to("marketing/products/customer_lifetime_value.py", "\ndef transform(inputs:\n"),
          ("customer_lifetime_value.py", "marketing.customer_lifetime_value", "does not parse at line")),
