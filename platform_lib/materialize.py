@@ -35,8 +35,9 @@ class Outcome:
     passed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     warned: list[str] = field(default_factory=list)
-    empty_columns: list[str] = field(default_factory=list)
-    """Optional columns NULL in every row: no breach, but how a field renamed at the source looks."""
+    notes: list[str] = field(default_factory=list)
+    """What holds to the contract but may be a field renamed at the source: an optional
+    column NULL in every row, a source column the contract does not read."""
     message: str = ""
 
     @property
@@ -171,14 +172,16 @@ def outcomes_of(
         outcome.rows = metadata.get("dagster/row_count")
         outcome.status = "published" if metadata.get("published") else "not published"
         outcome.version = metadata.get("published_version") or metadata.get("served_version")
+        if unread := metadata.get("source_columns_not_read"):
+            outcome.notes.append(f"the source has column {', '.join(unread)}, which the contract does not read")
     for evaluation in result.get_asset_check_evaluations():
         outcome = by_key.get(evaluation.asset_key)
         if outcome is None:
             continue
         if evaluation.passed:
             outcome.passed.append(evaluation.check_name)
-            if evaluation.check_name == "schema" and "empty_columns" in evaluation.metadata:
-                outcome.empty_columns = list(evaluation.metadata["empty_columns"].value)
+            if evaluation.check_name == "schema" and (empty := evaluation.metadata.get("empty_columns")) and empty.value:
+                outcome.notes.append(f"optional column {', '.join(empty.value)} is NULL in every row")
         elif evaluation.severity == dg.AssetCheckSeverity.WARN:
             outcome.warned.append(evaluation.check_name)
         else:
@@ -213,7 +216,7 @@ def print_summary(outcomes: list[Outcome]) -> None:
     for o in outcomes:
         if o.warned:
             print(f"\n{o.product}: warning: {', '.join(o.warned)} failed (severity warn: reported, not blocking)")
-        if o.empty_columns:
-            print(f"\n{o.product}: note: optional column {', '.join(o.empty_columns)} is NULL in every row (renamed at the source?)")
+        if o.notes:
+            print(f"\n{o.product}: note: {'; '.join(o.notes)} (a field renamed at the source?)")
         if o.message:
             print(f"\n{o.product}: {o.message.removeprefix(f'{o.product}: ')}")

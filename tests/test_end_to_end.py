@@ -28,7 +28,7 @@ def expected(sql: str, mesh_dir) -> list[tuple]:
 def test_every_product_is_published_with_checks_passed(mesh_dir):
     outcomes = run()
     assert {o.status for o in outcomes.values()} == {"published"}, outcomes
-    assert all(o.passed and not o.failed and not o.warned for o in outcomes.values())
+    assert all(o.passed and not o.failed and not o.warned and not o.notes for o in outcomes.values())
     (lines,) = expected("SELECT count(*) FROM {lines}", mesh_dir)
     assert outcomes["orders.order_lines"].rows == lines[0]
     assert output_port.current("orders.order_lines").rows == lines[0]
@@ -92,5 +92,18 @@ def test_an_optional_column_null_in_every_row_is_noted_in_the_summary(mesh_dir, 
     rewrite_csv(mesh_dir / "sources", "SELECT * REPLACE (NULL AS full_name) FROM t")
     assert main(["materialize", "customers"]) == 0
     out = capsys.readouterr().out
-    assert "customers.raw_customers: note: optional column full_name is NULL in every row (renamed at the source?)" in out
+    assert "customers.raw_customers: note: optional column full_name is NULL in every row (a field renamed at the source?)" in out
     assert "customers.customer_profiles: note" not in out
+
+
+def test_a_json_field_the_contract_does_not_read_is_noted_in_the_summary(mesh_dir, capsys):
+    """The order service renamed unit_price to price in one file: the product blocks (unit_price is required),
+    and the summary says where the value went."""
+    path = mesh_dir / "sources" / "orders" / "order_lines_2.jsonl"
+    path.write_text("".join(
+        json.dumps({("price" if k == "unit_price" else k): v for k, v in json.loads(line).items()}) + "\n"
+        for line in path.read_text().splitlines()
+    ))
+    assert main(["materialize", "customers", "orders"]) == 1
+    out = capsys.readouterr().out
+    assert "orders.raw_order_lines: note: the source has column price, which the contract does not read" in out

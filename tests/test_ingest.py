@@ -384,3 +384,22 @@ def test_a_symlink_out_of_the_source_folder_is_refused(mesh_dir, make_product, t
     product = make_product("csv", "lab/*.csv")
     with connect("lab") as connection, pytest.raises(IngestError, match=r"lab/link.csv links to .*secret.csv, outside"):
         ingest(connection, product)
+
+
+@pytest.mark.parametrize("fmt", ["json", "parquet"])
+def test_source_columns_the_contract_does_not_read_are_reported(mesh_dir, make_product, fmt):
+    """A producer renames `amount` in its second file: the contract's column is NULL there, and the new name is the clue."""
+    old = [{"id": 1, "amount": 2.5, "day": "2024-01-01"}]
+    new = [{"id": 2, "amount_eur": 3.5, "day": "2024-01-02", "note": "x"}]
+    for name, records in (("a", old), ("b", new)):
+        if fmt == "json":
+            write(mesh_dir, f"lab/{name}.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+        else:
+            (mesh_dir / "sources" / "lab").mkdir(parents=True, exist_ok=True)
+            duckdb.execute(f"COPY (SELECT * FROM read_json_auto('{write(mesh_dir, f'lab/{name}.json', json.dumps(records))}')) "
+                           f"TO '{mesh_dir / 'sources' / 'lab' / f'{name}.parquet'}'")
+    product = make_product(fmt, f"lab/*.{'jsonl' if fmt == 'json' else 'parquet'}")
+    with connect("lab") as connection:
+        report = ingest(connection, product)
+        assert connection.execute(f"SELECT id, amount FROM {candidate('things')} ORDER BY id").fetchall() == [(1, 2.5), (2, None)]
+    assert report.unread_columns == ("amount_eur", "note")

@@ -23,6 +23,7 @@ as 16. A CSV source with such a value is read row by row too, where they have no
 from __future__ import annotations
 
 import codecs
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,8 @@ class IngestReport:
     rows: int
     quarantined: int
     first_bad: str | None
+    unread_columns: tuple[str, ...] = ()
+    """Columns of a JSON or Parquet source that the contract does not name (CSV's go to the schema check)."""
 
     @property
     def bad_fraction(self) -> float:
@@ -259,6 +262,32 @@ def _first_character(file: Path) -> bytes:
     return b""
 
 
+SAMPLED_LINES = 100  # per JSON file, for the names of its fields
+
+
+def unread_columns(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> tuple[str, ...]:
+    """The columns a JSON or Parquet source has and the contract does not name. Their readers
+    take only the contract's columns, so a field the producer renamed would leave its old
+    column NULL without a word: its new name, said here, is the clue. Parquet's come from
+    its footers, JSON's from the first lines of each file (a full pass would cost as much
+    as the read)."""
+    if product.source.format == "parquet":
+        names = column_types(connection, f"read_parquet({_file_list(files)}, union_by_name = true)")
+    elif product.source.format == "json":
+        names = {}
+        for file in files:
+            with open(file, "rb") as handle:
+                for line in itertools.islice(handle, SAMPLED_LINES):
+                    try:
+                        fields = json.loads(line)
+                    except ValueError:
+                        continue
+                    names.update(dict.fromkeys(fields) if isinstance(fields, dict) else {})
+    else:
+        return ()
+    return tuple(n for n in names if n not in product.column_types)
+
+
 def _others(product: Product, read_as: dict[str, str]) -> list[str]:
     """The columns a reader gives that the contract does not have (only CSV keeps them: the schema check reports them)."""
     return [name for name in read_as if name not in product.column_types and name != "mesh_source_file"]
@@ -331,7 +360,7 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestRep
         if column in {c.name for c in product.pii_columns}:  # DuckDB's message may quote the value: keep its kind
             error = f"{error.split(':', 1)[0]}: the value is withheld, the column is PII (the quarantine table has it)"
         first_bad = f"{file}, line {'unknown' if line is None else line}" + (f", column {column}" if column else "") + f": {error}"
-    report = IngestReport(files=len(files), rows=rows, quarantined=len(bad), first_bad=first_bad)
+    report = IngestReport(len(files), rows, len(bad), first_bad, unread_columns(connection, product, files))
     if report.bad_fraction > product.source.max_bad_fraction:
         raise IngestError(
             f"{product.id}: {report.quarantined} of {report.rows + report.quarantined} source rows cannot be read "

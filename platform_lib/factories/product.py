@@ -44,6 +44,8 @@ def build_candidate(connection, product: Product) -> tuple[dict[str, str], dict[
         }
         if report.first_bad:
             metadata["first_bad_row"] = report.first_bad
+        if report.unread_columns:
+            metadata["source_columns_not_read"] = list(report.unread_columns)
         return {}, metadata
     versions = transform.attach_inputs(connection, product)
     if product.transform == "sql":
