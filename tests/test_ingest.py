@@ -159,6 +159,14 @@ def test_a_json_array_is_refused_not_read_as_bad_lines(mesh_dir, make_product, i
     assert f"lab.things: {array} is a JSON array ('[' at its start), not newline-delimited JSON" in str(raised.value)
 
 
+def test_json_objects_spread_over_lines_are_refused_not_read_as_bad_lines(mesh_dir, make_product):
+    write(mesh_dir, "lab/a.jsonl", "".join(f'{{"id": {i}, "amount": 1}}\n' for i in range(1, 101)))
+    spread = write(mesh_dir, "lab/b.jsonl", "\n" + "".join(json.dumps({"id": i, "amount": 1}, indent=2) + "\n" for i in range(101, 111)))
+    with connect("lab") as connection, pytest.raises(IngestError) as raised:
+        ingest(connection, make_product("json", "lab/*.jsonl", max_bad=0.99))
+    assert f"lab.things: {spread} is pretty-printed JSON (a line with only '{{'), not newline-delimited JSON" in str(raised.value)
+
+
 @pytest.mark.parametrize(
     "fmt, name, text",
     [("csv", "a.csv", "id,amount,day\n"), ("json", "a.jsonl", "\n  \n\n")],

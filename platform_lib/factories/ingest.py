@@ -11,8 +11,8 @@ casts; only a source with a bad value is read again row by row, each value cast 
 TRY_CAST: JSON line by line, so that even a line that is not JSON, or not UTF-8, is
 quarantined with its number, Parquet with its row numbers. CSV uses the reader's reject
 tables, which know exact line numbers; files read together must share one header. A
-JSON file that is one array is refused: read line by line, its records would be one
-bad line. So is a source without a single good row, as an empty file is: it would
+JSON file that is one array, or pretty-printed, is refused: read line by line, its
+records would be bad lines. So is a source without a single good row, as an empty file is: it would
 replace the product, and then its consumers, with nothing.
 
 A whole-number column (INTEGER, BIGINT, ...) takes a value only if it is that number
@@ -182,7 +182,7 @@ def read_strictly(connection: duckdb.DuckDBPyConnection, product: Product, files
 def _read_by_casting(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
     """A JSON or Parquet source row by row (`_split_rows`)."""
     if product.source.format == "json":
-        _refuse_json_arrays(product, files)
+        _refuse_json_not_one_object_per_line(product, files)
         # json_transform converts a value to text as read_json does (1e-05, not 0.00001):
         # a source's values must not depend on whether a bad line sent it down this path.
         # A contract's key twice in one line is refused, as read_json refuses it:
@@ -241,24 +241,25 @@ def _is_utf8(file: Path) -> bool:
     return True
 
 
-def _refuse_json_arrays(product: Product, files: list[Path]) -> None:
-    """A file that is one JSON array (`[{...}, {...}]`) instead of one object per line
-    would be read as one bad line, or a few: under `max_bad_fraction`, all its records
-    would be lost without a word."""
-    arrays = [f for f in files if _first_character(f) == b"["]
-    if arrays:
-        raise IngestError(
-            f"{product.id}: {arrays[0]} is a JSON array ('[' at its start), not newline-delimited JSON "
-            "(format json reads one JSON object per line)"
-        )
+def _refuse_json_not_one_object_per_line(product: Product, files: list[Path]) -> None:
+    """A file that is one JSON array (`[{...}, {...}]`), or whose objects are spread over
+    several lines (pretty-printed), would be read as bad lines, one per line: under
+    `max_bad_fraction`, its records would be lost without a word."""
+    for file in files:
+        opening = _opening_line(file)
+        if opening.startswith(b"[") or opening == b"{":
+            shape = "a JSON array ('[' at its start)" if opening.startswith(b"[") else "pretty-printed JSON (a line with only '{')"
+            raise IngestError(
+                f"{product.id}: {file} is {shape}, not newline-delimited JSON (format json reads one JSON object per line)"
+            )
 
 
-def _first_character(file: Path) -> bytes:
-    """The file's first byte past white space and a byte order mark; b'' if it has none."""
+def _opening_line(file: Path) -> bytes:
+    """The file's first line that is not blank, stripped (a byte order mark too); b'' if it has none."""
     with open(file, "rb") as handle:
-        while chunk := handle.read(64 * 1024):
-            if start := chunk.lstrip(b" \t\r\n\xef\xbb\xbf"):
-                return start[:1]
+        for line in handle:
+            if stripped := line.removeprefix(b"\xef\xbb\xbf").strip():
+                return stripped
     return b""
 
 
