@@ -472,7 +472,7 @@ def _check_sql_reads_inputs(product: Product) -> None:
     from platform_lib.storage import tables_read
 
     for parts in sorted(tables_read(product.sql) or ()):
-        *where, name = parts
+        *where, name = (part.lower() for part in parts)  # DuckDB's names ignore case, quoted or not
         if where in ([], ["main"], [product.domain, "main"]):
             where = [product.domain]
         read = ".".join((*where, name))
@@ -486,8 +486,10 @@ def _check_sql_reads_inputs(product: Product) -> None:
 
 
 def load_products(domain: Domain) -> list[Product]:
-    for misnamed in sorted((domain.path / "products").glob("*.yml")):
-        raise ContractError(misnamed, f"{domain.name}.{misnamed.stem}", None, f"a contract's file ends in .yaml: rename it {misnamed.stem}.yaml")
+    misnamed = sorted((domain.path / "products").glob("*.yml"))
+    if misnamed:
+        stem = misnamed[0].stem
+        raise ContractError(misnamed[0], f"{domain.name}.{stem}", None, f"a contract's file ends in .yaml: rename it {stem}.yaml")
     files = sorted((domain.path / "products").glob("*.yaml"))
     products = [load_product(path, domain) for path in files]
     if any(p.dbt for p in products):

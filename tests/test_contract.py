@@ -137,7 +137,7 @@ def test_sql_reads_only_the_contracts_inputs(domain_dir, sql, read):
 
 def test_sql_may_read_its_inputs_and_its_own_common_table_expressions(domain_dir):
     (domain_dir / "products" / "items.sql").write_text(
-        "WITH others AS (SELECT * FROM customers.customer_profiles) SELECT * FROM others, shop.stock, stock, main.stock"
+        "WITH others AS (SELECT * FROM Customers.\"Customer_Profiles\") SELECT * FROM others, shop.stock, stock, MAIN.Stock"
     )
     (product,) = load(domain_dir, VALID.replace("inputs: [customers.customer_profiles]", "inputs: [customers.customer_profiles, shop.stock]"))
     assert product.inputs == ("customers.customer_profiles", "shop.stock")
