@@ -12,8 +12,8 @@ TRY_CAST: JSON line by line, so that even a line that is not JSON, or not UTF-8,
 quarantined with its number, Parquet with its row numbers. CSV uses the reader's reject
 tables, which know exact line numbers; files read together must share one header. A
 JSON file that is one array, or pretty-printed, is refused: read line by line, its
-records would be bad lines. So is a source without a single good row, as an empty file is: it would
-replace the product, and then its consumers, with nothing.
+records would be bad lines. So is a source without a single good row, as an empty file
+is: it would replace the product, and then its consumers, with nothing.
 
 A whole-number column (INTEGER, BIGINT, ...) takes a value only if it is that number
 exactly (`storage.cast`): DuckDB's casts and readers round `2.5` to 3 and read `0x10`

@@ -1,6 +1,6 @@
 """Which input columns each column of a SQL transform is computed from, as sqlglot reads the query.
 
-The PII policy follows a column through a rename (`email AS contact`) with it, which
+With it the PII policy follows a column through a rename (`email AS contact`), which
 a comparison of names misses. sqlglot is the parser dagster-dbt uses for dbt's column
 lineage; given the inputs' contracts as the schema, it expands `*` and follows
 columns through subqueries and common table expressions.
@@ -25,8 +25,8 @@ def sql_column_sources(product: Product, inputs: Mapping[str, Product]) -> dict[
     schema: dict[str, dict[str, dict[str, str]]] = {}
     tables: dict[tuple[str, str], str] = {}
     for input_id, upstream in inputs.items():
-        # The domain's own products are also `main.<product>` in its file.
-        for where in {upstream.domain, "main" if upstream.domain == product.domain else upstream.domain}:
+        own = upstream.domain == product.domain  # then also `main.<product>` in the domain's file
+        for where in [upstream.domain, "main"] if own else [upstream.domain]:
             schema.setdefault(where, {})[upstream.name] = dict(upstream.column_types)
             tables[(where, upstream.name)] = input_id
     try:
