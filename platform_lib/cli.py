@@ -142,10 +142,12 @@ def cmd_new_product(args: argparse.Namespace) -> int:
 
 def cmd_lineage(args: argparse.Namespace) -> int:
     from platform_lib import output_port
+    from platform_lib.contract import PRODUCT_ID
     from platform_lib.lineage import render
     from platform_lib.mesh import products_by_id
 
-    if output_port.current(args.product) is None and args.product not in products_by_id(load_mesh()):
+    known = PRODUCT_ID.match(args.product) and (output_port.current(args.product) or args.product in products_by_id(load_mesh()))
+    if not known:
         print(f"no product {args.product} in the mesh or its output ports; `mesh catalog` lists them", file=sys.stderr)
         return 2
     print("\n".join(render(args.product)))

@@ -14,7 +14,7 @@ and the field, so a domain team can fix its YAML without reading this module.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -381,7 +381,9 @@ def _validated(model: type[BaseModel], document: dict[str, Any], file: Path, pro
             message = "unknown field (a typo?)"
         if first["type"] == "missing":
             message = "required field is missing"
-        if first["type"] == "string_type":
+        if first["type"] == "string_type" and first["input"] is None:
+            message = "is empty: give it a value"
+        elif first["type"] == "string_type" and isinstance(first["input"], (bool, int, float, date)):
             message = f"expected text, YAML read {first['input']!r} as a {type(first['input']).__name__}: put the value in quotes"
         more = len(errors) - 1
         if more:
@@ -465,21 +467,36 @@ def _check_pandas_module(product: Product) -> None:
         raise ContractError(path, product.id, "transform", "the module defines no `transform(inputs)` at its top level")
 
 
+GENERATING_TABLE_FUNCTIONS = {"range", "generate_series", "unnest"}  # what a transform may call: they read nothing
+
+
 def _check_sql_reads_inputs(product: Product) -> None:
     """A SQL transform reads only the products its contract lists. The domain's file holds views
-    of every product any of its transforms read, so SQL could name one it does not declare:
-    that input's version would go unrecorded, and its blocked state would not stop this product."""
-    from platform_lib.storage import tables_read
+    of every product any of its transforms read, so SQL could name one it does not declare,
+    or read a port's files directly: that input's version would go unrecorded, its blocked
+    state would not stop this product, and its access would not be checked."""
+    from platform_lib.storage import relations_read
 
-    for parts in sorted(tables_read(product.sql) or ()):
+    sql_file = product.sibling(".sql")
+    try:
+        read = relations_read(product.sql)
+    except UnicodeDecodeError as error:
+        raise ContractError(sql_file, product.id, "transform", f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+    tables, functions = read or (set(), set())
+    listed = ", ".join(product.inputs) or "none"
+    if functions - GENERATING_TABLE_FUNCTIONS:
+        called = ", ".join(sorted(functions - GENERATING_TABLE_FUNCTIONS))
+        raise ContractError(
+            sql_file, product.id, "inputs",
+            f"the SQL calls the table function {called}: a transform reads only the products listed in `inputs` ({listed})",
+        )
+    for parts in sorted(tables):
         *where, name = (part.lower() for part in parts)  # DuckDB's names ignore case, quoted or not
         if where in ([], ["main"], [product.domain, "main"]):
             where = [product.domain]
-        read = ".".join((*where, name))
-        if read not in product.inputs:
-            listed = ", ".join(product.inputs) or "none"
+        if ".".join((*where, name)) not in product.inputs:
             raise ContractError(
-                product.sibling(".sql"), product.id, "inputs",
+                sql_file, product.id, "inputs",
                 f"the SQL reads {'.'.join(parts)}, which is not one of the contract's inputs ({listed}): "
                 "a transform reads only the products listed in `inputs`",
             )

@@ -26,8 +26,10 @@ class LoadedDomain:
 def load_mesh(root: Path | None = None) -> list[LoadedDomain]:
     """Every domain under `root`; a broken domain is reported, not raised, so others still load."""
     loaded = []
-    for folder in sorted(p for p in (root or domains_dir()).iterdir() if (p / "domain.yaml").exists()):
+    for folder in sorted(p for p in (root or domains_dir()).iterdir() if (p / "domain.yaml").exists() or (p / "domain.yml").exists()):
         try:
+            if not (folder / "domain.yaml").exists():
+                raise ContractError(folder / "domain.yml", None, None, "a domain's file is domain.yaml: rename it")
             domain = load_domain(folder)
             loaded.append(LoadedDomain(domain, tuple(load_products(domain)), None, folder))
         except ContractError as error:

@@ -90,21 +90,24 @@ def normalize_type(type_name: str) -> str:
         raise ValueError(f"'{type_name}' is not a DuckDB type: {str(error).splitlines()[0]}{hint}") from None
 
 
-def tables_read(query: str) -> set[tuple[str, ...]] | None:
-    """The tables and views a SELECT names, as DuckDB parses it (`(schema, name)`, or with
-    the catalog first when it names one; common table expressions left out); None when
-    DuckDB cannot parse it as one SELECT, which running it will then explain."""
+def relations_read(query: str) -> tuple[set[tuple[str, ...]], set[str]] | None:
+    """What a SELECT reads, as DuckDB parses it: the tables and views it names (`(schema,
+    name)`, the catalog first when it names one; common table expressions left out), and
+    the table functions it calls (`read_parquet`, `range`, ...). None when DuckDB does not
+    serialize it as one SELECT (PIVOT, several statements)."""
     with duckdb.connect() as connection:
         tree = json.loads(connection.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0])
     if tree.get("error"):
         return None
-    named, ctes = [], set()
+    named, functions, ctes = [], set(), set()
 
     def walk(node: object) -> None:
         if isinstance(node, dict):
             if node.get("type") == "BASE_TABLE":
                 named.append((node["catalog_name"], node["schema_name"], node["table_name"]))
-            ctes.update(entry["key"] for entry in node.get("cte_map", {}).get("map", []))
+            if node.get("type") == "TABLE_FUNCTION":
+                functions.add(node["function"]["function_name"].lower())
+            ctes.update(entry["key"].lower() for entry in node.get("cte_map", {}).get("map", []))
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -112,7 +115,8 @@ def tables_read(query: str) -> set[tuple[str, ...]] | None:
                 walk(value)
 
     walk(tree)
-    return {tuple(part for part in parts if part) for parts in named if parts[:2] != ("", "") or parts[2] not in ctes}
+    tables = {tuple(part for part in parts if part) for parts in named if parts[:2] != ("", "") or parts[2].lower() not in ctes}
+    return tables, functions
 
 
 def cast(text: str, column: Column, *, strict: bool) -> str:

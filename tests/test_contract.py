@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from platform_lib.contract import ContractError, load_domain, load_products, parse_duration
+from platform_lib.mesh import load_mesh
 from platform_lib.storage import REPO_ROOT
 
 VALID = """\
@@ -62,6 +63,7 @@ def test_a_valid_product(domain_dir):
         (("type: BIGINT", "type: DECIMAL(10,0)"), "columns[id].type", "a type with a comma is quoted inside `{...}`"),
         (("columns:", "cols:"), "cols", "unknown field (a typo?) (and 1 more problem)"),
         (("access: public", "access: public\nversion: 1.0"), "version", "YAML read 1.0 as a float: put the value in quotes"),
+        (("access: public", "access: public\nowner:"), "owner", "is empty: give it a value"),
         (("{name: label, type: VARCHAR}", "{name: label}"), "columns[label].type", "required field is missing"),
         (("primary_key: [id]", "primary_key: [code]"), None, "primary_key names columns not in `columns`: code"),
         (("primary_key: [id]", "primary_key: [label]"), None, "primary_key column label is not `required: true`: a key is never null"),
@@ -109,6 +111,12 @@ def test_a_contract_named_yml_is_refused_not_ignored(domain_dir):
         load_products(load_domain(domain_dir))
 
 
+def test_a_domain_file_named_yml_is_refused_not_ignored(domain_dir):
+    (domain_dir / "domain.yaml").rename(domain_dir / "domain.yml")
+    [loaded] = load_mesh(domain_dir.parent)
+    assert str(loaded.error).endswith("shop/domain.yml: a domain's file is domain.yaml: rename it")
+
+
 def test_a_domain_is_named_after_its_folder(domain_dir):
     """Two folders naming one domain would publish to the same output ports."""
     (domain_dir / "domain.yaml").write_text("name: customers\nowner: team-shop\n")
@@ -125,6 +133,8 @@ def test_a_domain_is_named_after_its_folder(domain_dir):
         ("SELECT * FROM customers.customer_profiles, main.others", "main.others"),
         ("SELECT * FROM customers.customer_profiles, shop.others", "shop.others"),
         ("SELECT * FROM customers.customer_profiles, lake.orders.order_lines", "lake.orders.order_lines"),
+        ("WITH x AS (SELECT 1) SELECT * FROM customers.customer_profiles, 'ports/orders/order_lines/v1/data.parquet'",
+         "ports/orders/order_lines/v1/data.parquet"),
     ],
 )
 def test_sql_reads_only_the_contracts_inputs(domain_dir, sql, read):
@@ -135,9 +145,25 @@ def test_sql_reads_only_the_contracts_inputs(domain_dir, sql, read):
     assert f"the SQL reads {read}, which is not one of the contract's inputs (customers.customer_profiles)" in str(raised.value)
 
 
+@pytest.mark.parametrize("call", ["read_parquet('ports/orders/order_lines/*/data.parquet')", "query_table('orders.order_lines')"])
+def test_sql_reads_no_file_and_no_table_by_a_function(domain_dir, call):
+    (domain_dir / "products" / "items.sql").write_text(f"SELECT * FROM customers.customer_profiles, {call}")
+    with pytest.raises(ContractError) as raised:
+        load(domain_dir, VALID)
+    function = call.split("(")[0]
+    assert f"items.sql: product shop.items: field 'inputs': the SQL calls the table function {function}" in str(raised.value)
+
+
+def test_sql_that_is_not_utf8_names_its_file(domain_dir):
+    (domain_dir / "products" / "items.sql").write_bytes("-- café\nSELECT 1 AS id".encode("cp1252"))
+    with pytest.raises(ContractError, match=r"items.sql: product shop.items: field 'transform': not UTF-8 text"):
+        load(domain_dir, VALID)
+
+
 def test_sql_may_read_its_inputs_and_its_own_common_table_expressions(domain_dir):
     (domain_dir / "products" / "items.sql").write_text(
-        "WITH others AS (SELECT * FROM Customers.\"Customer_Profiles\") SELECT * FROM others, shop.stock, stock, MAIN.Stock"
+        "WITH Others AS (SELECT * FROM Customers.\"Customer_Profiles\") "
+        "SELECT * FROM others, shop.stock, stock, MAIN.Stock, range(3), generate_series(1, 2), unnest([1])"
     )
     (product,) = load(domain_dir, VALID.replace("inputs: [customers.customer_profiles]", "inputs: [customers.customer_profiles, shop.stock]"))
     assert product.inputs == ("customers.customer_profiles", "shop.stock")

@@ -159,12 +159,22 @@ def test_a_json_array_is_refused_not_read_as_bad_lines(mesh_dir, make_product, i
     assert f"lab.things: {array} is a JSON array ('[' at its start), not newline-delimited JSON" in str(raised.value)
 
 
-def test_json_objects_spread_over_lines_are_refused_not_read_as_bad_lines(mesh_dir, make_product):
+@pytest.mark.parametrize("opening", ["{\n", '{"id": 0,\n'], ids=["brace_alone", "first_key_beside"])
+def test_json_objects_spread_over_lines_are_refused_not_read_as_bad_lines(mesh_dir, make_product, opening):
     write(mesh_dir, "lab/a.jsonl", "".join(f'{{"id": {i}, "amount": 1}}\n' for i in range(1, 101)))
-    spread = write(mesh_dir, "lab/b.jsonl", "\n" + "".join(json.dumps({"id": i, "amount": 1}, indent=2) + "\n" for i in range(101, 111)))
+    spread = write(mesh_dir, "lab/b.jsonl", "\n" + opening + '  "amount": 1\n}\n' + "".join(
+        json.dumps({"id": i, "amount": 1}, indent=2) + "\n" for i in range(101, 111)))
     with connect("lab") as connection, pytest.raises(IngestError) as raised:
         ingest(connection, make_product("json", "lab/*.jsonl", max_bad=0.99))
-    assert f"lab.things: {spread} is pretty-printed JSON (a line with only '{{'), not newline-delimited JSON" in str(raised.value)
+    assert f"lab.things: {spread} is pretty-printed JSON (an object over several lines), not newline-delimited JSON" in str(raised.value)
+
+
+def test_a_bad_first_json_line_is_a_bad_line_not_a_refused_file(mesh_dir, make_product):
+    write(mesh_dir, "lab/a.jsonl", '{"id": 1, "amount": \n' + "".join(f'{{"id": {i}, "amount": 1}}\n' for i in range(2, 101)))
+    with connect("lab") as connection:
+        report = ingest(connection, make_product("json", "lab/*.jsonl", max_bad=0.05))
+        assert quarantine(connection) == [(str(mesh_dir / "sources/lab/a.jsonl"), 1, None)]
+    assert (report.rows, report.quarantined) == (99, 1)
 
 
 @pytest.mark.parametrize(

@@ -244,23 +244,38 @@ def _is_utf8(file: Path) -> bool:
 def _refuse_json_not_one_object_per_line(product: Product, files: list[Path]) -> None:
     """A file that is one JSON array (`[{...}, {...}]`), or whose objects are spread over
     several lines (pretty-printed), would be read as bad lines, one per line: under
-    `max_bad_fraction`, its records would be lost without a word."""
+    `max_bad_fraction`, its records would be lost without a word. Pretty-printed: its
+    first line opens an object it does not close, and the next line opens none."""
     for file in files:
-        opening = _opening_line(file)
-        if opening.startswith(b"[") or opening == b"{":
-            shape = "a JSON array ('[' at its start)" if opening.startswith(b"[") else "pretty-printed JSON (a line with only '{')"
-            raise IngestError(
-                f"{product.id}: {file} is {shape}, not newline-delimited JSON (format json reads one JSON object per line)"
-            )
+        first, second = _opening_lines(file)
+        if first.startswith(b"["):
+            shape = "a JSON array ('[' at its start)"
+        elif first.startswith(b"{") and not second.startswith(b"{") and not _is_json(first):
+            shape = "pretty-printed JSON (an object over several lines)"
+        else:
+            continue
+        raise IngestError(f"{product.id}: {file} is {shape}, not newline-delimited JSON (format json reads one JSON object per line)")
 
 
-def _opening_line(file: Path) -> bytes:
-    """The file's first line that is not blank, stripped (a byte order mark too); b'' if it has none."""
+def _opening_lines(file: Path) -> tuple[bytes, bytes]:
+    """The file's first two lines that are not blank, stripped (a byte order mark too); b'' for a missing one."""
+    found = []
     with open(file, "rb") as handle:
         for line in handle:
             if stripped := line.removeprefix(b"\xef\xbb\xbf").strip():
-                return stripped
-    return b""
+                found.append(stripped)
+                if len(found) == 2:
+                    break
+    first, second, *_ = [*found, b"", b""]
+    return first, second
+
+
+def _is_json(text: bytes) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 SAMPLED_LINES = 100  # per JSON file, for the names of its fields

@@ -3,46 +3,56 @@
 With it the PII policy follows a column through a rename (`email AS contact`), which
 a comparison of names misses. sqlglot is the parser dagster-dbt uses for dbt's column
 lineage; given the inputs' contracts as the schema, it expands `*` and follows
-columns through subqueries and common table expressions.
+columns through subqueries, common table expressions and `USING` joins.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from platform_lib.contract import Product
 
 
-def sql_column_sources(product: Product, inputs: Mapping[str, Product]) -> dict[str, set[tuple[str, str]]] | None:
-    """Per column of `product`'s SQL, the `(input id, column)` pairs it is computed from;
-    None where sqlglot cannot follow the query. A `count(...)` carries no input's values."""
+def _counts(expression) -> bool:
+    """`count(...)`, filtered or over a window: it carries no input's values."""
+    from sqlglot import exp
+
+    while isinstance(expression, (exp.Window, exp.Filter)):
+        expression = expression.this
+    return isinstance(expression, exp.Count)
+
+
+def sql_column_sources(product: Product, inputs: Mapping[str, Product], columns: Iterable[str]) -> dict[str, set[tuple[str, str]]] | None:
+    """For each of `columns` of `product`'s SQL, the `(input id, column)` pairs it is computed
+    from; None where sqlglot cannot follow the query (or DuckDB's dialect of it)."""
     import sqlglot
     from sqlglot import exp
-    from sqlglot.errors import SqlglotError
     from sqlglot.lineage import lineage
     from sqlglot.optimizer.qualify import qualify
 
     schema: dict[str, dict[str, dict[str, str]]] = {}
     tables: dict[tuple[str, str], str] = {}
     for input_id, upstream in inputs.items():
-        own = upstream.domain == product.domain  # then also `main.<product>` in the domain's file
+        own = upstream.domain == product.domain  # then also `main.<product>`, the default schema
         for where in [upstream.domain, "main"] if own else [upstream.domain]:
             schema.setdefault(where, {})[upstream.name] = dict(upstream.column_types)
             tables[(where, upstream.name)] = input_id
     try:
-        query = qualify(sqlglot.parse_one(product.sql, dialect="duckdb"), schema=schema, dialect="duckdb")
+        query = qualify(sqlglot.parse_one(product.sql, dialect="duckdb"), schema=schema, db="main", dialect="duckdb")
+        selects = {select.alias_or_name: select for select in query.selects}
         sources: dict[str, set[tuple[str, str]]] = {}
-        for select in query.selects:
-            name = select.alias_or_name
-            if isinstance(select.unalias(), exp.Count):
+        for name in columns:
+            if name not in selects:  # made by an expression sqlglot does not expand, e.g. COLUMNS('e.*')
+                return None
+            if _counts(selects[name].unalias()):
                 sources[name] = set()
                 continue
-            leaves = [n for n in lineage(name, query, schema=schema, dialect="duckdb").walk() if not n.downstream]
+            traced = lineage(name, query, schema=schema, db="main", dialect="duckdb")
             sources[name] = {
                 (tables[(leaf.source.db, leaf.source.name)], leaf.name.rsplit(".", 1)[-1].strip('"'))
-                for leaf in leaves
-                if isinstance(leaf.source, exp.Table) and (leaf.source.db, leaf.source.name) in tables
+                for leaf in traced.walk()
+                if not leaf.downstream and isinstance(leaf.source, exp.Table) and (leaf.source.db, leaf.source.name) in tables
             }
         return sources
-    except (SqlglotError, ValueError, KeyError):
+    except Exception:  # sqlglot's parser, optimizer or a dialect it reads otherwise: the caller decides
         return None

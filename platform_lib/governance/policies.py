@@ -128,20 +128,31 @@ def pii_masked(product: Product, lookup: Lookup) -> Iterator[Violation]:
 
 def pii_inherited(product: Product, lookup: Lookup) -> Iterator[Violation]:
     """A column that carries an input's PII column is PII too: under the same name, or, in a
-    SQL transform, computed from it under any name."""
+    SQL transform, computed from it under any name. `pii: false`, written out, is a team's
+    reviewed word that a column holds none (`email IS NOT NULL AS has_email`)."""
     inputs = {i: upstream for i in product.inputs if (upstream := lookup(i))}
-    computed = (sql_column_sources(product, inputs) if product.transform == "sql" else None) or {}
-    for column in product.columns:
-        if column.pii:
-            continue
-        named = [f"{i}.{c.name}" for i, upstream in inputs.items() for c in upstream.pii_columns if c.name == column.name]
-        from_sql = sorted(f"{i}.{name}" for i, name in computed.get(column.name, ()) if name in {c.name for c in inputs[i].pii_columns})
+    personal = {(i, c.name) for i, upstream in inputs.items() for c in upstream.pii_columns}
+    unmarked = [c.name for c in product.columns if "pii" not in c.model_fields_set]
+    if not personal or not unmarked:
+        return
+    computed = sql_column_sources(product, inputs, unmarked) if product.transform == "sql" else {}
+    if computed is None and product.access == "public":
+        yield _violation(
+            "pii-inherited",
+            product,
+            f"reads PII ({', '.join(sorted(f'{i}.{c}' for i, c in personal))}) in SQL whose columns cannot be followed to their inputs",
+            f"say of each column whether it holds PII: `pii: true` (with a `mask:`) or `pii: false` ({', '.join(unmarked)})",
+        )
+        return
+    for name in unmarked:
+        named = sorted(f"{i}.{c}" for i, c in personal if c == name)
+        from_sql = sorted(f"{i}.{c}" for i, c in (computed or {}).get(name, ()) if (i, c) in personal)
         if named or from_sql:
             yield _violation(
                 "pii-inherited",
                 product,
-                f"column {column.name} comes from PII column {(from_sql or named)[0]} but is not marked PII",
-                f"mark column {column.name} `pii: true` (with a `mask:`)" + ("" if from_sql else ", or rename it if it no longer holds PII"),
+                f"column {name} comes from PII column {(from_sql or named)[0]} but is not marked PII",
+                f"mark column {name} `pii: true` (with a `mask:`), or `pii: false` if it holds no personal data",
             )
 
 

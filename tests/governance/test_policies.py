@@ -35,3 +35,40 @@ def test_a_code_location_that_breaks_a_policy_fails_to_load_and_the_others_load(
     assert str(raised.value).splitlines()[1:] == [expected]
     for healthy in ("customers", "orders"):
         assert domain_definitions(domains_copy / healthy).resolve_asset_graph().get_all_asset_keys()
+
+
+def _violations(capsys) -> list[str]:
+    main(["validate"])
+    return capsys.readouterr().out.splitlines()
+
+
+def test_pii_is_followed_through_sql_and_a_written_no_is_a_teams_reviewed_word(edit, domains_copy, capsys):
+    profiles, sql = "customers/products/customer_profiles.yaml", "customers/products/customer_profiles.sql"
+    prefix = "pii-inherited customers.customer_profiles domains/customers/products/customer_profiles.yaml: "
+    # An own input named without its domain, a column computed from PII that holds none.
+    edit(sql, "FROM customers.raw_customers", "FROM raw_customers")
+    edit(sql, "lower(trim(email)) AS email,", "lower(trim(email)) AS email, email IS NOT NULL AS has_email, length(full_name) AS name_length,")
+    edit(profiles, "{name: country, type: VARCHAR, required: true,",
+         "{name: has_email, type: BOOLEAN}\n  - {name: name_length, type: BIGINT}\n  - {name: country, type: VARCHAR, required: true,")
+    assert _violations(capsys) == [
+        f"{prefix}column has_email comes from PII column customers.raw_customers.email but is not marked PII; "
+        "mark column has_email `pii: true` (with a `mask:`), or `pii: false` if it holds no personal data",
+        f"{prefix}column name_length comes from PII column customers.raw_customers.full_name but is not marked PII; "
+        "mark column name_length `pii: true` (with a `mask:`), or `pii: false` if it holds no personal data",
+    ]
+    edit(profiles, "{name: has_email, type: BOOLEAN}", "{name: has_email, type: BOOLEAN, pii: false}")
+    edit(profiles, "{name: name_length, type: BIGINT}", "{name: name_length, type: BIGINT, pii: false}")
+    assert _violations(capsys) == []
+
+    # A query sqlglot cannot follow: a public product reading PII must then say it of every column.
+    (domains_copy / sql).write_text(
+        "SELECT customer_id, COLUMNS('^e.*'), email IS NOT NULL AS has_email, length(full_name) AS name_length, upper(country) AS country,\n"
+        "  coalesce(segment, 'consumer') AS segment, signup_date, CAST(current_date - signup_date AS INTEGER) AS tenure_days\n"
+        "FROM raw_customers"
+    )
+    edit(profiles, "{name: email, type: VARCHAR, pii: true, mask: hash,", "{name: email, type: VARCHAR,")
+    assert _violations(capsys) == [
+        f"{prefix}reads PII (customers.raw_customers.email, customers.raw_customers.full_name) in SQL whose columns cannot be "
+        "followed to their inputs; say of each column whether it holds PII: `pii: true` (with a `mask:`) or `pii: false` "
+        "(customer_id, email, country, segment, signup_date, tenure_days)"
+    ]
