@@ -3,8 +3,9 @@
 The catalog joins three sources: the contracts (owner, description, access, schema,
 SLOs, inputs), the output ports (latest published version, blocked candidates) and,
 when a Dagster instance is given, the latest result of every asset check. Consumers
-are derived from the other products' inputs, across domains. A column's type on the
-page is the one consumers read (`served_type`: a hashed PII column is text).
+are derived from the other products' inputs, across domains. A column on the page is
+as consumers read it (`served_type`, `served_required`, `masked`: a hashed PII column
+is text, a redacted one never set).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def entries(mesh: list[LoadedDomain], instance: dg.DagsterInstance | None = None
                     "asset_key": asset_key(p.id).to_user_string(),
                     "contract": {
                         "columns": [
-                            {**c.model_dump(), "served_type": served.type}
+                            {**c.model_dump(), "served_type": served.type, "served_required": served.required,
+                             "masked": c.name in {m.name for m in p.masked_columns}}
                             for c, served in zip(p.columns, p.served_columns)
                         ],
                         "primary_key": list(p.primary_key),
@@ -100,8 +102,8 @@ def _links(ids: list[str]) -> str:
 def _product_html(p: dict[str, Any]) -> str:
     contract = p["contract"]
     columns = "".join(
-        f"<tr><td>{_e(c['name'])}</td><td>{_e(c['served_type'])}</td><td>{'yes' if c['required'] else ''}</td>"
-        f"<td>{_e(c['mask'] or 'redact') if c['pii'] else ''}</td><td>{_e(c['description'])}</td></tr>"
+        f"<tr><td>{_e(c['name'])}</td><td>{_e(c['served_type'])}</td><td>{'yes' if c['served_required'] else ''}</td>"
+        f"<td>{_e(c['mask'] or 'redact') if c['masked'] else 'in clear, internal' if c['pii'] else ''}</td><td>{_e(c['description'])}</td></tr>"
         for c in contract["columns"]
     )
     freshness = contract["freshness"]["fail_after"] if contract["freshness"] else "none"

@@ -82,8 +82,9 @@ def _flow(mapping: dict) -> str:
 
 
 def _column_lines(product: Product) -> str:
+    """The contract lines of a product's columns as its port serves them, which a transform reads."""
     lines = []
-    for column in product.columns:
+    for column in product.served_columns:
         fields = {"name": column.name, "type": column.type}
         if column.required:
             fields["required"] = True

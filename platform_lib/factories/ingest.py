@@ -287,21 +287,22 @@ def unread_columns(connection: duckdb.DuckDBPyConnection, product: Product, file
     column NULL without a word: its new name, said here, is the clue. Parquet's come from
     its footers, JSON's from the first lines of each file (a full pass would cost as much
     as the read)."""
-    if product.source.format == "parquet":
+    if product.source.format == "parquet":  # its reader matches names without case, as DuckDB does
+        ours = {name.lower() for name in product.column_types}
         names = column_types(connection, f"read_parquet({_file_list(files)}, union_by_name = true)")
-    elif product.source.format == "json":
-        names = {}
-        for file in files:
-            with open(file, "rb") as handle:
-                for line in itertools.islice(handle, SAMPLED_LINES):
-                    try:
-                        fields = json.loads(line)
-                    except ValueError:
-                        continue
-                    names.update(dict.fromkeys(fields) if isinstance(fields, dict) else {})
-    else:
+        return tuple(n for n in names if n.lower() not in ours)
+    if product.source.format != "json":
         return ()
-    return tuple(n for n in names if n not in product.column_types)
+    keys: dict[str, None] = {}  # ordered, as the files name them
+    for file in files:
+        with open(file, "rb") as handle:
+            for line in itertools.islice(handle, SAMPLED_LINES):
+                try:
+                    fields = json.loads(line)
+                except ValueError:
+                    continue
+                keys.update(dict.fromkeys(fields) if isinstance(fields, dict) else {})
+    return tuple(k for k in keys if k not in product.column_types)
 
 
 def _others(product: Product, read_as: dict[str, str]) -> list[str]:

@@ -62,7 +62,7 @@ def load_at_ref(domains_root: Path, ref: str, into: Path) -> list[LoadedDomain]:
 
 def _published_mask(product: Product, column: Column) -> str:
     """What the output port holds for a column: clear values, a hash, or NULL."""
-    if column.pii and product.access == "public":
+    if column.name in {c.name for c in product.masked_columns}:
         return column.mask or "redact"
     return "clear"
 

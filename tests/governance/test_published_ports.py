@@ -76,6 +76,7 @@ def test_a_masked_column_is_described_as_consumers_read_it(mesh_dir, domains_cop
     [entry] = [p for p in catalog["products"] if p["id"] == product.id]
     columns = {c["name"]: c for c in entry["contract"]["columns"]}
     assert (columns["signup_day"]["type"], columns["signup_day"]["served_type"]) == ("DATE", "VARCHAR")
+    assert (columns["full_name"]["required"], columns["full_name"]["served_required"], columns["full_name"]["masked"]) == (True, False, True)
 
     schema = product_asset(product).specs_by_key[dg.AssetKey(["customers", "customer_profiles"])].metadata["dagster/column_schema"]
     assert {c.name: (c.type, c.constraints.nullable) for c in schema.columns}["signup_day"] == ("VARCHAR", False)
