@@ -14,10 +14,12 @@ and the field, so a domain team can fix its YAML without reading this module.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -40,6 +42,22 @@ def domain_name_problem(name: str) -> str | None:
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 DURATION = re.compile(r"^(\d+)\s*([smhd])$")
 DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+_AS_WRITTEN = ContextVar("as_written", default=False)
+
+
+@contextmanager
+def as_written() -> Iterator[None]:
+    """Load contracts by what they say, without the checks a platform adds over time (a key
+    column is required, SQL reads only its inputs, a domain is named after its folder, ...):
+    `mesh contract-diff` compares with contracts written under older rules, which must load
+    to be compared, or a breaking change made while fixing them would go unseen."""
+    token = _AS_WRITTEN.set(True)
+    try:
+        yield
+    finally:
+        _AS_WRITTEN.reset(token)
 
 
 class ContractError(ValueError):
@@ -175,7 +193,7 @@ class Freshness(_Strict):
     @field_validator("fail_after", "warn_after")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None and not parse_duration(value):
+        if value is not None and not parse_duration(value) and not _AS_WRITTEN.get():
             raise ValueError(f"'{value}' is no time at all: an SLO is at least 1m")
         return value
 
@@ -265,7 +283,7 @@ class Product(_Strict):
         if unknown:
             raise ValueError(f"primary_key names columns not in `columns`: {', '.join(unknown)}")
         nullable = [c.name for c in self.columns if c.name in self.primary_key and not c.required]
-        if nullable:
+        if nullable and not _AS_WRITTEN.get():
             raise ValueError(f"primary_key column {', '.join(nullable)} is not `required: true`: a key is never null")
         if self.id in self.inputs:
             raise ValueError(f"{self.id} lists itself in `inputs`")
@@ -396,7 +414,7 @@ def load_domain(domain_dir: Path | str) -> Domain:
     path = Path(domain_dir) / "domain.yaml"
     document = _read_yaml(path, None)
     domain = _validated(Domain, document, path, None, {"path": Path(domain_dir)})
-    if domain.name != path.parent.name:
+    if domain.name != path.parent.name and not _AS_WRITTEN.get():
         problem = f"'{domain.name}' is not the name of its folder {path.parent.name}: a domain is named after its folder"
         raise ContractError(path, None, "name", problem)
     return domain
@@ -437,9 +455,9 @@ def _check_siblings(product: Product) -> None:
         raise ContractError(
             product.path, product.id, "transform", f"transform: {product.transform} needs {product.sibling(needed).name} beside the contract"
         )
-    if product.transform == "sql":
+    if product.transform == "sql" and not _AS_WRITTEN.get():
         _check_sql_reads_inputs(product)
-    if product.transform == "pandas":
+    if product.transform == "pandas" and not _AS_WRITTEN.get():
         _check_pandas_module(product)
 
 

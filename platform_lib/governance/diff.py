@@ -10,6 +10,7 @@ internal (its consumers then fail `mesh validate`), then its removal.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import subprocess
 import tarfile
@@ -17,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from platform_lib.contract import Column, Product, parse_duration
+from platform_lib.contract import Column, Product, as_written, parse_duration
 from platform_lib.governance.policies import Violation, shown_path
 from platform_lib.governance.types import widens
 from platform_lib.mesh import LoadedDomain, load_mesh
@@ -57,7 +58,8 @@ def load_at_ref(domains_root: Path, ref: str, into: Path) -> list[LoadedDomain]:
     archive = _git(top, "archive", "--format=tar", ref, prefix)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
-    return load_mesh(into / prefix)
+    with as_written():
+        return load_mesh(into / prefix)
 
 
 def _published_mask(product: Product, column: Column) -> str:
@@ -181,4 +183,6 @@ def contract_diff(head_mesh: list[LoadedDomain], base_mesh: list[LoadedDomain]) 
 
 def diff_against(ref: str, domains_root: Path, head_mesh: list[LoadedDomain]) -> DiffReport:
     with tempfile.TemporaryDirectory(prefix="mesh-base-") as folder:
-        return contract_diff(head_mesh, load_at_ref(domains_root, ref, Path(folder)))
+        report = contract_diff(head_mesh, load_at_ref(domains_root, ref, Path(folder)))
+    # A base file is named as git names it, `REF:path`, not by the folder it was read from.
+    return dataclasses.replace(report, unloadable=[u.replace(f"{folder}/", f"{ref}:") for u in report.unloadable])

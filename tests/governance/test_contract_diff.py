@@ -100,6 +100,19 @@ def test_breaking_an_internal_product_needs_no_bump(repo, edit, capsys):
     ])
 
 
+def test_a_base_written_under_older_rules_is_still_compared(repo, edit, capsys):
+    """A base whose key column was not `required`, which today's loader refuses: fixing it in the
+    same change as a breaking one must not hide the breaking one."""
+    edit(PROFILES, "{name: customer_id, type: BIGINT, required: true,", "{name: customer_id, type: BIGINT,")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-am", "older rules")
+    edit(PROFILES, "{name: customer_id, type: BIGINT,", "{name: customer_id, type: BIGINT, required: true,")
+    edit(PROFILES, "  - {name: tenure_days, type: INTEGER, required: true, description: \"Days since signup, as of the build.\"}\n", "")
+    code, out = diff(capsys)
+    assert code == 1
+    assert "BREAKING customers.customer_profiles: column tenure_days removed or renamed" in out
+    assert "BREAKING customers.customer_profiles: column customer_id made required; producers that send nulls now fail" in out
+
+
 def test_a_domain_that_does_not_load_fails_the_diff(repo, edit, capsys):
     edit(PROFILES, "{name: tenure_days, type: INTEGER, required: true,", "{name: tenure_days, type: INTEGER, required: true, required: false,")
     assert main(["contract-diff", "--base", "main"]) == 2
