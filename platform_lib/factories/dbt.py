@@ -152,6 +152,25 @@ def _node_problems(project: dbt_project.DbtProjectRef, manifest: dbt_project.Man
     return problems
 
 
+def _failed_tests(manifest: dbt_project.Manifest, results: list[dict]) -> dict[str, list[str]]:
+    """Per model name, the dbt tests on it that failed at error severity or could not run.
+
+    Read from dbt's run results, which hold every test: dagster-dbt makes a check of a
+    test on one model, but only an observation of a singular test that reads two. A
+    generic test belongs to the model it is declared on, a singular one to every model
+    it reads.
+    """
+    failed: dict[str, list[str]] = {}
+    for result in results:
+        node = manifest.data["nodes"].get(result["unique_id"])
+        if not node or node["resource_type"] != "test" or result["status"] not in ("fail", "error"):
+            continue
+        models = [node["attached_node"]] if node.get("attached_node") else node["depends_on"]["nodes"]
+        for model in (m for m in models if m.startswith("model.")):
+            failed.setdefault(manifest.node(model)["name"], []).append(node["name"])
+    return failed
+
+
 def _columns(connection: duckdb.DuckDBPyConnection, node: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     """The columns of a built model or an attached source, as dagster-dbt describes them."""
     name = node["identifier"] if node["resource_type"] == "source" else node["alias"]
@@ -266,10 +285,7 @@ def build(
     if error:
         raise dg.Failure(description=project.problem(f"dbt did not run: {error}"))
     problems = _node_problems(project, manifest, results)
-    dbt_failures: dict[dg.AssetKey, list[str]] = {}
-    for event in events:
-        if isinstance(event, dg.AssetCheckResult) and not event.passed and event.severity == dg.AssetCheckSeverity.ERROR:
-            dbt_failures.setdefault(event.asset_key, []).append(event.check_name)
+    dbt_failures = _failed_tests(manifest, results)
 
     not_published: set[str] = set()
     with closing(storage.connect(project.domain)) as connection:
@@ -283,7 +299,7 @@ def build(
             upstream_failed = [f"upstream {i} was not published" for i in product.inputs if i in not_published]
             audit = audit_and_publish(
                 connection, product, candidate, context.run_id, versions[product.id],
-                failed_elsewhere=(*dbt_failures.get(asset_key(product.id), []), *upstream_failed),
+                failed_elsewhere=(*dbt_failures.get(product.dbt_model, []), *upstream_failed),
             )
             metadata = {**audit.metadata, "input_versions": versions[product.id], "dbt_model": f"{project.name}.{product.dbt_model}"}
             if audit.failed:

@@ -43,3 +43,20 @@ def test_a_dbt_product_is_not_built_on_a_blocked_input(published_mesh):
     assert later["orders.order_lines"].status == "failed"
     assert "not built while an input is blocked: customers.customer_profiles failed" in later["orders.order_lines"].message
     assert output_port.current("orders.order_lines") == good
+
+
+def test_a_failing_singular_test_on_two_relations_blocks_the_product(published_mesh):
+    """dagster-dbt reports such a test as an observation, not a check: dbt's run results decide."""
+    tests = published_mesh / "dbt_projects" / "orders" / "tests"
+    tests.mkdir(exist_ok=True)
+    (tests / "no_line_of_sixty.sql").write_text(
+        "SELECT l.order_id FROM {{ ref('order_lines') }} AS l JOIN {{ source('orders', 'raw_orders') }} AS o USING (order_id)\n"
+        "WHERE l.quantity >= 60\n"
+    )
+    good = output_port.current("orders.order_lines")
+    add_order(sources_dir(), "sixty", 900_000_004, 1, status="placed", quantity=60)
+
+    order_lines = run("orders")["orders.order_lines"]
+    assert order_lines.status == "not published" and "no_line_of_sixty" in order_lines.message
+    assert output_port.current("orders.order_lines") == good
+    assert output_port.blocked("orders.order_lines")["failed_checks"] == ["no_line_of_sixty"]
