@@ -8,12 +8,14 @@ environment and working directory, its log lines on a pipe, its exit code. dbt's
 global state and its DuckDB file handle live and die with the fork.
 
 `start` returns what dagster-dbt reads of a `subprocess.Popen`: `args`, `stdout`,
-`wait`, `returncode`, `send_signal`. Where forking a running program is not safe
-(every platform but Linux), it starts the `dbt` executable instead.
+`wait`, `returncode`, `send_signal`. The fork dies with the process that forked it.
+Where forking a running program is not safe (every platform but Linux), it starts the
+`dbt` executable instead.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import io
 import multiprocessing.util
@@ -29,6 +31,15 @@ from typing import Mapping, Sequence
 from platform_lib.dbt_project import dbt_executable
 
 FORK = sys.platform == "linux"
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
+
+
+def _die_with(parent: int) -> None:
+    """Make the kernel kill this fork when the process that forked it dies, even by SIGKILL:
+    a fork left running would hold the domain's DuckDB file and fail every later run."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(1)
 
 
 def _run_dbt(args: Sequence[str], env: Mapping[str, str], cwd: str, output: int, signal_mask: set) -> int:
@@ -81,10 +92,12 @@ class DbtFork:
         sys.stderr.flush()
         # A signal sent before the fork has dbt's handlers would be lost: it waits until then.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        parent = os.getpid()
         self.pid = os.fork()
         if self.pid == 0:  # the fork: never returns into the caller's code
             code = 1
             try:
+                _die_with(parent)
                 os.close(reader)
                 code = _run_dbt(args, env, cwd, writer, blocked)
             finally:

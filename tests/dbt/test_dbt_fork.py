@@ -8,11 +8,15 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from platform_lib import dbt_fork, dbt_project
 from platform_lib.dbt_project import PARTIAL_PARSE, DbtProjectRef, dbt_executable
+from platform_lib.storage import REPO_ROOT
 
 COMMANDS = {
     "build": (["build"], 0),
@@ -59,3 +63,35 @@ def test_a_fork_stops_on_an_interrupt(published_mesh):
     process.send_signal(signal.SIGINT)  # at once: the fork holds it until dbt's handler is in place
     code, _ = output(process)
     assert code != 0
+
+
+def test_a_fork_dies_with_the_process_that_forked_it(published_mesh):
+    """Else a `mesh` process killed during its dbt step leaves dbt holding the domain's DuckDB
+    file: here in a query of minutes, during which dbt writes nothing that would fail it."""
+    (published_mesh / "dbt_projects" / "orders" / "models" / "slow.sql").write_text(
+        "SELECT sum(a.range * b.range) AS n FROM range(1000000) AS a, range(1000000) AS b"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import time; from platform_lib.dbt_project import DbtProjectRef; from tests.dbt.test_dbt_fork import start_dbt; "
+         "fork = start_dbt('fork', ['run', '--select', 'slow'], DbtProjectRef('orders', 'orders'), 'orphan'); "
+         "print(fork.pid, flush=True); time.sleep(600)"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
+    )
+    fork = int(parent.stdout.readline())
+    time.sleep(8)  # dbt has started, parsed and sent the query
+    assert running(fork)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while running(fork) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(fork)
+
+
+def running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
