@@ -8,7 +8,8 @@ Models that are products also get their contract's checks and metadata.
 
 A run is write-audit-publish with dbt as the writer:
 1. refuse to start while an input is blocked; point each dbt source at its product's
-   current snapshot (`transform.attach_inputs`, at the relation the source names);
+   current snapshot (`transform.attach_inputs`, at the relation the source names), and
+   each product model of the project that the run reads but does not build at its own;
 2. `dbt build` (in a fork of the step's process, `dbt_fork`): models land in the
    domain's `_candidate` schema, tests run on them;
 3. for each product model, the contract's checks (`quality.run_checks`) on the
@@ -121,19 +122,34 @@ def dbt_project_assets(domain: Domain, project_name: str, products: list[Product
     return _dbt_models
 
 
-def _attach_sources(project: dbt_project.DbtProjectRef, manifest: dbt_project.Manifest, products: list[Product]) -> dict[str, dict[str, str]]:
-    """Point every dbt source the products read at its product's snapshot; return each product's input versions."""
+def _attach_inputs(
+    project: dbt_project.DbtProjectRef, manifest: dbt_project.Manifest, selected: list[Product], in_project: Mapping[str, Product]
+) -> dict[str, dict[str, str]]:
+    """Point every dbt source the selected products read at its product's snapshot, and so
+    every product model of the project they read that this run does not build: dbt reads
+    such a model from `_candidate`, where a run killed after dbt built it leaves a table
+    nobody checked. (A public product's snapshot is masked: a model reading it there reads
+    its PII hashed, as other domains do.) Returns each selected product's input versions."""
+    rebuilt = {p.id for p in selected}
     versions: dict[str, dict[str, str]] = {}
     with closing(storage.connect(project.domain)) as connection:
-        for product in products:
+        for product in selected:
             node = manifest.models[product.dbt_model]
-            sources = [n for n in manifest.upstream(node) if n["resource_type"] == "source"]
-            relations = {dbt_project.source_product(s): dbt_project.source_relation(s) for s in sources}
+            upstream = list(manifest.upstream(node))
+            relations = {dbt_project.source_product(s): dbt_project.source_relation(s) for s in upstream if s["resource_type"] == "source"}
+            unbuilt = [m for m in upstream if m["resource_type"] == "model" and m["name"] in in_project and in_project[m["name"]].id not in rebuilt]
+            relations.update({in_project[m["name"]].id: (m["schema"], m["alias"]) for m in unbuilt})
+            for model in unbuilt:  # dbt left a table there: the view takes its place
+                kind = connection.execute(
+                    "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [model["schema"], model["alias"]]
+                ).fetchone()
+                if kind and kind[0] == "BASE TABLE":
+                    connection.execute(f"DROP TABLE {quote(model['schema'])}.{quote(model['alias'])}")
             try:
                 versions[product.id] = transform.attach_inputs(connection, product, relations)
             except transform.TransformError as error:
                 file = node["original_file_path"]
-                raise dg.Failure(description=project.problem(f"a source is not available: {error}", product.dbt_model, file)) from None
+                raise dg.Failure(description=project.problem(f"an input is not available: {error}", product.dbt_model, file)) from None
     return versions
 
 
@@ -279,7 +295,7 @@ def build(
         blocked = {i: r for i in product.inputs if i not in rebuilt and (r := output_port.blocked(i))}
         if blocked:
             raise dg.Failure(description=blocked_message(product, blocked))
-    versions = _attach_sources(project, manifest, selected)
+    versions = _attach_inputs(project, manifest, selected, {p.dbt_model: p for p in products.values()})
 
     events, results, error = _run_dbt(context, project, manifest)
     if error:
@@ -288,6 +304,7 @@ def build(
     dbt_failures = _failed_tests(manifest, results)
 
     not_published: set[str] = set()
+    published: dict[str, str] = {}  # the versions this run published, which products downstream in the project read
     with closing(storage.connect(project.domain)) as connection:
         for event in events:
             product = products.get(context.asset_key_for_output(event.output_name)) if isinstance(event, dg.Output) else None
@@ -297,12 +314,15 @@ def build(
             node = manifest.models[product.dbt_model]
             candidate = f"{quote(node['schema'])}.{quote(node['alias'])}"
             upstream_failed = [f"upstream {i} was not published" for i in product.inputs if i in not_published]
+            inputs = {**versions[product.id], **{i: published[i] for i in product.inputs if i in published}}
             audit = audit_and_publish(
-                connection, product, candidate, context.run_id, versions[product.id],
+                connection, product, candidate, context.run_id, inputs,
                 failed_elsewhere=(*dbt_failures.get(product.dbt_model, []), *upstream_failed),
             )
-            metadata = {**audit.metadata, "input_versions": versions[product.id], "dbt_model": f"{project.name}.{product.dbt_model}"}
-            if audit.failed:
+            metadata = {**audit.metadata, "input_versions": inputs, "dbt_model": f"{project.name}.{product.dbt_model}"}
+            if not audit.failed:
+                published[product.id] = str(audit.metadata["published_version"])
+            else:
                 not_published.add(product.id)
                 problems[product.dbt_model] = project.problem(
                     f"not published, blocking checks failed: {', '.join(audit.failed)}. {still_served(audit)}",

@@ -1,0 +1,71 @@
+"""Two products in one dbt project: a run that builds only the downstream one reads the
+upstream one as published, never a table dbt left behind unchecked; and lineage names it."""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import closing
+
+import dagster as dg
+import duckdb
+
+from platform_lib import output_port, storage
+from platform_lib.contract import load_domain
+from platform_lib.domain import domain_assets
+from platform_lib.materialize import materialize_products
+from platform_lib.mesh import load_mesh, products_by_id
+from platform_lib.storage import REPO_ROOT, literal
+
+TOTALS_SQL = "select order_id, cast(sum(amount) as decimal(14, 2)) as total from {{ ref('order_lines') }} group by order_id\n"
+TOTALS_YML = """version: 2
+models:
+  - name: order_totals
+    config:
+      contract: {enforced: true}
+    columns:
+      - {name: order_id, data_type: bigint}
+      - {name: total, data_type: "decimal(14,2)"}
+"""
+TOTALS_CONTRACT = """description: The amount of each order.
+transform: dbt
+dbt: {project: orders}
+retention: {snapshots: 5}
+primary_key: [order_id]
+columns:
+  - {name: order_id, type: BIGINT, required: true}
+  - {name: total, type: "DECIMAL(14,2)", required: true}
+"""
+
+
+def totals(product_id: str = "orders.order_totals") -> dict[int, float]:
+    path = output_port.current(product_id).path
+    return dict(duckdb.sql(f"SELECT order_id, total FROM read_parquet({literal(str(path))})").fetchall())
+
+
+def test_a_product_built_alone_reads_its_project_neighbour_as_published(published_mesh, tmp_path, monkeypatch):
+    models = published_mesh / "dbt_projects" / "orders" / "models"
+    (models / "order_totals.sql").write_text(TOTALS_SQL)
+    (models / "order_totals.yml").write_text(TOTALS_YML)
+    shutil.copytree(REPO_ROOT / "domains", tmp_path / "domains", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "domains" / "orders" / "products" / "order_totals.yaml").write_text(TOTALS_CONTRACT)
+    monkeypatch.setenv("MESH_DOMAINS_DIR", str(tmp_path / "domains"))
+    products = products_by_id(load_mesh())
+    outcomes = {o.product: o for o in materialize_products([products["orders.order_lines"], products["orders.order_totals"]])}
+    assert {o.status for o in outcomes.values()} == {"published"}
+    lines = output_port.current("orders.order_lines")
+    assert output_port.current("orders.order_totals").inputs["orders.order_lines"] == lines.version
+    good = totals()
+
+    # What a run killed after dbt built order_lines, before its checks, leaves behind.
+    with closing(storage.connect("orders")) as connection:
+        connection.execute("UPDATE _candidate.order_lines SET amount = amount + 1000000 WHERE order_id = 1")
+    assets = domain_assets(load_domain(tmp_path / "domains" / "orders"), [products["orders.order_lines"], products["orders.order_totals"]])
+    result = dg.materialize(assets, selection=[dg.AssetKey(["orders", "order_totals"])], raise_on_error=False)
+    assert result.success
+    assert totals() == good
+    assert output_port.current("orders.order_totals").inputs["orders.order_lines"] == lines.version
+
+    # A later full run builds order_lines as a table again, where the view stood.
+    outcomes = {o.product: o for o in materialize_products([products["orders.order_lines"], products["orders.order_totals"]])}
+    assert {o.status for o in outcomes.values()} == {"published"}
+    assert totals() == good
