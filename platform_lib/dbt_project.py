@@ -2,6 +2,7 @@
 
     dbt_projects/<project>/          a dbt-duckdb project ($MESH_DBT_PROJECTS_DIR overrides the folder)
       target/manifest.json           parsed once, by `mesh prepare-dbt` (which `make` runs)
+      target/mesh_parsed_files.txt   the project's files then: one added, removed or moved means parse again
       target/partial_parse.msgpack   dbt's parse state from then, where runs start from
 
 A code location only reads the manifest JSON; it parses the project itself only when
@@ -38,6 +39,7 @@ CANDIDATE_SCHEMA = "_candidate"
 IGNORED_FOLDERS = {"target", "logs", "dbt_packages", "__pycache__"}
 MIRROR_SKIPS = {"target", "logs"}  # what dbt writes; a run writes them in the data folder
 PARTIAL_PARSE = "partial_parse.msgpack"  # dbt's name for it
+PARSED_FILES = "mesh_parsed_files.txt"
 
 
 def projects_dir() -> Path:
@@ -129,10 +131,22 @@ class DbtProjectRef:
             subfolders[:] = [s for s in subfolders if s not in IGNORED_FOLDERS]
             yield from (Path(folder) / f for f in files)
 
+    @property
+    def parsed_files(self) -> Path:
+        """The project's files when the manifest was parsed, one relative path a line."""
+        return self.manifest_path.with_name(PARSED_FILES)
+
+    def file_names(self) -> list[str]:
+        return sorted(str(f.relative_to(self.path)) for f in self.project_files())
+
     def is_stale(self) -> bool:
-        if not self.manifest_path.exists():
+        """Whether a file changed since the manifest was parsed: edited (newer), or added,
+        removed or renamed (a move keeps a file's time, so the list of names tells)."""
+        if not self.manifest_path.exists() or not self.parsed_files.exists():
             return True
         built = self.manifest_path.stat().st_mtime
+        if self.parsed_files.read_text(encoding="utf-8").splitlines() != self.file_names():
+            return True
         return any(f.stat().st_mtime > built for f in self.project_files())
 
     def problem(self, problem: str, model: str | None = None, file: str | None = None) -> str:
@@ -151,10 +165,13 @@ def prepare(project: DbtProjectRef) -> None:
                "--target-path", str(scratch)]
     env = {**os.environ, "DBT_LOG_FORMAT": "json", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_PROJECT_DIR": str(project.path)}
     try:
+        names = project.file_names()
         done = subprocess.run(command, cwd=project.path, env=env, capture_output=True, text=True)
         if done.returncode == 0:
             if (scratch / PARTIAL_PARSE).exists():
                 os.replace(scratch / PARTIAL_PARSE, project.partial_parse_seed)
+            (scratch / PARSED_FILES).write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
+            os.replace(scratch / PARSED_FILES, project.parsed_files)
             os.replace(scratch / "manifest.json", project.manifest_path)
             return
     finally:

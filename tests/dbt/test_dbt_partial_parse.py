@@ -40,3 +40,21 @@ def test_a_new_data_folder_starts_from_the_prepared_partial_parse(tmp_path, monk
     assert (project.profiles_dir / "profiles.yml").read_text() == prepared_profile
     assert "PartialParsingEnabled" in events and "UnableToPartialParse" not in events
     assert (project.mirror_dir / "models").readlink() == project.path / "models"
+
+
+def test_a_file_moved_in_or_out_makes_the_manifest_stale(tmp_path, monkeypatch):
+    """`mv` keeps a file's time, so a renamed or added model is not newer than the manifest."""
+    shutil.copytree(REPO_ROOT / "dbt_projects", tmp_path / "dbt_projects", ignore=shutil.ignore_patterns("target", "logs"))
+    monkeypatch.setenv("MESH_DBT_PROJECTS_DIR", str(tmp_path / "dbt_projects"))
+    monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path / "mesh"))
+    project = DbtProjectRef("orders", "orders")
+    old = tmp_path / "order_lines_copy.sql"
+    shutil.copy2(project.path / "models" / "order_lines.sql", old)  # as old as the project's files
+    dbt_project.prepare(project)
+    assert not project.is_stale()
+    old.rename(project.path / "models" / "order_lines_copy.sql")
+    assert project.is_stale()
+    dbt_project.load_manifest(project)
+    assert "model.orders.order_lines_copy" in dbt_project.load_manifest(project)["nodes"] and not project.is_stale()
+    (project.path / "models" / "order_lines_copy.sql").rename(tmp_path / "order_lines_copy.sql")
+    assert project.is_stale()
