@@ -329,7 +329,8 @@ def build(
                     product.dbt_model,
                     node["original_file_path"],
                 )
-            yield event.with_metadata({**event.metadata, **metadata})
+            if not upstream_failed:  # else nothing new was made: no materialization for automation to follow
+                yield event.with_metadata({**event.metadata, **metadata})
             yield from audit.checks
     if problems:
         raise dg.Failure(description="; ".join(problems.values()))

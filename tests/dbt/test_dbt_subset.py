@@ -14,7 +14,8 @@ from platform_lib.contract import load_domain
 from platform_lib.domain import domain_assets
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
-from platform_lib.storage import REPO_ROOT, literal
+from platform_lib.storage import REPO_ROOT, literal, sources_dir
+from tests.dbt.dbt_helpers import add_order
 
 TOTALS_SQL = "select order_id, cast(sum(amount) as decimal(14, 2)) as total from {{ ref('order_lines') }} group by order_id\n"
 TOTALS_YML = """version: 2
@@ -69,3 +70,24 @@ def test_a_product_built_alone_reads_its_project_neighbour_as_published(publishe
     outcomes = {o.product: o for o in materialize_products([products["orders.order_lines"], products["orders.order_totals"]])}
     assert {o.status for o in outcomes.values()} == {"published"}
     assert totals() == good
+
+
+def test_a_product_not_built_on_its_failed_neighbour_records_no_materialization(published_mesh, tmp_path, monkeypatch):
+    """Else automation would see a new order_totals and start its consumers, which then refuse it."""
+    models = published_mesh / "dbt_projects" / "orders" / "models"
+    (models / "order_totals.sql").write_text(TOTALS_SQL)
+    (models / "order_totals.yml").write_text(TOTALS_YML)
+    shutil.copytree(REPO_ROOT / "domains", tmp_path / "domains", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "domains" / "orders" / "products" / "order_totals.yaml").write_text(TOTALS_CONTRACT)
+    monkeypatch.setenv("MESH_DOMAINS_DIR", str(tmp_path / "domains"))
+    products = products_by_id(load_mesh())
+    orders = [p for p in products.values() if p.domain == "orders"]
+    key = dg.AssetKey(["orders", "order_totals"])
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert all(o.ok for o in materialize_products(orders, instance))
+        add_order(sources_dir(), "many", 900_000_005, 1, status="placed", quantity=1000)  # the contract's rule, not dbt's tests
+        outcomes = {o.product: o for o in materialize_products(orders, instance)}
+        assert outcomes["orders.order_lines"].failed == ["column_values_to_be_between__quantity"]
+        assert "upstream orders.order_lines was not published" in outcomes["orders.order_totals"].message
+        assert len(instance.fetch_materializations(key, limit=10).records) == 1
+    assert output_port.blocked("orders.order_totals")["failed_checks"] == ["upstream orders.order_lines was not published"]
