@@ -14,7 +14,8 @@ A run is write-audit-publish with dbt as the writer:
    domain's `_candidate` schema, tests run on them;
 3. for each product model, the contract's checks (`quality.run_checks`) on the
    candidate, then `serve.publish`, or mark the port blocked if a blocking check,
-   dbt's or the contract's, failed, or a product upstream in the project did.
+   dbt's or the contract's, failed, a product upstream in the project did, or the
+   model (or a private model it reads) named a relation without `source()` or `ref()`.
 The step fails, naming project, model and file, if anything was not published.
 """
 
@@ -187,6 +188,27 @@ def _failed_tests(manifest: dbt_project.Manifest, results: list[dict]) -> dict[s
     return failed
 
 
+def _undeclared_reads(manifest: dbt_project.Manifest, results: list[dict]) -> dict[str, list[str]]:
+    """Per model name, the relations its compiled SQL names that are none of its sources and
+    refs: a view another product's run left in the domain's file, read without `source()`,
+    whose version would go unrecorded and whose blocked state would stop nothing."""
+    def relation(name: str) -> tuple[str, ...]:
+        """A relation's name parts as DuckDB parses them, without case."""
+        return tuple(part.lower() for part in next(iter(storage.relations_read(f"SELECT * FROM {name}")[0])))
+
+    found: dict[str, list[str]] = {}
+    for result in results:
+        node = manifest.data["nodes"].get(result["unique_id"])
+        if not node or node["resource_type"] != "model" or not result.get("compiled_code"):
+            continue
+        read = storage.relations_read(result["compiled_code"])
+        declared = {relation(manifest.node(d)["relation_name"]) for d in node["depends_on"]["nodes"]}
+        outside = sorted(".".join(r) for r in (read[0] if read else ()) if relation(".".join(map(quote, r))) not in declared)
+        if outside:
+            found[node["name"]] = [f"reads {r} without source() or ref()" for r in outside]
+    return found
+
+
 def _columns(connection: duckdb.DuckDBPyConnection, node: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     """The columns of a built model or an attached source, as dagster-dbt describes them."""
     name = node["identifier"] if node["resource_type"] == "source" else node["alias"]
@@ -302,6 +324,8 @@ def build(
         raise dg.Failure(description=project.problem(f"dbt did not run: {error}"))
     problems = _node_problems(project, manifest, results)
     dbt_failures = _failed_tests(manifest, results)
+    undeclared = _undeclared_reads(manifest, results)
+    product_models = {p.dbt_model for p in products.values()}
 
     not_published: set[str] = set()
     published: dict[str, str] = {}  # the versions this run published, which products downstream in the project read
@@ -314,10 +338,12 @@ def build(
             node = manifest.models[product.dbt_model]
             candidate = f"{quote(node['schema'])}.{quote(node['alias'])}"
             upstream_failed = [f"upstream {i} was not published" for i in product.inputs if i in not_published]
+            private = [m["name"] for m in manifest.upstream(node) if m["resource_type"] == "model" and m["name"] not in product_models]
+            reads = [f"model {m} {r}" for m in (product.dbt_model, *private) for r in undeclared.get(m, [])]
             inputs = {**versions[product.id], **{i: published[i] for i in product.inputs if i in published}}
             audit = audit_and_publish(
                 connection, product, candidate, context.run_id, inputs,
-                failed_elsewhere=(*dbt_failures.get(product.dbt_model, []), *upstream_failed),
+                failed_elsewhere=(*dbt_failures.get(product.dbt_model, []), *reads, *upstream_failed),
             )
             metadata = {**audit.metadata, "input_versions": inputs, "dbt_model": f"{project.name}.{product.dbt_model}"}
             if not audit.failed:

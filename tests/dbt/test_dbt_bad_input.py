@@ -8,7 +8,7 @@ from platform_lib import output_port
 from platform_lib.cli import main
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh
-from tests.helpers import products
+from tests.helpers import products, run
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -76,3 +76,15 @@ def test_a_sql_error_in_a_model_fails_the_run_and_keeps_the_published_version(pu
     assert outcomes["marketing.customer_lifetime_value"].status == "skipped"
     assert output_port.current("orders.order_lines") == good
     assert output_port.blocked("orders.order_lines") is None
+
+
+def test_a_model_that_reads_a_product_without_source_does_not_publish(published_mesh):
+    """The domain's file holds a view of customers.customer_profiles from earlier runs: read
+    without source(), its version would go unrecorded and its blocked state stop nothing."""
+    model = published_mesh / "dbt_projects" / "orders" / "models" / "order_lines.sql"
+    model.write_text(model.read_text().replace("{{ source('customers', 'customer_profiles') }}", "customers.customer_profiles"))
+    good = output_port.current("orders.order_lines")
+    order_lines = run("orders")["orders.order_lines"]
+    assert order_lines.status == "not published"
+    assert "model order_lines reads customers.customer_profiles without source() or ref()" in order_lines.message
+    assert output_port.current("orders.order_lines") == good
