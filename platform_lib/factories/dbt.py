@@ -202,7 +202,8 @@ def _undeclared_reads(manifest: dbt_project.Manifest, results: list[dict]) -> di
         if not node or node["resource_type"] != "model" or not result.get("compiled_code"):
             continue
         read = storage.relations_read(result["compiled_code"])
-        declared = {relation(manifest.node(d)["relation_name"]) for d in node["depends_on"]["nodes"]}
+        # An incremental model reads itself (`{{ this }}`); an ephemeral one is a CTE, not a relation.
+        declared = {relation(n["relation_name"]) for n in (node, *map(manifest.node, node["depends_on"]["nodes"])) if n.get("relation_name")}
         outside = sorted(".".join(r) for r in (read[0] if read else ()) if relation(".".join(map(quote, r))) not in declared)
         if outside:
             found[node["name"]] = [f"reads {r} without source() or ref()" for r in outside]

@@ -88,3 +88,14 @@ def test_a_model_that_reads_a_product_without_source_does_not_publish(published_
     assert order_lines.status == "not published"
     assert "model order_lines reads customers.customer_profiles without source() or ref()" in order_lines.message
     assert output_port.current("orders.order_lines") == good
+
+
+def test_an_incremental_model_may_read_itself(published_mesh):
+    """`{{ this }}` is the model's own relation, not a product read without source()."""
+    model = published_mesh / "dbt_projects" / "orders" / "models" / "order_lines.sql"
+    model.write_text(
+        "{{ config(materialized='incremental', unique_key=['order_id', 'line_no'], on_schema_change='fail') }}\n" + model.read_text()
+        + "{% if is_incremental() %}where l.order_id not in (select order_id from {{ this }} where order_id < 0){% endif %}\n"
+    )
+    assert run("orders")["orders.order_lines"].status == "published"
+    assert run("orders")["orders.order_lines"].status == "published"  # incremental now: it reads {{ this }}
