@@ -21,6 +21,7 @@ The step fails, naming project, model and file, if anything was not published.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import shutil
@@ -192,6 +193,7 @@ def _undeclared_reads(manifest: dbt_project.Manifest, results: list[dict]) -> di
     """Per model name, the relations its compiled SQL names that are none of its sources and
     refs: a view another product's run left in the domain's file, read without `source()`,
     whose version would go unrecorded and whose blocked state would stop nothing."""
+    @functools.cache  # a project's sources and models are named again by every model that reads them
     def relation(name: str) -> tuple[str, ...]:
         """A relation's name parts as DuckDB parses them, without case."""
         return tuple(part.lower() for part in next(iter(storage.relations_read(f"SELECT * FROM {name}")[0])))

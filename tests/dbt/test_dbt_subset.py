@@ -3,18 +3,18 @@ upstream one as published, never a table dbt left behind unchecked; and lineage 
 
 from __future__ import annotations
 
-import shutil
 from contextlib import closing
 
 import dagster as dg
 import duckdb
+import pytest
 
 from platform_lib import output_port, storage
-from platform_lib.contract import load_domain
+from platform_lib.contract import Product, load_domain
 from platform_lib.domain import domain_assets
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
-from platform_lib.storage import REPO_ROOT, literal, sources_dir
+from platform_lib.storage import literal, sources_dir
 from tests.dbt.dbt_helpers import add_order
 
 TOTALS_SQL = "select order_id, cast(sum(amount) as decimal(14, 2)) as total from {{ ref('order_lines') }} group by order_id\n"
@@ -43,14 +43,17 @@ def totals(product_id: str = "orders.order_totals") -> dict[int, float]:
     return dict(duckdb.sql(f"SELECT order_id, total FROM read_parquet({literal(str(path))})").fetchall())
 
 
-def test_a_product_built_alone_reads_its_project_neighbour_as_published(published_mesh, tmp_path, monkeypatch):
+@pytest.fixture
+def products(published_mesh, domains_copy) -> dict[str, Product]:
+    """The sample mesh with a second product in the orders dbt project, order_totals, which reads order_lines."""
     models = published_mesh / "dbt_projects" / "orders" / "models"
     (models / "order_totals.sql").write_text(TOTALS_SQL)
     (models / "order_totals.yml").write_text(TOTALS_YML)
-    shutil.copytree(REPO_ROOT / "domains", tmp_path / "domains", ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "domains" / "orders" / "products" / "order_totals.yaml").write_text(TOTALS_CONTRACT)
-    monkeypatch.setenv("MESH_DOMAINS_DIR", str(tmp_path / "domains"))
-    products = products_by_id(load_mesh())
+    (domains_copy / "orders" / "products" / "order_totals.yaml").write_text(TOTALS_CONTRACT)
+    return products_by_id(load_mesh())
+
+
+def test_a_product_built_alone_reads_its_project_neighbour_as_published(products, domains_copy):
     outcomes = {o.product: o for o in materialize_products([products["orders.order_lines"], products["orders.order_totals"]])}
     assert {o.status for o in outcomes.values()} == {"published"}
     lines = output_port.current("orders.order_lines")
@@ -60,7 +63,7 @@ def test_a_product_built_alone_reads_its_project_neighbour_as_published(publishe
     # What a run killed after dbt built order_lines, before its checks, leaves behind.
     with closing(storage.connect("orders")) as connection:
         connection.execute("UPDATE _candidate.order_lines SET amount = amount + 1000000 WHERE order_id = 1")
-    assets = domain_assets(load_domain(tmp_path / "domains" / "orders"), [products["orders.order_lines"], products["orders.order_totals"]])
+    assets = domain_assets(load_domain(domains_copy / "orders"), [products["orders.order_lines"], products["orders.order_totals"]])
     result = dg.materialize(assets, selection=[dg.AssetKey(["orders", "order_totals"])], raise_on_error=False)
     assert result.success
     assert totals() == good
@@ -72,15 +75,8 @@ def test_a_product_built_alone_reads_its_project_neighbour_as_published(publishe
     assert totals() == good
 
 
-def test_a_product_not_built_on_its_failed_neighbour_records_no_materialization(published_mesh, tmp_path, monkeypatch):
+def test_a_product_not_built_on_its_failed_neighbour_records_no_materialization(products):
     """Else automation would see a new order_totals and start its consumers, which then refuse it."""
-    models = published_mesh / "dbt_projects" / "orders" / "models"
-    (models / "order_totals.sql").write_text(TOTALS_SQL)
-    (models / "order_totals.yml").write_text(TOTALS_YML)
-    shutil.copytree(REPO_ROOT / "domains", tmp_path / "domains", ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "domains" / "orders" / "products" / "order_totals.yaml").write_text(TOTALS_CONTRACT)
-    monkeypatch.setenv("MESH_DOMAINS_DIR", str(tmp_path / "domains"))
-    products = products_by_id(load_mesh())
     orders = [p for p in products.values() if p.domain == "orders"]
     key = dg.AssetKey(["orders", "order_totals"])
     with dg.DagsterInstance.ephemeral() as instance:
