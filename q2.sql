@@ -1,1 +1,0 @@
-SELECT customer_id, lower(trim(email)) AS email, upper(country) AS country, coalesce(segment,'consumer') AS segment, signup_date, CAST(current_date - signup_date AS INTEGER) AS tenure_days FROM Customers.Raw_Customers
