@@ -3,12 +3,15 @@
     dbt_projects/<project>/          a dbt-duckdb project ($MESH_DBT_PROJECTS_DIR overrides the folder)
       target/manifest.json           parsed once, by `mesh prepare-dbt` (which `make` runs)
       target/mesh_parsed_files.txt   the project's files then: one added, removed or moved means parse again
+      target/mesh_dbt_project.yml    dbt_project.yml as parsed then (`DbtProjectRef.project_file`)
       target/partial_parse.msgpack   dbt's parse state from then, where runs start from
 
 A code location only reads the manifest JSON; it parses the project itself only when
 the manifest is missing or older than a file of the project, i.e. once after an edit.
 The platform, not the team, owns the dbt profile: dbt builds into the domain's own
-DuckDB file, schema `_candidate`, so the team's `profiles.yml` plays no part.
+DuckDB file, schema `_candidate`, so the team's `profiles.yml` plays no part. The models
+that are products are built in memory instead (catalog `mesh_candidates`), where the dbt
+step checks and publishes them without writing them to the file (`factories/dbt.py`).
 
 Binding a product to its model is where dbt meets the mesh contract. The model must
 enforce a dbt contract whose column names and types are the product contract's, a
@@ -36,10 +39,13 @@ from platform_lib.storage import REPO_ROOT, TIME_ZONE, data_dir, normalize_type,
 
 PROFILE = "mesh"
 CANDIDATE_SCHEMA = "_candidate"
+CANDIDATE_CATALOG = "mesh_candidates"  # an in-memory database the dbt process attaches to the domain's file
 IGNORED_FOLDERS = {"target", "logs", "dbt_packages", "__pycache__"}
 MIRROR_SKIPS = {"target", "logs"}  # what dbt writes; a run writes them in the data folder
 PARTIAL_PARSE = "partial_parse.msgpack"  # dbt's name for it
 PARSED_FILES = "mesh_parsed_files.txt"
+PARSED_PROJECT = "mesh_dbt_project.yml"
+PROJECT_FILE = "dbt_project.yml"
 
 
 def projects_dir() -> Path:
@@ -53,10 +59,11 @@ def dbt_executable() -> str:
 
 @dataclass(frozen=True)
 class DbtProjectRef:
-    """One dbt project as built for one domain."""
+    """One dbt project as built for one domain, whose models `product_models` are products."""
 
     name: str
     domain: str
+    product_models: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -92,20 +99,21 @@ class DbtProjectRef:
         """
         return self.profiles_dir / self.name
 
-    def link_mirror(self) -> Path:
-        """Make the mirror link every entry of the project (but what dbt writes) and nothing else.
+    def link_mirror(self, mirror: Path | None = None) -> Path:
+        """Make the mirror link every entry of the project (but what dbt writes) and nothing else,
+        with `project_file` for dbt_project.yml.
 
         A data folder copied without its links (`cp -r`, `shutil.copytree`) holds copies
         where links were: they are replaced by links to the project again.
         """
-        mirror = self.mirror_dir
+        mirror = mirror or self.mirror_dir
         mirror.mkdir(parents=True, exist_ok=True)
         for link in mirror.iterdir():
             if link.is_symlink() and not link.exists():  # its entry left the project
                 link.unlink(missing_ok=True)
         for entry in self.path.iterdir():
             link = mirror / entry.name
-            if entry.name in MIRROR_SKIPS or (link.is_symlink() and link.readlink() == entry):
+            if entry.name in MIRROR_SKIPS or entry.name == PROJECT_FILE or (link.is_symlink() and link.readlink() == entry):
                 continue
             if link.is_dir() and not link.is_symlink():
                 shutil.rmtree(link)
@@ -113,7 +121,36 @@ class DbtProjectRef:
             staged.unlink(missing_ok=True)
             staged.symlink_to(entry)
             os.replace(staged, link)
+        text = self.project_file()
+        if not (mirror / PROJECT_FILE).is_file() or (mirror / PROJECT_FILE).is_symlink() or (mirror / PROJECT_FILE).read_text(encoding="utf-8") != text:
+            staged = mirror / f".{PROJECT_FILE}.{os.getpid()}"
+            staged.write_text(text, encoding="utf-8")
+            os.replace(staged, mirror / PROJECT_FILE)
         return mirror
+
+    def project_file(self) -> str:
+        """dbt_project.yml as dbt runs it: the team's, but each product model built in
+        `CANDIDATE_CATALOG`. A model's config path is its folder under its model path.
+        The same text for `prepare` as for every run, so the prepared parse state holds."""
+        text = (self.path / PROJECT_FILE).read_text(encoding="utf-8")
+        document = yaml.safe_load(text)
+        if not self.product_models or not isinstance(document, dict):
+            return text
+        models = document.setdefault("models", {}) or {}
+        document["models"] = models
+        for name in self.product_models:
+            found = [f for root in document.get("model-paths", ["models"]) for suffix in (".sql", ".py")
+                     for f in sorted((self.path / root).rglob(f"{name}{suffix}"))]
+            if not found:  # binding the product names the missing model
+                continue
+            root = next(r for r in document.get("model-paths", ["models"]) if (self.path / r) in found[0].parents)
+            config = models
+            for part in (document.get("name"), *found[0].relative_to(self.path / root).parent.parts, name):
+                if not isinstance(config.get(part), dict):
+                    config[part] = {}
+                config = config[part]
+            config["+database"] = CANDIDATE_CATALOG
+        return yaml.safe_dump(document, sort_keys=False)
 
     def write_profile(self) -> Path:
         """The profile dbt runs with: the domain's DuckDB file, models built as candidates."""
@@ -139,13 +176,20 @@ class DbtProjectRef:
     def file_names(self) -> list[str]:
         return sorted(str(f.relative_to(self.path)) for f in self.project_files())
 
+    @property
+    def parsed_project(self) -> Path:
+        return self.manifest_path.with_name(PARSED_PROJECT)
+
     def is_stale(self) -> bool:
         """Whether a file changed since the manifest was parsed: edited (newer), or added,
-        removed or renamed (a move keeps a file's time, so the list of names tells)."""
-        if not self.manifest_path.exists() or not self.parsed_files.exists():
+        removed or renamed (a move keeps a file's time, so the list of names tells); or
+        whether the products among its models changed."""
+        if not all(p.exists() for p in (self.manifest_path, self.parsed_files, self.parsed_project)):
             return True
         built = self.manifest_path.stat().st_mtime
         if self.parsed_files.read_text(encoding="utf-8").splitlines() != self.file_names():
+            return True
+        if self.parsed_project.read_text(encoding="utf-8") != self.project_file():
             return True
         return any(f.stat().st_mtime > built for f in self.project_files())
 
@@ -158,20 +202,22 @@ def prepare(project: DbtProjectRef) -> None:
     """Parse the project into target/manifest.json; a parse error names the project, model and file."""
     if not (project.path / "dbt_project.yml").exists():
         raise ContractError(project.path, None, None, project.problem(f"no dbt_project.yml in {project.path}"))
-    # Parse into a private folder and move the manifest into place: processes loading
-    # the location at the same time never read a half-written manifest.
+    # Parse a mirror, as runs do, into a private folder and move the manifest into place:
+    # processes loading the location at the same time never read a half-written manifest.
     scratch = project.manifest_path.parent / f".parse-{os.getpid()}"
+    mirror = project.link_mirror(scratch / "project")
     command = [dbt_executable(), "parse", "--profile", PROFILE, "--target", PROFILE, "--profiles-dir", str(project.write_profile()),
                "--target-path", str(scratch)]
-    env = {**os.environ, "DBT_LOG_FORMAT": "json", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_PROJECT_DIR": str(project.path)}
+    env = {**os.environ, "DBT_LOG_FORMAT": "json", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_PROJECT_DIR": str(mirror)}
     try:
         names = project.file_names()
-        done = subprocess.run(command, cwd=project.path, env=env, capture_output=True, text=True)
+        done = subprocess.run(command, cwd=mirror, env=env, capture_output=True, text=True)
         if done.returncode == 0:
             if (scratch / PARTIAL_PARSE).exists():
                 os.replace(scratch / PARTIAL_PARSE, project.partial_parse_seed)
             (scratch / PARSED_FILES).write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
             os.replace(scratch / PARSED_FILES, project.parsed_files)
+            os.replace(mirror / PROJECT_FILE, project.parsed_project)
             os.replace(scratch / "manifest.json", project.manifest_path)
             return
     finally:
@@ -324,10 +370,9 @@ def bind_dbt_products(products: list[Product]) -> list[Product]:
             by_project.setdefault(product.dbt.project, {})[product.dbt_model] = product
     bound = {}
     for name, in_project in by_project.items():
-        domain = next(iter(in_project.values())).domain
-        project = DbtProjectRef(name, domain)
+        first = next(iter(in_project.values()))
+        project = DbtProjectRef(name, first.domain, dbt_product_models(first.path.parent.parent).get(name, ()))
         if not project.path.is_dir():
-            first = next(iter(in_project.values()))
             raise ContractError(first.path, first.id, "dbt.project", f"no dbt project {name} in {projects_dir()}")
         manifest = Manifest(project, load_manifest(project))
         for product in in_project.values():
@@ -347,8 +392,8 @@ def prepare_all() -> bool:
     for folder in sorted(p for p in domains_dir().iterdir() if (p / "domain.yaml").exists()):
         try:
             domain = load_domain(folder)
-            for name in sorted(_projects_named(folder)):
-                project = DbtProjectRef(name, domain.name)
+            for name, models in sorted(dbt_product_models(folder).items()):
+                project = DbtProjectRef(name, domain.name, models)
                 state = "up to date" if not project.is_stale() and project.partial_parse_seed.exists() else "parsed"
                 if state == "parsed":
                     prepare(project)
@@ -359,12 +404,14 @@ def prepare_all() -> bool:
     return ok
 
 
-def _projects_named(domain_folder: Path) -> set[str]:
-    """The dbt projects a domain's contracts name, read without binding them (which would parse)."""
-    names = set()
+def dbt_product_models(domain_folder: Path) -> dict[str, tuple[str, ...]]:
+    """Per dbt project the domain's contracts name, the models that are its products (sorted),
+    read without binding them (which would parse): a project is built the same way
+    whichever of its products a run selects."""
+    models: dict[str, set[str]] = {}
     for contract in (domain_folder / "products").glob("*.yaml"):
         document = yaml.safe_load(contract.read_text(encoding="utf-8"))
         dbt = document.get("dbt") if isinstance(document, dict) else None
         if isinstance(dbt, dict) and dbt.get("project"):
-            names.add(str(dbt["project"]))
-    return names
+            models.setdefault(str(dbt["project"]), set()).add(str(dbt.get("model") or contract.stem))
+    return {name: tuple(sorted(found)) for name, found in models.items()}

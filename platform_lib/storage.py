@@ -149,10 +149,11 @@ def create_candidate(connection: duckdb.DuckDBPyConnection, name: str, query: st
     connection.execute(f"CREATE OR REPLACE TEMP TABLE {candidate(name)} AS {query}")
 
 
-def keep_candidate(connection: duckdb.DuckDBPyConnection, name: str, keep: bool) -> None:
-    """Keep a failed candidate as `_candidate.<name>` in the domain's file, or drop the one an earlier run kept."""
+def keep_candidate(connection: duckdb.DuckDBPyConnection, name: str, keep: bool, relation: str | None = None) -> None:
+    """Keep a failed candidate (by default product `name`'s) as `_candidate.<name>` in the
+    domain's file, or drop the one an earlier run kept."""
     if keep:
-        connection.execute(f"CREATE OR REPLACE TABLE _candidate.{quote(name)} AS FROM {candidate(name)}")
+        connection.execute(f"CREATE OR REPLACE TABLE _candidate.{quote(name)} AS FROM {relation or candidate(name)}")
     else:
         connection.execute(f"DROP TABLE IF EXISTS _candidate.{quote(name)}")
 

@@ -34,24 +34,24 @@ def input_relation(product: Product, input_id: str) -> tuple[str, str]:
 
 
 def attach_inputs(
-    connection: duckdb.DuckDBPyConnection, product: Product, relations: Mapping[str, tuple[str, str]] | None = None
+    connection: duckdb.DuckDBPyConnection, product: Product, relations: Mapping[str, tuple[str, ...]] | None = None
 ) -> dict[str, str]:
     """Point a view at each input's current snapshot; return the versions read.
 
-    `relations` maps the inputs to attach to the (schema, name) of the view each gets (a
-    dbt project's sources say where they read); by default every input gets its
-    `input_relation`.
+    `relations` maps the inputs to attach to the name parts of the view each gets
+    (schema and name, or catalog, schema and name: a dbt project's sources and models
+    say where they are read); by default every input gets its `input_relation`.
     """
     if relations is None:
         relations = {i: input_relation(product, i) for i in product.inputs}
     versions = {}
-    for input_id, (schema, name) in relations.items():
+    for input_id, parts in relations.items():
         snapshot = output_port.current(input_id)
         if snapshot is None:
             raise TransformError(f"{product.id}: input {input_id} has never been published; materialize it first")
-        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {'.'.join(map(quote, parts[:-1]))}")
         connection.execute(
-            f"CREATE OR REPLACE VIEW {quote(schema)}.{quote(name)} AS SELECT * FROM read_parquet({literal(str(snapshot.path))})"
+            f"CREATE OR REPLACE VIEW {'.'.join(map(quote, parts))} AS SELECT * FROM read_parquet({literal(str(snapshot.path))})"
         )
         versions[input_id] = snapshot.version
     return versions

@@ -8,7 +8,9 @@ from platform_lib import output_port
 from platform_lib.cli import main
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh
-from tests.helpers import products, run
+from platform_lib.storage import sources_dir
+from tests.dbt.dbt_helpers import add_order
+from tests.helpers import products, read_published, run
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -91,11 +93,19 @@ def test_a_model_that_reads_a_product_without_source_does_not_publish(published_
 
 
 def test_an_incremental_model_may_read_itself(published_mesh):
-    """`{{ this }}` is the model's own relation, not a product read without source()."""
+    """`{{ this }}` is the model's own relation, not a product read without source(); and an
+    incremental product model, built in memory, goes on from its table of the last run."""
     model = published_mesh / "dbt_projects" / "orders" / "models" / "order_lines.sql"
     model.write_text(
         "{{ config(materialized='incremental', unique_key=['order_id', 'line_no'], on_schema_change='fail') }}\n" + model.read_text()
-        + "{% if is_incremental() %}where l.order_id not in (select order_id from {{ this }} where order_id < 0){% endif %}\n"
+        + "{% if is_incremental() %}where l.order_id not in (select order_id from {{ this }}){% endif %}\n"
     )
-    assert run("orders")["orders.order_lines"].status == "published"
-    assert run("orders")["orders.order_lines"].status == "published"  # incremental now: it reads {{ this }}
+    first = run("orders")["orders.order_lines"]
+    assert first.status == "published"
+    add_order(sources_dir(), "later", 900_000_006, 1, status="placed")
+    (sources_dir() / "orders" / "order_lines_unknown_customer.jsonl").unlink()  # a line the first run built
+    second = run("orders")["orders.order_lines"]
+    assert second.status == "published"  # incremental now: it reads {{ this }}
+    published = {row[0] for row in read_published("orders.order_lines")}
+    assert {900_000_001, 900_000_006} <= published  # the old line kept, the new one added
+    assert second.rows == first.rows + 1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import duckdb
 
-from platform_lib import output_port
+from platform_lib import output_port, storage
 from platform_lib.storage import data_dir, literal, sources_dir
 from tests.dbt.dbt_helpers import add_order
 from tests.helpers import add_csv_row, run
@@ -27,6 +29,9 @@ def test_a_failing_error_severity_dbt_test_blocks_the_product(published_mesh):
     assert output_port.current("orders.order_lines") == good
     lost = duckdb.sql(f"SELECT count(*) FROM read_parquet({literal(str(good.path))}) WHERE status = 'lost'").fetchone()[0]
     assert lost == 0
+    # the refused candidate, built in memory, is kept in the domain's file to look into
+    with closing(storage.connect("orders")) as connection:
+        assert connection.execute("SELECT count(*) FROM _candidate.order_lines WHERE status = 'lost'").fetchone()[0] == 1
     # 2. a later run of a consumer, in another domain, does not build on it
     later = run("marketing")
     assert later["marketing.customer_lifetime_value"].status == "failed"

@@ -1,5 +1,6 @@
-"""dbt in a fork of the step's process does what the `dbt` executable does: the same log
-events and exit codes, and it leaves the process that forked it as it was."""
+"""dbt in a fork of the step's process, or in a Python process of its own where the
+platform cannot fork, does what the `dbt` executable does: the same log events and exit
+codes, and it leaves the process that started it as it was."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from platform_lib import dbt_fork, dbt_project
+from platform_lib import dbt_fork, dbt_project, output_port
 from platform_lib.dbt_project import PARTIAL_PARSE, DbtProjectRef, dbt_executable
 from platform_lib.storage import REPO_ROOT
+from tests.helpers import run
 
 COMMANDS = {
     "build": (["build"], 0),
-    "a test that warns": (["build", "--select", "not_null_order_lines_segment"], 0),
+    "a test that warns": (["build", "--select", "+not_null_order_lines_segment"], 0),
     "an unknown macro": (["run-operation", "no_such_macro"], 2),
     "an unknown flag": (["build", "--no-such-flag"], 2),
 }
@@ -36,6 +38,8 @@ def start_dbt(how: str, args: list[str], project: DbtProjectRef, name: str):
     args = [*args, "--profile", dbt_project.PROFILE, "--target", dbt_project.PROFILE]
     if how == "fork":
         return dbt_fork.DbtFork(args, env, str(project.link_mirror()))
+    if how == "python":
+        return dbt_fork.spawn(args, env, project.link_mirror())
     return subprocess.Popen([dbt_executable(), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=project.link_mirror())
 
 
@@ -46,15 +50,16 @@ def output(process) -> tuple[int, list[str]]:
     return process.wait(), [json.loads(line)["info"]["name"] if line.startswith("{") else line for line in lines]
 
 
+@pytest.mark.parametrize("how", ["fork", "python"])
 @pytest.mark.parametrize("command", COMMANDS)
-def test_a_fork_logs_and_exits_as_the_dbt_executable(command, published_mesh):
+def test_a_dbt_process_logs_and_exits_as_the_dbt_executable(command, how, published_mesh):
     args, code = COMMANDS[command]
     project = DbtProjectRef("orders", "orders")
     cwd, environment = os.getcwd(), dict(os.environ)
-    forked = output(start_dbt("fork", args, project, f"fork-{command}"))
+    started = output(start_dbt(how, args, project, f"{how}-{command}"))
     executable = output(start_dbt("executable", args, project, f"exe-{command}"))
-    assert forked[0] == code
-    assert forked == executable
+    assert started[0] == code
+    assert started == executable
     assert (os.getcwd(), dict(os.environ)) == (cwd, environment)
 
 
@@ -95,3 +100,13 @@ def running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_dbt_step_where_the_platform_cannot_fork_publishes_the_same(published_mesh, monkeypatch):
+    """There dbt and the checks of its product models run in a Python process of their own."""
+    forked = output_port.current("orders.order_lines")
+    monkeypatch.setattr(dbt_fork, "FORK", False)
+    outcome = run("orders")["orders.order_lines"]
+    assert outcome.status == "published" and outcome.ok
+    assert output_port.current("orders.order_lines").version != forked.version
+    assert output_port.digest(output_port.current("orders.order_lines").path) == output_port.digest(forked.path)

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 from platform_lib import dbt_project
-from platform_lib.dbt_project import PARTIAL_PARSE, DbtProjectRef, dbt_executable
+from platform_lib.dbt_project import PARTIAL_PARSE, DbtProjectRef, dbt_executable, dbt_product_models
 from platform_lib.storage import REPO_ROOT
 
 
@@ -31,7 +31,7 @@ def test_a_new_data_folder_starts_from_the_prepared_partial_parse(tmp_path, monk
     shutil.copytree(REPO_ROOT / "dbt_projects", tmp_path / "dbt_projects", ignore=shutil.ignore_patterns("target", "logs"))
     monkeypatch.setenv("MESH_DBT_PROJECTS_DIR", str(tmp_path / "dbt_projects"))
     monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path / "prepared"))
-    project = DbtProjectRef("orders", "orders")
+    project = DbtProjectRef("orders", "orders", dbt_product_models(REPO_ROOT / "domains" / "orders")["orders"])
     dbt_project.prepare(project)
     prepared_profile = (project.profiles_dir / "profiles.yml").read_text()
 
@@ -40,6 +40,7 @@ def test_a_new_data_folder_starts_from_the_prepared_partial_parse(tmp_path, monk
     assert (project.profiles_dir / "profiles.yml").read_text() == prepared_profile
     assert "PartialParsingEnabled" in events and "UnableToPartialParse" not in events
     assert (project.mirror_dir / "models").readlink() == project.path / "models"
+    assert dbt_project.load_manifest(project)["nodes"]["model.orders.order_lines"]["database"] == dbt_project.CANDIDATE_CATALOG
 
 
 def test_a_file_moved_in_or_out_makes_the_manifest_stale(tmp_path, monkeypatch):
@@ -58,3 +59,16 @@ def test_a_file_moved_in_or_out_makes_the_manifest_stale(tmp_path, monkeypatch):
     assert "model.orders.order_lines_copy" in dbt_project.load_manifest(project)["nodes"] and not project.is_stale()
     (project.path / "models" / "order_lines_copy.sql").rename(tmp_path / "order_lines_copy.sql")
     assert project.is_stale()
+
+
+def test_a_model_becoming_a_product_makes_the_manifest_stale(tmp_path, monkeypatch):
+    """A product model is built in memory, which the project as dbt runs it says: so must the manifest."""
+    shutil.copytree(REPO_ROOT / "dbt_projects", tmp_path / "dbt_projects", ignore=shutil.ignore_patterns("target", "logs"))
+    monkeypatch.setenv("MESH_DBT_PROJECTS_DIR", str(tmp_path / "dbt_projects"))
+    monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path / "mesh"))
+    dbt_project.prepare(DbtProjectRef("orders", "orders"))
+    assert dbt_project.load_manifest(DbtProjectRef("orders", "orders"))["nodes"]["model.orders.order_lines"]["database"] == "orders"
+    project = DbtProjectRef("orders", "orders", ("order_lines",))
+    assert project.is_stale()
+    assert dbt_project.load_manifest(project)["nodes"]["model.orders.order_lines"]["database"] == dbt_project.CANDIDATE_CATALOG
+    assert not project.is_stale()

@@ -1,5 +1,5 @@
 """Two products in one dbt project: a run that builds only the downstream one reads the
-upstream one as published, never a table dbt left behind unchecked; and lineage names it."""
+upstream one as published, never a table left behind unchecked; and lineage names it."""
 
 from __future__ import annotations
 
@@ -60,19 +60,21 @@ def test_a_product_built_alone_reads_its_project_neighbour_as_published(products
     assert output_port.current("orders.order_totals").inputs["orders.order_lines"] == lines.version
     good = totals()
 
-    # What a run killed after dbt built order_lines, before its checks, leaves behind.
+    # A candidate of order_lines kept in the domain's file after it failed its checks.
     with closing(storage.connect("orders")) as connection:
-        connection.execute("UPDATE _candidate.order_lines SET amount = amount + 1000000 WHERE order_id = 1")
+        connection.execute("CREATE TABLE _candidate.order_lines AS SELECT * REPLACE (amount + 1000000 AS amount) FROM main.order_lines")
     assets = domain_assets(load_domain(domains_copy / "orders"), [products["orders.order_lines"], products["orders.order_totals"]])
     result = dg.materialize(assets, selection=[dg.AssetKey(["orders", "order_totals"])], raise_on_error=False)
     assert result.success
     assert totals() == good
     assert output_port.current("orders.order_totals").inputs["orders.order_lines"] == lines.version
 
-    # A later full run builds order_lines as a table again, where the view stood.
+    # A later full run builds order_lines again, and drops the kept candidate.
     outcomes = {o.product: o for o in materialize_products([products["orders.order_lines"], products["orders.order_totals"]])}
     assert {o.status for o in outcomes.values()} == {"published"}
     assert totals() == good
+    with closing(storage.connect("orders")) as connection:
+        assert not connection.execute("SELECT * FROM duckdb_tables() WHERE schema_name = '_candidate'").fetchall()
 
 
 def test_a_product_not_built_on_its_failed_neighbour_records_no_materialization(products):
