@@ -121,36 +121,41 @@ class DbtProjectRef:
             staged.unlink(missing_ok=True)
             staged.symlink_to(entry)
             os.replace(staged, link)
-        text = self.project_file()
-        if not (mirror / PROJECT_FILE).is_file() or (mirror / PROJECT_FILE).is_symlink() or (mirror / PROJECT_FILE).read_text(encoding="utf-8") != text:
+        project_file, text = mirror / PROJECT_FILE, self.project_file()
+        if project_file.is_symlink() or not project_file.exists() or project_file.read_text(encoding="utf-8") != text:
             staged = mirror / f".{PROJECT_FILE}.{os.getpid()}"
             staged.write_text(text, encoding="utf-8")
-            os.replace(staged, mirror / PROJECT_FILE)
+            os.replace(staged, project_file)
         return mirror
 
     def project_file(self) -> str:
         """dbt_project.yml as dbt runs it: the team's, but each product model built in
-        `CANDIDATE_CATALOG`. A model's config path is its folder under its model path.
-        The same text for `prepare` as for every run, so the prepared parse state holds."""
+        `CANDIDATE_CATALOG`. The same text for `prepare` as for every run, so the prepared
+        parse state holds."""
         text = (self.path / PROJECT_FILE).read_text(encoding="utf-8")
         document = yaml.safe_load(text)
         if not self.product_models or not isinstance(document, dict):
             return text
-        models = document.setdefault("models", {}) or {}
-        document["models"] = models
+        document["models"] = document.get("models") or {}
         for name in self.product_models:
-            found = [f for root in document.get("model-paths", ["models"]) for suffix in (".sql", ".py")
-                     for f in sorted((self.path / root).rglob(f"{name}{suffix}"))]
-            if not found:  # binding the product names the missing model
+            path = self._config_path(document, name)
+            if path is None:  # binding the product names the missing model
                 continue
-            root = next(r for r in document.get("model-paths", ["models"]) if (self.path / r) in found[0].parents)
-            config = models
-            for part in (document.get("name"), *found[0].relative_to(self.path / root).parent.parts, name):
+            config = document["models"]
+            for part in path:
                 if not isinstance(config.get(part), dict):
                     config[part] = {}
                 config = config[part]
             config["+database"] = CANDIDATE_CATALOG
         return yaml.safe_dump(document, sort_keys=False)
+
+    def _config_path(self, document: dict[str, Any], model: str) -> list[str] | None:
+        """Where dbt_project.yml configures one model: the project, its folders under its model path, its name."""
+        for root in document.get("model-paths", ["models"]):
+            for file in sorted((self.path / root).rglob(f"{model}.*")):
+                if file.suffix in (".sql", ".py"):
+                    return [document.get("name"), *file.relative_to(self.path / root).parent.parts, model]
+        return None
 
     def write_profile(self) -> Path:
         """The profile dbt runs with: the domain's DuckDB file, models built as candidates."""

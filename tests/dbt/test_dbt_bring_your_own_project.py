@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -13,6 +14,7 @@ import yaml
 
 from platform_lib import output_port
 from platform_lib.cli import main
+from platform_lib.dbt_project import CANDIDATE_CATALOG
 from platform_lib.domain import domain_definitions
 from platform_lib.storage import REPO_ROOT, literal
 
@@ -70,6 +72,9 @@ def test_the_guide_brings_a_dbt_project_into_the_mesh(published_mesh, monkeypatc
     staging = graph.get(dg.AssetKey(["returns", "stg_returned_lines"]))
     assert staging.parent_keys == {dg.AssetKey(["orders", "order_lines"])} and staging.tags["access"] == "internal"
     assert output_port.current("returns.stg_returned_lines") is None
+    nodes = json.loads((published_mesh / "dbt_projects" / "returns" / "target" / "manifest.json").read_text())["nodes"]
+    assert nodes["model.returns.returns_by_month"]["database"] == CANDIDATE_CATALOG  # the product, built in memory
+    assert nodes["model.returns.stg_returned_lines"]["database"] == "returns"  # the private model, in the domain's file
     workspace_line = next(text for language, file, text in guide_steps() if language == "yaml" and not file)
     assert yaml.safe_load(workspace_line)[0]["python_file"]["relative_path"] == "domains/returns/definitions.py"
 

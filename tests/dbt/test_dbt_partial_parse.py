@@ -1,11 +1,14 @@
-"""dbt's partial-parse file from `mesh prepare-dbt` is good in every data folder, so a
-data folder's first run does not parse the project in full."""
+"""The project as dbt parses and runs it: its product models built in memory, and the
+partial-parse file from `mesh prepare-dbt` good in every data folder, so a data
+folder's first run does not parse the project in full."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
+
+import yaml
 
 from platform_lib import dbt_project
 from platform_lib.dbt_project import PARTIAL_PARSE, DbtProjectRef, dbt_executable, dbt_product_models
@@ -72,3 +75,15 @@ def test_a_model_becoming_a_product_makes_the_manifest_stale(tmp_path, monkeypat
     assert project.is_stale()
     assert dbt_project.load_manifest(project)["nodes"]["model.orders.order_lines"]["database"] == dbt_project.CANDIDATE_CATALOG
     assert not project.is_stale()
+
+
+def test_the_project_as_dbt_runs_it_builds_each_product_model_in_memory(tmp_path, monkeypatch):
+    """dbt_project.yml configures a model by its folders under its model path: there goes `+database`."""
+    monkeypatch.setenv("MESH_DBT_PROJECTS_DIR", str(tmp_path))
+    (tmp_path / "p" / "transforms" / "marts").mkdir(parents=True)
+    (tmp_path / "p" / "transforms" / "marts" / "x.sql").write_text("select 1 as a\n")
+    (tmp_path / "p" / "transforms" / "y.sql").write_text("select 1 as a\n")
+    (tmp_path / "p" / "dbt_project.yml").write_text("name: p\nmodel-paths: [transforms]\nmodels:\n  p:\n    +materialized: table\n")
+    document = yaml.safe_load(DbtProjectRef("p", "d", ("missing", "x")).project_file())
+    assert document["models"] == {"p": {"+materialized": "table", "marts": {"x": {"+database": dbt_project.CANDIDATE_CATALOG}}}}
+    assert DbtProjectRef("p", "d").project_file() == (tmp_path / "p" / "dbt_project.yml").read_text()
