@@ -30,7 +30,7 @@ import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 import yaml
 
@@ -278,8 +278,14 @@ class Manifest:
         patch = node.get("patch_path")
         return patch.split("://", 1)[1] if patch else node["original_file_path"]
 
-    def upstream(self, node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Sources and models this node reads, through any number of ephemeral or private models."""
+    def with_tests(self, name: str) -> list[str]:
+        """A model and the tests on it, as dbt selects them (by their full names)."""
+        model = self.models[name]
+        tests = [self.data["nodes"][c] for c in self.data["child_map"].get(model["unique_id"], []) if c.startswith("test.")]
+        return [".".join(node["fqn"]) for node in (model, *tests)]
+
+    def upstream(self, node: dict[str, Any], stop_at: Collection[str] = ()) -> Iterator[dict[str, Any]]:
+        """Sources and models this node reads, through any number of models but those named in `stop_at`."""
         seen: set[str] = set()
         stack = list(node["depends_on"]["nodes"])
         while stack:
@@ -289,7 +295,7 @@ class Manifest:
             seen.add(unique_id)
             parent = self.node(unique_id)
             yield parent
-            if parent["resource_type"] == "model":
+            if parent["resource_type"] == "model" and parent["name"] not in stop_at:
                 stack.extend(parent["depends_on"]["nodes"])
 
 

@@ -237,6 +237,7 @@ class ProductModels:
     manifest: dbt_project.Manifest
     products: dict[str, Product]  # every product of the project, by model name
     selected: tuple[str, ...]  # the product models the run builds
+    private: tuple[str, ...]  # private models they read that the run did not select: dbt rebuilds and tests them too
     run_id: str
     target: Path
 
@@ -311,6 +312,10 @@ class ProductModels:
         manifest, project = self.manifest, self.project
         outcome = DbtOutcome(ran=True, problems=_node_problems(project, manifest, results))
         dbt_failures = _failed_tests(manifest, results)
+        for name in (n for n in self.private if n in dbt_failures):  # the run reports no check of theirs
+            outcome.problems[name] = project.problem(
+                f"failed {', '.join(dbt_failures[name])}, rebuilt for the products that read it", name, self._model(name)["original_file_path"]
+            )
         undeclared = _undeclared_reads(manifest, results)
         not_published: set[str] = set()
         published: dict[str, str] = {}  # the versions this run published, which products downstream in the project read
@@ -395,7 +400,8 @@ def _start_build(
         "DBT_PROJECT_DIR": str(mirror),
         **({DBT_INDIRECT_SELECTION_ENV: params.indirect_selection} if params.indirect_selection else {}),
     }
-    args = ["build", "--profile", dbt_project.PROFILE, "--target", dbt_project.PROFILE, *params.selection_args]
+    selection = _select_too(params.selection_args, [r for name in around.private for r in around.manifest.with_tests(name)])
+    args = ["build", "--profile", dbt_project.PROFILE, "--target", dbt_project.PROFILE, *selection]
     context.log.info(f"Running dbt command: `dbt {' '.join(args)}` in {mirror}")
     return DbtCliInvocation(
         process=dbt_fork.start(args, env, cwd=mirror, around=around),
@@ -409,8 +415,37 @@ def _start_build(
     )
 
 
+def _select_too(selection: list[str], resources: list[str]) -> list[str]:
+    """dagster-dbt's selection of a subset (`--select "a b"`) with these resources too; no
+    selection builds every model already."""
+    if not resources or "--select" not in selection:
+        return selection
+    at = selection.index("--select") + 1
+    return [*selection[:at], " ".join([selection[at], *resources]), *selection[at + 1:]]
+
+
+def _private_models_read(
+    context: dg.AssetExecutionContext, project: dbt_project.DbtProjectRef, manifest: dbt_project.Manifest,
+    models: Mapping[str, Product], selected: tuple[str, ...],
+) -> tuple[str, ...]:
+    """The private models the selected product models read (through other private models)
+    that the run did not select. dbt would read their tables as an earlier run left them,
+    maybe after they failed their tests: the run rebuilds and tests them too."""
+    read = {
+        m["name"]
+        for name in selected
+        for m in manifest.upstream(manifest.models[name], stop_at=models)
+        if m["resource_type"] == "model" and m["name"] not in models
+    }
+    return tuple(sorted(n for n in read if dg.AssetKey([project.domain, n]) not in context.selected_asset_keys))
+
+
 def _run_dbt(
-    context: dg.AssetExecutionContext, project: dbt_project.DbtProjectRef, manifest: dbt_project.Manifest, models: dict[str, Product], selected: tuple[str, ...]
+    context: dg.AssetExecutionContext,
+    project: dbt_project.DbtProjectRef,
+    manifest: dbt_project.Manifest,
+    models: dict[str, Product],
+    selected: tuple[str, ...],
 ) -> tuple[list, DbtOutcome]:
     """`dbt build` of the selected models, its product models checked and published; returns its
     Dagster events and the dbt process's outcome once it has exited.
@@ -426,7 +461,8 @@ def _run_dbt(
     if parsed:
         shutil.copy(parsed, target / dbt_project.PARTIAL_PARSE)
     try:
-        around = ProductModels(project, manifest, models, selected, context.run_id, target)
+        private = _private_models_read(context, project, manifest, models, selected)
+        around = ProductModels(project, manifest, models, selected, private, context.run_id, target)
         invocation = _start_build(context, project, target, around)
         succeeded = invocation.is_successful()
         events = list(invocation.stream())
@@ -439,6 +475,12 @@ def _run_dbt(
     finally:
         shutil.rmtree(target, ignore_errors=True)
     return events, outcome
+
+
+def _of_unselected_model(context: dg.AssetExecutionContext, event: Any) -> bool:
+    if isinstance(event, dg.Output):
+        return context.asset_key_for_output(event.output_name) not in context.selected_asset_keys
+    return isinstance(event, dg.AssetCheckResult) and event.asset_key not in context.selected_asset_keys
 
 
 def build(
@@ -458,6 +500,8 @@ def build(
     if outcome.error:
         raise dg.Failure(description=outcome.error)
     for event in events:
+        if _of_unselected_model(context, event):  # a private model rebuilt only for the selected products
+            continue
         product = products.get(context.asset_key_for_output(event.output_name)) if isinstance(event, dg.Output) else None
         audit = outcome.audits.get(product.dbt_model) if product else None
         if product is None:

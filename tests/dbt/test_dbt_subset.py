@@ -89,3 +89,28 @@ def test_a_product_not_built_on_its_failed_neighbour_records_no_materialization(
         assert "upstream orders.order_lines was not published" in outcomes["orders.order_totals"].message
         assert len(instance.fetch_materializations(key, limit=10).records) == 1
     assert output_port.blocked("orders.order_totals")["failed_checks"] == ["upstream orders.order_lines was not published"]
+
+
+def test_a_product_built_alone_rebuilds_and_tests_the_private_model_it_reads(products, published_mesh, domains_copy):
+    """Else dbt would read the private model's table as the last run left it, though it failed its test there."""
+    models = published_mesh / "dbt_projects" / "orders" / "models"
+    (models / "lines_kept.sql").write_text("select * from {{ ref('order_lines') }}\n")
+    (models / "order_totals.sql").write_text(TOTALS_SQL.replace("ref('order_lines')", "ref('lines_kept')"))
+    (published_mesh / "dbt_projects" / "orders" / "tests").mkdir()
+    (published_mesh / "dbt_projects" / "orders" / "tests" / "no_line_of_sixty.sql").write_text(
+        "select * from {{ ref('lines_kept') }} where quantity = 60\n"
+    )
+    orders = [p for p in products_by_id(load_mesh()).values() if p.domain == "orders"]
+    assert all(o.ok for o in materialize_products(orders))
+    good = output_port.current("orders.order_totals")
+    add_order(sources_dir(), "sixty", 900_000_007, 1, status="placed", quantity=60)
+    outcomes = {o.product: o for o in materialize_products(orders)}
+    assert outcomes["orders.order_lines"].ok and not outcomes["orders.order_totals"].ok  # lines_kept failed its test
+
+    assets = domain_assets(load_domain(domains_copy / "orders"), orders)
+    result = dg.materialize(assets, selection=[dg.AssetKey(["orders", "order_totals"])], raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message
+    assert "model lines_kept (models/lines_kept.sql): failed no_line_of_sixty, rebuilt for the products that read it" in failure
+    assert output_port.current("orders.order_totals") == good
+    assert 900_000_007 not in totals()
