@@ -65,6 +65,15 @@ class DbtProjectRef:
     domain: str
     product_models: tuple[str, ...] = ()
 
+    @classmethod
+    def of(cls, name: str, domain: str) -> DbtProjectRef:
+        """The project as the mesh's domain folder makes it: its products those the domain's
+        contracts name. The same for every load of the domain, a base checkout compared
+        by `mesh contract-diff` included, so none parses the project again for another."""
+        from platform_lib.mesh import domains_dir
+
+        return cls(name, domain, dbt_product_models(domains_dir() / domain).get(name, ()))
+
     @property
     def path(self) -> Path:
         return projects_dir() / self.name
@@ -133,7 +142,10 @@ class DbtProjectRef:
         `CANDIDATE_CATALOG`. The same text for `prepare` as for every run, so the prepared
         parse state holds."""
         text = (self.path / PROJECT_FILE).read_text(encoding="utf-8")
-        document = yaml.safe_load(text)
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ContractError(self.path / PROJECT_FILE, None, None, self.problem(f"{PROJECT_FILE} is not YAML: {error}")) from None
         if not self.product_models or not isinstance(document, dict):
             return text
         document["models"] = document.get("models") or {}
@@ -382,7 +394,7 @@ def bind_dbt_products(products: list[Product]) -> list[Product]:
     bound = {}
     for name, in_project in by_project.items():
         first = next(iter(in_project.values()))
-        project = DbtProjectRef(name, first.domain, dbt_product_models(first.path.parent.parent).get(name, ()))
+        project = DbtProjectRef.of(name, first.domain)
         if not project.path.is_dir():
             raise ContractError(first.path, first.id, "dbt.project", f"no dbt project {name} in {projects_dir()}")
         manifest = Manifest(project, load_manifest(project))
@@ -403,8 +415,8 @@ def prepare_all() -> bool:
     for folder in sorted(p for p in domains_dir().iterdir() if (p / "domain.yaml").exists()):
         try:
             domain = load_domain(folder)
-            for name, models in sorted(dbt_product_models(folder).items()):
-                project = DbtProjectRef(name, domain.name, models)
+            for name in sorted(dbt_product_models(folder)):
+                project = DbtProjectRef.of(name, domain.name)
                 state = "up to date" if not project.is_stale() and project.partial_parse_seed.exists() else "parsed"
                 if state == "parsed":
                     prepare(project)

@@ -149,13 +149,28 @@ def create_candidate(connection: duckdb.DuckDBPyConnection, name: str, query: st
     connection.execute(f"CREATE OR REPLACE TEMP TABLE {candidate(name)} AS {query}")
 
 
+def kept_candidate(name: str) -> str:
+    """Where product `name`'s candidate is kept in the domain's file after it failed a blocking check."""
+    return f"_candidate.{quote(name)}"
+
+
+def relation_kind(connection: duckdb.DuckDBPyConnection, schema: str, name: str) -> str | None:
+    """'TABLE' or 'VIEW', what `schema.name` in the connection's database is, if anything."""
+    found = connection.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ?",
+        [schema, name],
+    ).fetchone()
+    return None if found is None else ("VIEW" if found[0] == "VIEW" else "TABLE")
+
+
 def keep_candidate(connection: duckdb.DuckDBPyConnection, name: str, keep: bool, relation: str | None = None) -> None:
     """Keep a failed candidate (by default product `name`'s) as `_candidate.<name>` in the
-    domain's file, or drop the one an earlier run kept."""
+    domain's file, or drop the one an earlier run kept (or a view an older version left)."""
+    kept = kept_candidate(name)
+    if kind := relation_kind(connection, "_candidate", name):
+        connection.execute(f"DROP {kind} {kept}")
     if keep:
-        connection.execute(f"CREATE OR REPLACE TABLE _candidate.{quote(name)} AS FROM {relation or candidate(name)}")
-    else:
-        connection.execute(f"DROP TABLE IF EXISTS _candidate.{quote(name)}")
+        connection.execute(f"CREATE TABLE {kept} AS FROM {relation or candidate(name)}")
 
 
 def connect(domain: str) -> duckdb.DuckDBPyConnection:

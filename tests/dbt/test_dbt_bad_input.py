@@ -109,3 +109,31 @@ def test_an_incremental_model_may_read_itself(published_mesh):
     published = {row[0] for row in read_published("orders.order_lines")}
     assert {900_000_001, 900_000_006} <= published  # the old line kept, the new one added
     assert second.rows == first.rows + 1
+
+
+def test_a_relative_data_folder_works_though_dbt_runs_in_the_mirror(published_mesh, monkeypatch):
+    monkeypatch.chdir(published_mesh)
+    monkeypatch.setenv("MESH_DATA_DIR", "mesh")
+    assert run("orders")["orders.order_lines"].ok
+    assert not list((published_mesh / "mesh" / "dbt").rglob("*.duckdb"))
+
+
+def test_a_product_model_with_a_database_of_its_own_publishes_run_after_run(published_mesh):
+    """It is built in the domain's file, where its candidate is neither kept nor dropped; as a
+    view, then as an incremental table."""
+    model = published_mesh / "dbt_projects" / "orders" / "models" / "order_lines.sql"
+    sql = model.read_text()
+    model.write_text("{{ config(database='orders', materialized='view') }}\n" + sql)
+    assert [run("orders")["orders.order_lines"].ok for _ in range(2)] == [True, True]
+    model.write_text(
+        "{{ config(database='orders', materialized='incremental', unique_key=['order_id', 'line_no'], on_schema_change='fail') }}\n"
+        + sql + "{% if is_incremental() %}where l.order_id not in (select order_id from {{ this }}){% endif %}\n"
+    )
+    assert [run("orders")["orders.order_lines"].ok for _ in range(2)] == [True, True]
+
+
+def test_a_dbt_project_file_that_is_not_yaml_fails_only_its_domain(published_mesh):
+    (published_mesh / "dbt_projects" / "orders" / "dbt_project.yml").write_text("name: orders\nmodels: [\n")
+    errors = errors_by_domain()
+    assert "dbt project orders: dbt_project.yml is not YAML" in errors["orders"]
+    assert errors["customers"] is None and errors["marketing"] is None

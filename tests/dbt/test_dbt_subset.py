@@ -12,6 +12,7 @@ import pytest
 from platform_lib import output_port, storage
 from platform_lib.contract import Product, load_domain
 from platform_lib.domain import domain_assets
+from platform_lib.factories import dbt as dbt_factory
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
 from platform_lib.storage import literal, sources_dir
@@ -114,3 +115,22 @@ def test_a_product_built_alone_rebuilds_and_tests_the_private_model_it_reads(pro
     assert "model lines_kept (models/lines_kept.sql): failed no_line_of_sixty, rebuilt for the products that read it" in failure
     assert output_port.current("orders.order_totals") == good
     assert 900_000_007 not in totals()
+
+
+def test_what_the_dbt_process_published_before_it_failed_is_reported(products, monkeypatch):
+    """Checking order_totals fails after order_lines was published: the run records order_lines'
+    materialization and names the error."""
+    original = dbt_factory.audit_and_publish
+
+    def failing_for_totals(connection, product, *args, **kwargs):
+        if product.name == "order_totals":
+            raise OSError("disk full")
+        return original(connection, product, *args, **kwargs)
+
+    monkeypatch.setattr(dbt_factory, "audit_and_publish", failing_for_totals)  # the fork inherits it
+    with dg.DagsterInstance.ephemeral() as instance:
+        outcomes = {o.product: o for o in materialize_products([products["orders.order_lines"], products["orders.order_totals"]], instance)}
+        assert outcomes["orders.order_lines"].ok
+        assert "checking and publishing the product models failed: OSError('disk full')" in outcomes["orders.order_totals"].message
+        lines = instance.get_latest_materialization_event(dg.AssetKey(["orders", "order_lines"])).asset_materialization
+        assert lines.metadata["published_version"].value == output_port.current("orders.order_lines").version
