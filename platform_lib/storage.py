@@ -165,12 +165,15 @@ def relation_kind(connection: duckdb.DuckDBPyConnection, schema: str, name: str)
 
 def keep_candidate(connection: duckdb.DuckDBPyConnection, name: str, keep: bool, relation: str | None = None) -> None:
     """Keep a failed candidate (by default product `name`'s) as `_candidate.<name>` in the
-    domain's file, or drop the one an earlier run kept (or a view an older version left)."""
+    domain's file, or drop the one an earlier run kept (or a view an older version left).
+    One transaction: an incremental dbt product model goes on from the kept table."""
     kept = kept_candidate(name)
+    connection.begin()
     if kind := relation_kind(connection, "_candidate", name):
         connection.execute(f"DROP {kind} {kept}")
     if keep:
         connection.execute(f"CREATE TABLE {kept} AS FROM {relation or candidate(name)}")
+    connection.commit()
 
 
 def connect(domain: str) -> duckdb.DuckDBPyConnection:

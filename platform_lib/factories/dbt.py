@@ -341,8 +341,8 @@ class ProductModels:
         for node in (n for n in built if n["resource_type"] == "model" and n["name"] in self.products):
             product = self.products[node["name"]]
             upstream_failed = [f"upstream {i} was not published" for i in product.inputs if i in not_published]
-            private = [m["name"] for m in manifest.upstream(node) if m["resource_type"] == "model" and m["name"] not in self.products]
-            reads = [f"model {m} {r}" for m in (node["name"], *private) for r in undeclared.get(m, [])]
+            private_read = [m["name"] for m in manifest.upstream(node) if m["resource_type"] == "model" and m["name"] not in self.products]
+            reads = [f"model {m} {r}" for m in (node["name"], *private_read) for r in undeclared.get(m, [])]
             inputs = {**versions[product.id], **{i: published[i] for i in product.inputs if i in published}}
             audit = audit_and_publish(
                 connection, product, node["relation_name"], self.run_id, inputs,
