@@ -225,6 +225,7 @@ class DbtOutcome:
 
 
 OUTCOME = "mesh_outcome.pickle"
+KEPT_FAILED_RUNS = 5
 
 
 @dataclass(frozen=True)
@@ -466,15 +467,18 @@ def _run_dbt(
     Dagster events and the dbt process's outcome once it has exited.
 
     dbt runs in the project's mirror in the data folder (`DbtProjectRef.mirror_dir`); each
-    run gets its own target folder there, removed once read. dbt's partial-parse file is
+    run gets its own target folder there, removed once read, but for the latest failed
+    runs', kept to look into (dbt.log, the compiled SQL, run_results.json). dbt's partial-parse file is
     kept for the next run, which then skips most of the parse; a data folder's first run
     starts from the one `mesh prepare-dbt` made (dbt re-parses what changed since).
     """
-    target = project.profiles_dir / "runs" / f"{project.name}-{context.run_id}"
+    runs = project.profiles_dir / "runs"
+    target = runs / f"{project.name}-{context.run_id}"
     target.mkdir(parents=True, exist_ok=True)
     parsed = next((p for p in (project.partial_parse, project.partial_parse_seed) if p.exists()), None)
     if parsed:
         shutil.copy(parsed, target / dbt_project.PARTIAL_PARSE)
+    failed = True
     try:
         private = _private_models_read(context, project, manifest, models, selected)
         around = ProductModels(project, manifest, models, selected, private, context.run_id, target)
@@ -487,8 +491,12 @@ def _run_dbt(
         events = [_with_column_metadata(e, invocation, manifest, outcome.columns, context.log) for e in events]
         if (target / dbt_project.PARTIAL_PARSE).exists():
             os.replace(target / dbt_project.PARTIAL_PARSE, project.partial_parse)
+        failed = not succeeded or bool(outcome.error or outcome.problems)
     finally:
-        shutil.rmtree(target, ignore_errors=True)
+        if not failed:
+            shutil.rmtree(target, ignore_errors=True)
+        for old in sorted(runs.iterdir(), key=lambda run: run.stat().st_mtime)[:-KEPT_FAILED_RUNS]:
+            shutil.rmtree(old, ignore_errors=True)
     return events, outcome
 
 

@@ -29,9 +29,10 @@ def test_a_failing_error_severity_dbt_test_blocks_the_product(published_mesh):
     assert output_port.current("orders.order_lines") == good
     lost = duckdb.sql(f"SELECT count(*) FROM read_parquet({literal(str(good.path))}) WHERE status = 'lost'").fetchone()[0]
     assert lost == 0
-    # the refused candidate, built in memory, is kept in the domain's file to look into
+    # the refused candidate, built in memory, is kept in the domain's file to look into, and dbt's log of the run
     with closing(storage.connect("orders")) as connection:
         assert connection.execute("SELECT count(*) FROM _candidate.order_lines WHERE status = 'lost'").fetchone()[0] == 1
+    assert [run.name for run in (data_dir() / "dbt" / "orders" / "runs").iterdir() if (run / "dbt.log").exists()]
     # 2. a later run of a consumer, in another domain, does not build on it
     later = run("marketing")
     assert later["marketing.customer_lifetime_value"].status == "failed"
