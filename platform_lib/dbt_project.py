@@ -16,7 +16,8 @@ step checks and publishes them without writing them to the file (`factories/dbt.
 Binding a product to its model is where dbt meets the mesh contract. The model must
 enforce a dbt contract whose column names and types are the product contract's, a
 public product must be a public model, and the product's inputs are the products its
-dbt sources stand for (a source's asset key: `<source name>.<table name>` by default).
+dbt sources stand for (a source's asset key: `<source name>.<table name>` by default),
+read by the model or through private models, and the project's product models it reads.
 Any disagreement is a `ContractError` naming the project, the model and the file.
 """
 
@@ -361,7 +362,7 @@ def _bind(product: Product, manifest: Manifest, in_project: dict[str, Product]) 
             project.path / file, product.id, "columns", project.problem("; ".join(problems), product.dbt_model, file)
         )
     inputs = []
-    for parent in manifest.upstream(node):
+    for parent in manifest.upstream(node, stop_at=in_project):  # another product model's inputs are its own
         if parent["resource_type"] == "source":
             inputs.append(source_product(parent))
             if parent["schema"] == product.domain:

@@ -284,14 +284,15 @@ class ProductModels:
         return self._model(name)["database"] == dbt_project.CANDIDATE_CATALOG
 
     def _attach_inputs(self, connection: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
-        """Point every dbt source the selected products read at its product's snapshot, and so
-        every product model of the project they read that this run does not build. (A public
+        """Point every dbt source the selected products read (themselves or through private
+        models) at its product's snapshot, and so every product model of the project they
+        read that this run does not build; one it builds has its own sources. (A public
         product's snapshot is masked: a model reading it there reads its PII hashed, as other
         domains do.) Returns each selected product's input versions."""
         versions: dict[str, dict[str, str]] = {}
         for name in self.selected:
             product, node = self.products[name], self._model(name)
-            upstream = list(self.manifest.upstream(node))
+            upstream = list(self.manifest.upstream(node, stop_at=self.products))
             relations: dict[str, tuple[str, ...]] = {
                 dbt_project.source_product(s): dbt_project.source_relation(s) for s in upstream if s["resource_type"] == "source"
             }
