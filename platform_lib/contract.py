@@ -193,9 +193,15 @@ class Freshness(_Strict):
     @field_validator("fail_after", "warn_after")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None and not parse_duration(value) and not _AS_WRITTEN.get():
-            raise ValueError(f"'{value}' is no time at all: an SLO is at least 1m")
+        if value is not None and parse_duration(value) < timedelta(minutes=1) and not _AS_WRITTEN.get():
+            raise ValueError(f"'{value}' is less than a minute: an SLO is at least 1m (Dagster's own limit)")
         return value
+
+    @model_validator(mode="after")
+    def _warn_before_fail(self) -> Freshness:
+        if self.warn_after and parse_duration(self.warn_after) >= parse_duration(self.fail_after) and not _AS_WRITTEN.get():
+            raise ValueError(f"warn_after ({self.warn_after}) must be shorter than fail_after ({self.fail_after})")
+        return self
 
 
 class Retention(_Strict):
@@ -335,13 +341,14 @@ class Product(_Strict):
 
 
 def _field_path(loc: tuple[Any, ...], document: dict[str, Any]) -> str:
-    """Turn pydantic's error location into `columns[2].type`, using column names where known."""
+    """Turn pydantic's error location into `columns[email].type`, naming a column by its name
+    (a quality rule's `name` is not how a reader finds it: rules keep their position)."""
     parts: list[str] = []
     node: Any = document
     for item in loc:
         if isinstance(item, int):
             label = str(item)
-            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict):
+            if parts and parts[-1] == "columns" and isinstance(node, list) and item < len(node) and isinstance(node[item], dict):
                 label = str(node[item].get("name", item))
             parts[-1] = f"{parts[-1]}[{label}]" if parts else f"[{label}]"
             node = node[item] if isinstance(node, list) and item < len(node) else None
@@ -500,8 +507,14 @@ def _check_sql_reads_inputs(product: Product) -> None:
         read = relations_read(product.sql)
     except UnicodeDecodeError as error:
         raise ContractError(sql_file, product.id, "transform", f"not UTF-8 text ({error.reason} at byte {error.start})") from None
-    tables, functions = read or (set(), set())
     listed = ", ".join(product.inputs) or "none"
+    if read is None:  # PIVOT without an IN list, several statements, not a SELECT: nothing would be checked
+        raise ContractError(
+            sql_file, product.id, "transform",
+            "the SQL is not one SELECT the platform can read (a PIVOT needs `ON col IN (...)`; one statement only): "
+            f"a transform reads only the products listed in `inputs` ({listed})",
+        )
+    tables, functions = read
     if functions - GENERATING_TABLE_FUNCTIONS:
         called = ", ".join(sorted(functions - GENERATING_TABLE_FUNCTIONS))
         raise ContractError(

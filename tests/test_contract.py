@@ -67,12 +67,16 @@ def test_a_valid_product(domain_dir):
         (("{name: label, type: VARCHAR}", "{name: label}"), "columns[label].type", "required field is missing"),
         (("primary_key: [id]", "primary_key: [code]"), None, "primary_key names columns not in `columns`: code"),
         (("primary_key: [id]", "primary_key: [label]"), None, "primary_key column label is not `required: true`: a key is never null"),
-        (("retention: {snapshots: 3}", "retention: {snapshots: 3}\nfreshness: {fail_after: 0h}"), "freshness.fail_after", "'0h' is no time at all"),
+        (("retention: {snapshots: 3}", "retention: {snapshots: 3}\nfreshness: {fail_after: 0h}"), "freshness.fail_after", "'0h' is less than a minute"),
+        (("retention: {snapshots: 3}", "retention: {snapshots: 3}\nfreshness: {fail_after: 30s}"), "freshness.fail_after", "'30s' is less than a minute"),
+        (("retention: {snapshots: 3}", "retention: {snapshots: 3}\nfreshness: {fail_after: 2h, warn_after: 2h}"), "freshness",
+         "warn_after (2h) must be shorter than fail_after (2h)"),
         (("inputs: [customers.customer_profiles]", "inputs: [customer_profiles]"), "inputs", "is not a product id"),
         (("retention: {snapshots: 3}", "retention: {snapshots: 0}"), "retention.snapshots", "greater than or equal to 1"),
         (("transform: sql", "transform: spark"), "transform", "'sql', 'pandas' or 'dbt'"),
         (("expect_column_values_to_be_between", "expect_column_values_to_be_fabulous"), "quality[0].expect_column_values_to_be_fabulous", "not a Great Expectations expectation"),
         (("column: id, min_value: 0", "column: nope, min_value: 0"), "quality[0].expect_column_values_to_be_between", "column 'nope' is not a column"),
+        (("column: id, min_value: 0", "column: id, min_value: 0, name: id_present, severity: fatal"), "quality[0].severity", "'error' or 'warn'"),
     ],
 )
 def test_mistakes_name_file_product_and_field(domain_dir, change, field, problem):
@@ -152,6 +156,18 @@ def test_sql_reads_no_file_and_no_table_by_a_function(domain_dir, call):
         load(domain_dir, VALID)
     function = call.split("(")[0]
     assert f"items.sql: product shop.items: field 'inputs': the SQL calls the table function {function}" in str(raised.value)
+
+
+def test_sql_the_inputs_check_cannot_read_is_refused(domain_dir):
+    """DuckDB cannot serialize a PIVOT without its values (nor two statements): what such SQL
+    reads would go unchecked, a `read_parquet` of another domain's internal port included."""
+    (domain_dir / "products" / "items.sql").write_text(
+        "PIVOT (SELECT id, 'x' AS k, email FROM read_parquet('published/src/base/*/*.parquet')) ON k USING first(email) GROUP BY id"
+    )
+    with pytest.raises(ContractError) as raised:
+        load(domain_dir, VALID)
+    assert (Path(raised.value.file).name, raised.value.product, raised.value.field) == ("items.sql", "shop.items", "transform")
+    assert "the SQL is not one SELECT the platform can read (a PIVOT needs `ON col IN (...)`" in str(raised.value)
 
 
 def test_sql_that_is_not_utf8_names_its_file(domain_dir):

@@ -115,13 +115,13 @@ def run_pandas(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
     twice = sorted({str(c) for c in result.columns[result.columns.duplicated()]})
     if twice:
         raise TransformError(f"{product.id}: {product.sibling('.py')}: the DataFrame has more than one column named {', '.join(twice)}")
+    if len(result.columns) == 0:
+        raise TransformError(f"{product.id}: {product.sibling('.py')}: the DataFrame has no columns")
     connection.register("mesh_pandas_result", result)
     try:
         returned = column_types(connection, "mesh_pandas_result")
         selected = [_as_contract_type(c, returned[c.name]) for c in product.columns if c.name in returned]
         selected += [quote(str(c)) for c in result.columns if c not in product.column_types]
-        if not selected:
-            raise TransformError(f"{product.id}: {product.sibling('.py')}: the DataFrame has no columns")
         create_candidate(connection, product.name, f"SELECT {', '.join(selected)} FROM mesh_pandas_result")
     except duckdb.Error as error:
         raise TransformError(f"{product.id}: the DataFrame does not fit the contract: {str(error).splitlines()[0]}") from None

@@ -39,6 +39,8 @@ def sql_column_sources(product: Product, inputs: Mapping[str, Product], columns:
             tables[(where, upstream.name)] = input_id
     try:
         query = qualify(sqlglot.parse_one(product.sql, dialect="duckdb"), schema=schema, db="main", dialect="duckdb")
+        if query.find(exp.Columns, exp.TableColumn):  # COLUMNS(...), a whole row (`to_json(r)`): not traced, anywhere
+            return None
         selects = {select.alias_or_name: select for select in query.selects}
         sources: dict[str, set[tuple[str, str]]] = {}
         for name in columns:
@@ -47,12 +49,17 @@ def sql_column_sources(product: Product, inputs: Mapping[str, Product], columns:
             if _counts(selects[name].unalias()):
                 sources[name] = set()
                 continue
+            if selects[name].unalias().find(exp.Star):  # `to_json(*)`, `struct_pack(*)`: columns it does not trace
+                return None
             traced = lineage(name, query, schema=schema, db="main", dialect="duckdb")
             sources[name] = {
                 (tables[(leaf.source.db, leaf.source.name)], leaf.name.rsplit(".", 1)[-1].strip('"'))
                 for leaf in traced.walk()
                 if not leaf.downstream and isinstance(leaf.source, exp.Table) and (leaf.source.db, leaf.source.name) in tables
             }
+            # a table alias with a column list (`AS r(id, x)`) renames columns: sqlglot reports the new names
+            if any(column not in inputs[input_id].column_types for input_id, column in sources[name]):
+                return None
         return sources
     except Exception:  # sqlglot's parser, optimizer or a dialect it reads otherwise: the caller decides
         return None

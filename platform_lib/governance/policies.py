@@ -128,19 +128,22 @@ def pii_masked(product: Product, lookup: Lookup) -> Iterator[Violation]:
 
 def pii_inherited(product: Product, lookup: Lookup) -> Iterator[Violation]:
     """A column that carries an input's PII column is PII too: under the same name, or, in a
-    SQL transform, computed from it under any name. `pii: false`, written out, is a team's
-    reviewed word that a column holds none (`email IS NOT NULL AS has_email`)."""
+    SQL transform, computed from it under any name. A public product whose columns cannot be
+    followed to its inputs (a pandas or dbt transform, SQL sqlglot does not read) says of
+    each column whether it holds PII. `pii: false`, written out, is a team's reviewed word
+    that a column holds none (`email IS NOT NULL AS has_email`)."""
     inputs = {i: upstream for i in product.inputs if (upstream := lookup(i))}
     personal = {(i, c.name) for i, upstream in inputs.items() for c in upstream.pii_columns}
     unmarked = [c.name for c in product.columns if "pii" not in c.model_fields_set]
     if not personal or not unmarked:
         return
-    computed = sql_column_sources(product, inputs, unmarked) if product.transform == "sql" else {}
+    computed = sql_column_sources(product, inputs, unmarked) if product.transform == "sql" else None
     if computed is None and product.access == "public":
+        how = "SQL whose columns cannot be" if product.transform == "sql" else f"a {product.transform} transform, whose columns are not"
         yield _violation(
             "pii-inherited",
             product,
-            f"reads PII ({', '.join(sorted(f'{i}.{c}' for i, c in personal))}) in SQL whose columns cannot be followed to their inputs",
+            f"reads PII ({', '.join(sorted(f'{i}.{c}' for i, c in personal))}) in {how} followed to their inputs",
             f"say of each column whether it holds PII: `pii: true` (with a `mask:`) or `pii: false` ({', '.join(unmarked)})",
         )
         return

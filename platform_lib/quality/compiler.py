@@ -175,9 +175,8 @@ def within(observed: Any, kwargs: dict[str, Any]) -> bool:
         bound = kwargs.get(key)
         if bound is None:
             continue
-        if isinstance(observed, datetime.date) and isinstance(bound, str):
-            bound = datetime.datetime.fromisoformat(bound)
-            bound = bound if isinstance(observed, datetime.datetime) else bound.date()
+        if isinstance(observed, datetime.date) and isinstance(bound, (str, datetime.date)):
+            observed, bound = _comparable_moments(observed, bound)
         try:
             inside = (observed > bound if kwargs.get(strict) else observed >= bound) if above else (
                 observed < bound if kwargs.get(strict) else observed <= bound
@@ -187,6 +186,22 @@ def within(observed: Any, kwargs: dict[str, Any]) -> bool:
         if not inside:
             return False
     return True
+
+
+def _comparable_moments(observed: datetime.date, bound: str | datetime.date) -> tuple[datetime.date, datetime.date]:
+    """A DATE/TIMESTAMP statistic and a bound (ISO text, or the date or datetime YAML reads),
+    made comparable as DuckDB compares them: a date is midnight, a naive moment is UTC."""
+    if isinstance(bound, str):
+        bound = datetime.datetime.fromisoformat(bound)
+    if not isinstance(observed, datetime.datetime):
+        if not isinstance(bound, datetime.datetime):
+            return observed, bound
+        observed = datetime.datetime.combine(observed, datetime.time())
+    if not isinstance(bound, datetime.datetime):
+        bound = datetime.datetime.combine(bound, datetime.time())
+    if (observed.tzinfo is None) != (bound.tzinfo is None):
+        observed, bound = (m if m.tzinfo else m.replace(tzinfo=datetime.timezone.utc) for m in (observed, bound))
+    return observed, bound
 
 
 def _map_result(rule: QualityRule, total: int, considered: int, unexpected: int, sample: Callable[[], list[Any]]) -> RuleResult:

@@ -49,7 +49,7 @@ CASES = {
         "is public and its PII column email declares no mask; add `mask: hash` (joinable) or `mask: redact` (NULL) to column email",
     ),
     "pii-masked-key": (
-        [(CLV, "{name: customer_id, type: BIGINT, required: true}", "{name: customer_id, type: BIGINT, required: true, pii: true, mask: redact}")],
+        [(CLV, "{name: customer_id, type: BIGINT, required: true, pii: false}", "{name: customer_id, type: BIGINT, required: true, pii: true, mask: redact}")],
         "pii-masked marketing.customer_lifetime_value domains/marketing/products/customer_lifetime_value.yaml: "
         "is public and redacts customer_id, a column of its primary key: consumers would read NULL keys; "
         "use `mask: hash` on column customer_id: hashed keys stay unique and joinable",
@@ -67,6 +67,12 @@ CASES = {
         "pii-inherited customers.customer_profiles domains/customers/products/customer_profiles.yaml: "
         "column contact comes from PII column customers.raw_customers.email but is not marked PII; "
         "mark column contact `pii: true` (with a `mask:`), or `pii: false` if it holds no personal data",
+    ),
+    "pii-inherited-pandas": (
+        [(CLV, "{name: segment, type: VARCHAR, required: true, pii: false}", "{name: segment, type: VARCHAR, required: true}")],
+        "pii-inherited marketing.customer_lifetime_value domains/marketing/products/customer_lifetime_value.yaml: "
+        "reads PII (customers.customer_profiles.email) in a pandas transform, whose columns are not followed to their inputs; "
+        "say of each column whether it holds PII: `pii: true` (with a `mask:`) or `pii: false` (segment)",
     ),
     "valid-contract-unknown-input": (
         [(CLV, "customers.customer_profiles]", "customers.customer_profile]")],

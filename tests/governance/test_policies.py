@@ -72,3 +72,27 @@ def test_pii_is_followed_through_sql_and_a_written_no_is_a_teams_reviewed_word(e
         "followed to their inputs; say of each column whether it holds PII: `pii: true` (with a `mask:`) or `pii: false` "
         "(customer_id, email, country, segment, signup_date, tenure_days)"
     ]
+
+
+@pytest.mark.parametrize(
+    "email, source",
+    [
+        ("json_extract_string(to_json(r), '$.email')", "customers.raw_customers AS r"),
+        ("CAST(r AS VARCHAR)", "customers.raw_customers AS r"),
+        ("(SELECT to_json(s) FROM customers.raw_customers AS s LIMIT 1) ->> 'email'", "customers.raw_customers"),
+        ("x", "customers.raw_customers AS r(customer_id, x)"),
+        ("COLUMNS('^em.*')", "customers.raw_customers"),
+        ("COLUMNS(c -> c = 'email')", "customers.raw_customers"),
+    ],
+)
+def test_pii_read_by_a_whole_row_a_columns_expression_or_renamed_by_an_alias_cannot_be_followed(email, source, edit, domains_copy, capsys):
+    """sqlglot follows none of these to an input column: the column would pass as holding no PII."""
+    edit("customers/products/customer_profiles.sql", "FROM customers.raw_customers", f"FROM {source}")
+    edit("customers/products/customer_profiles.sql", "lower(trim(email)) AS email", f"{email} AS email")
+    edit("customers/products/customer_profiles.yaml", "{name: email, type: VARCHAR, pii: true, mask: hash,", "{name: email, type: VARCHAR,")
+    assert _violations(capsys) == [
+        "pii-inherited customers.customer_profiles domains/customers/products/customer_profiles.yaml: reads PII "
+        "(customers.raw_customers.email, customers.raw_customers.full_name) in SQL whose columns cannot be followed to their inputs; "
+        "say of each column whether it holds PII: `pii: true` (with a `mask:`) or `pii: false` "
+        "(customer_id, email, country, segment, signup_date, tenure_days)"
+    ]

@@ -152,3 +152,29 @@ def test_date_bounds_compare_as_dates(name):
     assert between.unexpected_count == sum(not low < d <= high for d in dates)
     assert minimum.observed_value == (min(dates) if dates else None)
     assert minimum.success == (bool(dates) and min(dates) >= date(2000, 1, 1))
+
+
+@pytest.mark.parametrize(
+    "column_type, bound",
+    [
+        ("TIMESTAMP", date(2024, 1, 1)),  # YAML reads `2024-01-01` as a date
+        ("TIMESTAMP", "2024-01-01"),
+        ("DATE", "2024-01-01T00:00:00"),
+        ("DATE", "2024-06-01T00:00:00"),
+        ("TIMESTAMP", "2024-01-01T12:00:00"),
+        ("TIMESTAMPTZ", "2024-01-01"),
+        ("TIMESTAMPTZ", "2024-01-01T10:00:00+02:00"),
+    ],
+)
+def test_a_statistic_of_dates_or_moments_compares_with_any_date_or_moment_bound(column_type, bound):
+    """DuckDB's own comparison of the column's min and max with the bound is the oracle."""
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute(f"CREATE TABLE t AS SELECT CAST(v AS {column_type}) AS v FROM (VALUES ('2024-01-01 10:00:00'), ('2024-03-01 00:00:00')) AS s(v)")
+    minimum, maximum = evaluate_rules(connection, "t", [
+        QualityRule(expect="expect_column_min_to_be_between", column="v", min_value=bound),
+        QualityRule(expect="expect_column_max_to_be_between", column="v", max_value=bound),
+    ])  # fmt: skip
+    literal = f"CAST('{bound}' AS {'TIMESTAMPTZ' if column_type == 'TIMESTAMPTZ' else 'TIMESTAMP'})"
+    expected_min, expected_max = connection.execute(f"SELECT min(v) >= {literal}, max(v) <= {literal} FROM t").fetchone()
+    assert (minimum.success, maximum.success) == (expected_min, expected_max)

@@ -154,6 +154,8 @@ CASES = [
          ("marketing.customer_lifetime_value", "schema", "missing column segment")),
     Case("pandas_column_twice", "marketing.customer_lifetime_value", clv_returning("pd.concat([result, result[['revenue']] * 2], axis=1)"),
          ("marketing.customer_lifetime_value", "customer_lifetime_value.py", "more than one column named revenue")),
+    Case("pandas_no_columns", "marketing.customer_lifetime_value", clv_returning("pd.DataFrame()"),
+         ("marketing.customer_lifetime_value", "customer_lifetime_value.py", "the DataFrame has no columns")),
     Case("pandas_raises", "marketing.customer_lifetime_value", clv_returning("result['lifetime']"),
          ("marketing.customer_lifetime_value", "customer_lifetime_value.py", "transform raised KeyError('lifetime') at line 24")),
     Case("pandas_syntax_error", "marketing.customer_lifetime_value",
