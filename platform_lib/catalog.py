@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
 
 from platform_lib import output_port
 from platform_lib.contract import Product
@@ -33,6 +34,11 @@ def latest_checks(products: list[Product], instance: dg.DagsterInstance | None) 
     records = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
     found: dict[str, list[dict[str, Any]]] = {}
     for key, record in sorted(records.items(), key=lambda item: item[0].to_user_string()):
+        if record.status == Status.PLANNED:  # the latest run planned it but never got to it: show the last result
+            ran = instance.event_log_storage.get_asset_check_execution_history(key, limit=1, status=set(Status) - {Status.PLANNED})
+            if not ran:
+                continue
+            record = ran[0]
         evaluation = record.event.asset_check_evaluation if record.event else None
         found.setdefault(".".join(key.asset_key.path), []).append(
             {

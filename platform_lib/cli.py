@@ -27,6 +27,7 @@ from typing import NoReturn
 
 from platform_lib import sample_data
 from platform_lib.mesh import load_mesh
+from platform_lib.storage import PortError
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
@@ -221,7 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     catalog.add_argument("--out", type=Path, help="folder to write (default: $MESH_DATA_DIR/catalog)")
     catalog.set_defaults(run=cmd_catalog)
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except PortError as error:  # a refused MESH_PORTS_URL, an unreadable file of a port
+        print(f"mesh {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 def run() -> NoReturn:

@@ -42,7 +42,10 @@ def _folder_bytes(path: Path) -> int:
 def product_costs(products: list[Product], instance: dg.DagsterInstance) -> list[Cost]:
     """One Cost per product, plus one `<domain DuckDB file>` row per domain for its warehouse."""
     costs = {p.id: Cost(p.domain, p.id, storage_bytes=_folder_bytes(port_dir(p.id))) for p in products}
-    by_step = {step_key(p): p.id for p in products}
+    by_step: dict[str, list[str]] = {step_key(p): [p.id] for p in products}
+    for p in products:  # a dbt project's models are one step, `dbt_<project>` (factories/dbt.py)
+        if p.dbt:
+            by_step.setdefault(f"dbt_{p.dbt.project}", []).append(p.id)
     for record in instance.get_run_records():
         for stats in instance.get_run_step_stats(record.dagster_run.run_id):
             rows = {}
@@ -53,7 +56,7 @@ def product_costs(products: list[Product], instance: dg.DagsterInstance) -> list
                 if product_id in costs:
                     rows[product_id] = int(count.value) if count else 0
             # A step that failed before materializing still cost time: charge it to its own product.
-            charged = list(rows) or ([by_step[stats.step_key]] if stats.step_key in by_step else [])
+            charged = list(rows) or by_step.get(stats.step_key, [])
             seconds = stats.end_time - stats.start_time if stats.start_time and stats.end_time else 0.0
             for product_id in charged:
                 cost = costs[product_id]

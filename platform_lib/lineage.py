@@ -56,9 +56,14 @@ def upstream(product_id: str, version: str | None = None) -> Node | None:
 def readers(product_id: str) -> list[Snapshot]:
     """Retained snapshots of any product that were built from a version of `product_id`: the access log."""
     found = []
-    for manifest in sorted(published_dir().glob(f"*/*/*/{output_port.MANIFEST}")):
+    for manifest in sorted(published_dir().glob(f"*/*/v*/{output_port.MANIFEST}")):
         domain, name, version = manifest.parts[-4:-1]
-        record = output_port.snapshot(f"{domain}.{name}", version)
+        if version in output_port.unpublished(f"{domain}.{name}"):
+            continue  # renamed in by a killed run, never served
+        try:
+            record = output_port.snapshot(f"{domain}.{name}", version)
+        except output_port.PortError:
+            continue  # an unreadable record of another product must not hide this product's lineage
         if record and product_id in record.inputs:
             found.append(record)
     return sorted(found, key=lambda s: (s.product, s.published_at, s.version))

@@ -18,13 +18,13 @@ import json
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from platform_lib.storage import literal, published_dir
+from platform_lib.storage import PortError, literal, published_dir
 
 POINTER = "current.json"
 BLOCKED = "blocked.json"
@@ -65,29 +65,41 @@ def _write_json_atomically(path: Path, content: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
-def current(product_id: str) -> Snapshot | None:
-    """The published version of a product, or None if it was never published."""
-    pointer = port_dir(product_id) / POINTER
+def _read_json(path: Path, product_id: str) -> dict[str, Any] | None:
     try:
-        return Snapshot(**json.loads(pointer.read_text(encoding="utf-8")))
+        content = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
+        raise PortError(f"{path}: product {product_id}: not valid JSON ({error}); restore it or delete it") from None
+    if not isinstance(content, dict):
+        raise PortError(f"{path}: product {product_id}: expected a JSON object")
+    return content
+
+
+def _record(path: Path, product_id: str) -> Snapshot | None:
+    content = _read_json(path, product_id)
+    if content is None:
+        return None
+    try:
+        return Snapshot(**content)
+    except TypeError as error:
+        raise PortError(f"{path}: product {product_id}: fields do not match a snapshot record ({error})") from None
+
+
+def current(product_id: str) -> Snapshot | None:
+    """The published version of a product, or None if it was never published."""
+    return _record(port_dir(product_id) / POINTER, product_id)
 
 
 def snapshot(product_id: str, version: str) -> Snapshot | None:
     """A published version's own record, kept beside its data until retention prunes it."""
-    try:
-        return Snapshot(**json.loads((port_dir(product_id) / version / MANIFEST).read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        return None
+    return _record(port_dir(product_id) / version / MANIFEST, product_id)
 
 
 def blocked(product_id: str) -> dict[str, Any] | None:
     """Why the product's latest candidate was not published, while that is still so."""
-    try:
-        return json.loads((port_dir(product_id) / BLOCKED).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
+    return _read_json(port_dir(product_id) / BLOCKED, product_id)
 
 
 def mark_blocked(product_id: str, run_id: str, failures: list[str]) -> None:
@@ -97,9 +109,16 @@ def mark_blocked(product_id: str, run_id: str, failures: list[str]) -> None:
     _write_json_atomically(port / BLOCKED, {"run_id": run_id, "at": at, "failed_checks": failures})
 
 
-def new_version(run_id: str) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    return f"v{stamp}-{run_id[:8]}"
+STAMP = "%Y%m%dT%H%M%S%fZ"
+
+
+def new_version(run_id: str, after: str | None = None) -> str:
+    """A version name that sorts after `after` (the newest on disk), whatever this host's clock says."""
+    now = datetime.now(timezone.utc)
+    if after:
+        newest = datetime.strptime(after[1:].split("-", 1)[0], STAMP).replace(tzinfo=timezone.utc)
+        now = max(now, newest + timedelta(microseconds=1))
+    return f"v{now.strftime(STAMP)}-{run_id[:8]}"
 
 
 def publish(
@@ -110,14 +129,15 @@ def publish(
     contract_version: str,
     run_id: str,
     inputs: dict[str, str],
-    keep: int,
 ) -> Snapshot:
-    """Write `select_sql` as a new snapshot, switch the pointer to it, prune old ones."""
+    """Write `select_sql` as a new snapshot and switch the pointer to it. The caller prunes
+    (`prune`) once nothing it owns reads the old versions."""
     port = port_dir(product_id)
     port.mkdir(parents=True, exist_ok=True)
     for orphan in unpublished(product_id):
         shutil.rmtree(port / orphan)
-    version = new_version(run_id)
+    on_disk = versions(product_id)
+    version = new_version(run_id, after=on_disk[-1] if on_disk else None)
     staging = port / f"{TEMP_PREFIX}{version}"
     staging.mkdir()
     connection.execute(f"COPY ({select_sql}) TO {literal(str(staging / SNAPSHOT_FILE))} (FORMAT parquet, COMPRESSION zstd)")
@@ -135,9 +155,10 @@ def publish(
     )
     _write_json_atomically(staging / MANIFEST, asdict(snapshot))
     os.rename(staging, port / version)
-    _write_json_atomically(port / POINTER, asdict(snapshot))
+    # The candidate passed its checks: unblock first, so a kill between the two never leaves
+    # a good new pointer behind a stale blocked.json (consumers would refuse it).
     (port / BLOCKED).unlink(missing_ok=True)
-    prune(product_id, keep)
+    _write_json_atomically(port / POINTER, asdict(snapshot))
     return snapshot
 
 
@@ -155,8 +176,13 @@ def unpublished(product_id: str) -> list[str]:
     Consumers never saw them; removed before the next publish, so they never take a
     place in the retained history.
     """
-    live = current(product_id)
-    return [v for v in versions(product_id) if live is None or v > live.version]
+    try:
+        live = current(product_id)
+    except PortError:
+        return []  # the pointer is unreadable: which versions were served is unknown, delete none
+    if live is None:
+        return []  # no pointer (never published, or lost): keep what is there, retention prunes it
+    return [v for v in versions(product_id) if v > live.version]
 
 
 def prune(product_id: str, keep: int) -> list[str]:
@@ -165,7 +191,10 @@ def prune(product_id: str, keep: int) -> list[str]:
     Runs under the domain's write lock, so no other writer of this port is active.
     """
     port = port_dir(product_id)
-    live = current(product_id)
+    try:
+        live = current(product_id)
+    except PortError:
+        return []
     for leftover in port.glob(f"{TEMP_PREFIX}*"):
         shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
     old = [v for v in versions(product_id)[:-keep] if live is None or v != live.version]

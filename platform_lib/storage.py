@@ -51,6 +51,11 @@ def warehouse_path(domain: str) -> Path:
     return data_dir() / "warehouse" / f"{domain}.duckdb"
 
 
+class PortError(ValueError):
+    """Output ports cannot be used: MESH_PORTS_URL names no place they can be, or a file of
+    a port is unreadable. The message names the URL, or the file and the product."""
+
+
 def published_dir() -> Path:
     """The root of every output port: MESH_PORTS_URL, default `published/` in the data dir.
 
@@ -62,9 +67,19 @@ def published_dir() -> Path:
     if not url:
         return data_dir() / "published"
     parsed = urlparse(url)
-    if parsed.scheme not in ("", "file") or parsed.netloc not in ("", "localhost"):
-        raise ValueError(f"MESH_PORTS_URL={url}: output ports support file:// URLs (local or mounted shared storage) only")
-    return Path(unquote(parsed.path)).resolve()
+    if parsed.scheme not in ("", "file"):
+        raise PortError(f"MESH_PORTS_URL={url}: output ports support file:// URLs (local or mounted shared storage) only")
+    if parsed.netloc not in ("", "localhost"):
+        raise PortError(
+            f"MESH_PORTS_URL={url}: output ports support file:// URLs of this host only, and '{parsed.netloc}' "
+            "is read as a host: an absolute path is file:///path (three slashes)"
+        )
+    if parsed.query or parsed.fragment:
+        raise PortError(f"MESH_PORTS_URL={url}: '?' and '#' in a path are written %3F and %23")
+    path = Path(unquote(parsed.path))
+    if not path.is_absolute():
+        raise PortError(f"MESH_PORTS_URL={url}: the path must be absolute (file:///path): every process must find the same ports")
+    return path.resolve()
 
 
 def quote(identifier: str) -> str:

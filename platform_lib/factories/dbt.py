@@ -516,7 +516,10 @@ def build(
     selected = [p for key, p in products.items() if key in context.selected_asset_keys]
     rebuilt = {p.id for p in selected}  # their candidates are rebuilt and audited again in this run
     for product in selected:
-        blocked = {i: r for i in product.inputs if i not in rebuilt and (r := output_port.blocked(i))}
+        try:
+            blocked = {i: r for i in product.inputs if i not in rebuilt and (r := output_port.blocked(i))}
+        except output_port.PortError as error:
+            raise dg.Failure(description=str(error)) from None
         if blocked:
             raise dg.Failure(description=blocked_message(product, blocked))
     models = {p.dbt_model: p for p in products.values()}

@@ -99,7 +99,10 @@ def still_served(audit: Audit) -> str:
 
 
 def materialize(context: dg.AssetExecutionContext, product: Product) -> Iterator[dg.MaterializeResult]:
-    blocked = blocked_inputs(product)
+    try:
+        blocked = blocked_inputs(product)
+    except output_port.PortError as error:
+        raise dg.Failure(description=str(error)) from None
     if blocked:
         raise dg.Failure(description=blocked_message(product, blocked))
     candidate = storage.candidate(product.name)

@@ -42,7 +42,8 @@ def published_select(product: Product, relation: str) -> str:
 def publish(
     connection: duckdb.DuckDBPyConnection, product: Product, relation: str, run_id: str, inputs: dict[str, str]
 ) -> output_port.Snapshot:
-    """Publish `relation` as the product's new version and point the domain's view at it."""
+    """Publish `relation` as the product's new version, point the domain's view at it, prune
+    the versions beyond retention (only now: until the view switched, it read the last one)."""
     snapshot = output_port.publish(
         connection,
         product.id,
@@ -50,9 +51,9 @@ def publish(
         contract_version=product.version,
         run_id=run_id,
         inputs=inputs,
-        keep=product.retention.snapshots,
     )
     connection.execute(
         f"CREATE OR REPLACE VIEW main.{quote(product.name)} AS SELECT * FROM read_parquet({literal(str(snapshot.path))})"
     )
+    output_port.prune(product.id, product.retention.snapshots)
     return snapshot

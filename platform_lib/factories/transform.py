@@ -46,9 +46,17 @@ def attach_inputs(
         relations = {i: input_relation(product, i) for i in product.inputs}
     versions = {}
     for input_id, parts in relations.items():
-        snapshot = output_port.current(input_id)
+        try:
+            snapshot = output_port.current(input_id)
+        except output_port.PortError as error:
+            raise TransformError(f"{product.id}: input {input_id}: {error}") from None
         if snapshot is None:
             raise TransformError(f"{product.id}: input {input_id} has never been published; materialize it first")
+        if not snapshot.path.is_file():
+            raise TransformError(
+                f"{product.id}: input {input_id}: {output_port.port_dir(input_id) / output_port.POINTER} names version "
+                f"{snapshot.version}, whose data {snapshot.path} is missing; materialize {input_id} again"
+            )
         connection.execute(f"CREATE SCHEMA IF NOT EXISTS {'.'.join(map(quote, parts[:-1]))}")
         connection.execute(
             f"CREATE OR REPLACE VIEW {'.'.join(map(quote, parts))} AS SELECT * FROM read_parquet({literal(str(snapshot.path))})"

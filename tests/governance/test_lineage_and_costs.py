@@ -6,11 +6,13 @@ import dagster as dg
 import pytest
 
 from platform_lib import output_port
+from platform_lib.catalog import latest_checks
 from platform_lib.cli import main
 from platform_lib.costs import product_costs
 from platform_lib.lineage import readers, upstream
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
+from tests.helpers import add_csv_row
 
 CUSTOMERS = ["customers.raw_customers", "customers.customer_profiles"]
 ORDERS = ["orders.raw_orders", "orders.raw_order_lines", "orders.order_lines"]
@@ -71,3 +73,18 @@ def test_costs_attribute_steps_rows_and_bytes_to_products_and_domains(history, c
     assert costs["<customers.duckdb>"].storage_bytes > 0
     assert main(["costs"]) == 0
     assert "customers    TOTAL" in capsys.readouterr().out
+
+
+def test_a_run_stopped_by_a_blocked_input_is_charged_and_leaves_the_last_check_results(history, mesh_dir):
+    """The dbt step fails before it builds anything: its time is its products' cost, and
+    their checks, planned but never run, do not hide the results of the last run that ran them."""
+    products = products_by_id(load_mesh())
+    add_csv_row(mesh_dir, "999999,bad@example.com,Bad Row,NL,2024-01-01,vip")
+    materialize_products([products[i] for i in CUSTOMERS])
+    [stopped] = materialize_products([products["orders.order_lines"]])
+    assert not stopped.ok and "is not built while an input is blocked" in stopped.message
+    with dg.DagsterInstance.get() as instance:
+        costs = {c.product: c for c in product_costs(list(products.values()), instance)}
+        checks = latest_checks([products["orders.order_lines"]], instance)["orders.order_lines"]
+    assert costs["orders.order_lines"].steps == 2
+    assert {c["status"] for c in checks} == {"SUCCEEDED"} and {c["run_id"] for c in checks} != {None}
