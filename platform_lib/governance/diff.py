@@ -83,8 +83,9 @@ def _column_changes(base: Product, head: Product) -> list[tuple[bool, str]]:
     for name in old.keys() & new.keys():
         was, now = old[name], new[name]
         if was.type != now.type:
-            if widens(was.type, now.type):
-                changes.append((False, f"column {name} type widened from {was.type} to {now.type}"))
+            if widens(was.type, now.type):  # every old value fits, but a consumer's contract names the old type
+                changes.append((True, f"column {name} type widened from {was.type} to {now.type}; "
+                                      "consumers that pass it through fail their schema check until their contracts follow"))
             else:
                 changes.append((True, f"column {name} type changed from {was.type} to {now.type}, which does not widen"))
         if not was.required and now.required:

@@ -34,14 +34,12 @@ def diff(capsys) -> tuple[int, list[str]]:
 
 
 def test_compatible_changes_pass(repo, edit, capsys):
-    edit(PROFILES, "{name: tenure_days, type: INTEGER,", "{name: tenure_days, type: BIGINT,")
     edit(PROFILES, "{name: signup_date, type: DATE, required: true}",
          "{name: signup_date, type: DATE, required: true}\n  - {name: referrer, type: VARCHAR}")
     edit(PROFILES, "description: One row per customer with", "description: Exactly one row per customer with")
     edit("orders/products/raw_orders.yaml", "tier: bronze", "tier: bronze\naccess: public")
     assert diff(capsys) == (0, [
         "compatible customers.customer_profiles: column referrer added as nullable",
-        "compatible customers.customer_profiles: column tenure_days type widened from INTEGER to BIGINT",
         "compatible customers.customer_profiles: description changed",
         "compatible orders.raw_orders: access widened from internal to public",
     ])
@@ -53,8 +51,11 @@ def test_a_breaking_change_to_a_public_product_needs_a_major_bump(repo, edit, ca
     edit(PROFILES, "{name: segment, type: VARCHAR, required: true,", "{name: segment, type: VARCHAR,")
     edit(PROFILES, "{name: email, type: VARCHAR, pii: true, mask: hash,", "{name: email, type: VARCHAR, required: true, pii: true, mask: redact,")
     edit(PROFILES, "primary_key: [customer_id]", "primary_key: [customer_id, country]")
+    edit(PROFILES, "{name: customer_id, type: BIGINT,", "{name: customer_id, type: HUGEINT,")
     edit(PROFILES, "version: 1.0.0", "version: 1.1.0")
     expected = [
+        "BREAKING customers.customer_profiles: column customer_id type widened from BIGINT to HUGEINT; "
+        "consumers that pass it through fail their schema check until their contracts follow",
         "BREAKING customers.customer_profiles: column email made required; producers that send nulls now fail",
         "BREAKING customers.customer_profiles: column email published values change (hash -> redact)",
         "BREAKING customers.customer_profiles: column segment made nullable; consumers that rely on a value now get nulls",
