@@ -52,7 +52,7 @@ from dagster_dbt.core.dbt_cli_event import EventHistoryMetadata, _build_column_l
 from packaging import version
 
 from platform_lib import dbt_fork, dbt_project, output_port, storage
-from platform_lib.contract import Domain, Product
+from platform_lib.contract import GENERATING_TABLE_FUNCTIONS, Domain, Product
 from platform_lib.dbt_project import CANDIDATE_SCHEMA
 from platform_lib.factories import transform
 from platform_lib.factories.product import (
@@ -170,9 +170,11 @@ def _failed_tests(manifest: dbt_project.Manifest, results: list[dict]) -> dict[s
 
 
 def _undeclared_reads(manifest: dbt_project.Manifest, results: list[dict]) -> dict[str, list[str]]:
-    """Per model name, the relations its compiled SQL names that are none of its sources and
-    refs: a view another product's run left in the domain's file, read without `source()`,
-    whose version would go unrecorded and whose blocked state would stop nothing."""
+    """Per model name, what its compiled SQL reads that is none of its sources and refs: a
+    view another product's run left in the domain's file, read without `source()`, or a
+    port's files through a table function (`read_parquet`): its version would go unrecorded,
+    its blocked state would stop nothing, and an internal product would leave its domain.
+    SQL DuckDB does not serialize as one SELECT (a PIVOT without its values) is refused too."""
     @functools.cache  # a project's sources and models are named again by every model that reads them
     def relation(name: str) -> tuple[str, ...]:
         """A relation's name parts as DuckDB parses them, without case."""
@@ -184,11 +186,17 @@ def _undeclared_reads(manifest: dbt_project.Manifest, results: list[dict]) -> di
         if not node or node["resource_type"] != "model" or not result.get("compiled_code"):
             continue
         read = storage.relations_read(result["compiled_code"])
+        if read is None:
+            found[node["name"]] = ["is not one SELECT the platform can read (a PIVOT needs `ON col IN (...)`)"]
+            continue
+        tables, functions = read
         # An incremental model reads itself (`{{ this }}`); an ephemeral one is a CTE, not a relation.
         declared = {relation(n["relation_name"]) for n in (node, *map(manifest.node, node["depends_on"]["nodes"])) if n.get("relation_name")}
-        outside = sorted(".".join(r) for r in (read[0] if read else ()) if relation(".".join(map(quote, r))) not in declared)
-        if outside:
-            found[node["name"]] = [f"reads {r} without source() or ref()" for r in outside]
+        outside = sorted(".".join(r) for r in tables if relation(".".join(map(quote, r))) not in declared)
+        problems = [f"reads {r} without source() or ref()" for r in outside]
+        problems += [f"calls the table function {f}: it reads only its sources and refs" for f in sorted(functions - GENERATING_TABLE_FUNCTIONS)]
+        if problems:
+            found[node["name"]] = problems
     return found
 
 

@@ -137,3 +137,15 @@ def test_a_dbt_project_file_that_is_not_yaml_fails_only_its_domain(published_mes
     errors = errors_by_domain()
     assert "dbt project orders: dbt_project.yml is not YAML" in errors["orders"]
     assert errors["customers"] is None and errors["marketing"] is None
+
+
+def test_a_model_that_reads_a_port_through_a_table_function_does_not_publish(published_mesh):
+    """read_parquet of a port: an internal product of another domain would leave it, unrecorded."""
+    raw_customers = output_port.current("customers.raw_customers").path
+    model = published_mesh / "dbt_projects" / "orders" / "models" / "order_lines.sql"
+    model.write_text(model.read_text().replace("{{ source('customers', 'customer_profiles') }}", f"read_parquet('{raw_customers}')"))
+    good = output_port.current("orders.order_lines")
+    order_lines = run("orders")["orders.order_lines"]
+    assert order_lines.status == "not published"
+    assert "model order_lines calls the table function read_parquet: it reads only its sources and refs" in order_lines.message
+    assert output_port.current("orders.order_lines") == good
