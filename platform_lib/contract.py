@@ -87,9 +87,9 @@ class _Strict(BaseModel):
 class Column(_Strict):
     name: str
     type: str
-    required: bool = False
+    required: bool = Field(default=False, strict=True)
     description: str = ""
-    pii: bool = False
+    pii: bool = Field(default=False, strict=True)
     mask: Literal["hash", "redact"] | None = None
 
     @field_validator("name")
@@ -124,7 +124,7 @@ class QualityRule(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     expect: str
-    mostly: float | None = Field(default=None, ge=0, le=1)
+    mostly: float | None = Field(default=None, ge=0, le=1, strict=True)
     severity: Literal["error", "warn"] = "error"
     name: str | None = None
 
@@ -162,7 +162,7 @@ class Source(_Strict):
 
     format: Literal["csv", "parquet", "json"]
     path: str
-    max_bad_fraction: float = Field(default=0.0, ge=0, le=1)
+    max_bad_fraction: float = Field(default=0.0, ge=0, le=1, strict=True)
 
     @field_validator("path")
     @classmethod
@@ -205,7 +205,7 @@ class Freshness(_Strict):
 
 
 class Retention(_Strict):
-    snapshots: int = Field(ge=1)
+    snapshots: int = Field(ge=1, strict=True)
 
 
 class Domain(_Strict):
@@ -285,6 +285,9 @@ class Product(_Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"columns listed twice: {', '.join(duplicates)}")
+        twice = sorted({k for k in self.primary_key if self.primary_key.count(k) > 1})
+        if twice:
+            raise ValueError(f"primary_key names {', '.join(twice)} more than once")
         unknown = [k for k in self.primary_key if k not in names]
         if unknown:
             raise ValueError(f"primary_key names columns not in `columns`: {', '.join(unknown)}")
