@@ -163,12 +163,16 @@ def outcomes_of(
     outcomes = {p.id: Outcome(p.id) for p in products}
     by_key = {asset_key(p.id): outcomes[p.id] for p in products}
     by_step = {a.node_def.name: [by_key[k] for k in a.keys if k in by_key] for a in assets}
-    for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization
-        outcome = by_key.get(materialization.asset_key)
+    # A published candidate is a materialization, a refused one an observation (factories/product.py).
+    recorded = [
+        e.event_specific_data.materialization if e.is_step_materialization else e.event_specific_data.asset_observation
+        for e in result.all_events if e.is_step_materialization or e.event_type == dg.DagsterEventType.ASSET_OBSERVATION
+    ]
+    for event in recorded:
+        outcome = by_key.get(event.asset_key)
         if outcome is None:  # a dbt model that is not a product
             continue
-        metadata = {k: v.value for k, v in materialization.metadata.items()}
+        metadata = {k: v.value for k, v in event.metadata.items()}
         outcome.rows = metadata.get("dagster/row_count")
         outcome.status = "published" if metadata.get("published") else "not published"
         outcome.version = metadata.get("published_version") or metadata.get("served_version")

@@ -105,15 +105,23 @@ def normalize_type(type_name: str) -> str:
         raise ValueError(f"'{type_name}' is not a DuckDB type: {str(error).splitlines()[0]}{hint}") from None
 
 
-def relations_read(query: str) -> tuple[set[tuple[str, ...]], set[str]] | None:
+class UnreadableSql(ValueError):
+    """SQL whose reads cannot be listed: it does not parse, or DuckDB does not serialize it."""
+
+
+def relations_read(query: str) -> tuple[set[tuple[str, ...]], set[str]]:
     """What a SELECT reads, as DuckDB parses it: the tables and views it names (`(schema,
     name)`, the catalog first when it names one; common table expressions left out), and
-    the table functions it calls (`read_parquet`, `range`, ...). None when DuckDB does not
-    serialize it as one SELECT (PIVOT, several statements)."""
+    the table functions it calls (`read_parquet`, `range`, ...). Raises UnreadableSql for
+    SQL that does not parse, or that DuckDB does not serialize (a PIVOT without its values)."""
     with duckdb.connect() as connection:
         tree = json.loads(connection.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0])
+    if tree.get("error") and tree.get("error_type") == "parser":
+        raise UnreadableSql(f"the SQL does not parse: {tree['error_message']}")
     if tree.get("error"):
-        return None
+        raise UnreadableSql(
+            "the SQL is not a SELECT the platform can read, so what it reads cannot be checked (a PIVOT needs `ON col IN (...)`)"
+        )
     named, functions, ctes = [], set(), set()
 
     def walk(node: object) -> None:

@@ -112,3 +112,19 @@ def test_a_failed_warn_check_is_a_warning_of_the_command_not_a_failure(mesh_dir,
     assert "customers.customer_profiles: warning: table_row_count_to_be_between failed (severity warn: reported, not blocking)" in out
     assert "FAILED" not in out
     assert output_port.current("customers.customer_profiles") is not None
+
+
+def test_a_refused_candidate_is_observed_not_materialized(mesh_dir):
+    """The served version did not change: a materialization would have Dagster's freshness
+    policy, and the asset's page, count the refused candidate as the product's latest version."""
+    instance = dg.DagsterInstance.ephemeral()
+    run("customers", instance=instance)
+    key = dg.AssetKey(["customers", "customer_profiles"])
+    published = instance.get_latest_materialization_event(key)
+    add_csv_row(mesh_dir, BAD_SEGMENT)
+    assert run("customers", instance=instance)["customers.customer_profiles"].status == "not published"
+    assert instance.get_latest_materialization_event(key).run_id == published.run_id
+    [observed] = instance.fetch_observations(key, limit=1).records
+    assert observed.run_id != published.run_id
+    assert observed.asset_observation.metadata["published"].value is False
+    assert observed.asset_observation.metadata["served_version"].text == output_port.current("customers.customer_profiles").version

@@ -172,7 +172,13 @@ def test_sql_the_inputs_check_cannot_read_is_refused(domain_dir):
     with pytest.raises(ContractError) as raised:
         load(domain_dir, VALID)
     assert (Path(raised.value.file).name, raised.value.product, raised.value.field) == ("items.sql", "shop.items", "transform")
-    assert "the SQL is not one SELECT the platform can read (a PIVOT needs `ON col IN (...)`" in str(raised.value)
+    assert "the SQL is not a SELECT the platform can read, so what it reads cannot be checked (a PIVOT needs `ON col IN (...)`)" in str(raised.value)
+
+
+def test_sql_that_does_not_parse_is_refused_with_duckdbs_message(domain_dir):
+    (domain_dir / "products" / "items.sql").write_text("SELEC id FROM customers.customer_profiles")
+    with pytest.raises(ContractError, match=r'items.sql: product shop.items: field \'transform\': the SQL does not parse: syntax error at or near "SELEC"'):
+        load(domain_dir, VALID)
 
 
 def test_sql_that_is_not_utf8_names_its_file(domain_dir):

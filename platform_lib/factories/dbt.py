@@ -174,7 +174,7 @@ def _undeclared_reads(manifest: dbt_project.Manifest, results: list[dict]) -> di
     view another product's run left in the domain's file, read without `source()`, or a
     port's files through a table function (`read_parquet`): its version would go unrecorded,
     its blocked state would stop nothing, and an internal product would leave its domain.
-    SQL DuckDB does not serialize as one SELECT (a PIVOT without its values) is refused too."""
+    SQL whose reads cannot be listed (a PIVOT without its values) is refused too."""
     @functools.cache  # a project's sources and models are named again by every model that reads them
     def relation(name: str) -> tuple[str, ...]:
         """A relation's name parts as DuckDB parses them, without case."""
@@ -185,11 +185,11 @@ def _undeclared_reads(manifest: dbt_project.Manifest, results: list[dict]) -> di
         node = manifest.data["nodes"].get(result["unique_id"])
         if not node or node["resource_type"] != "model" or not result.get("compiled_code"):
             continue
-        read = storage.relations_read(result["compiled_code"])
-        if read is None:
-            found[node["name"]] = ["is not one SELECT the platform can read (a PIVOT needs `ON col IN (...)`)"]
+        try:
+            tables, functions = storage.relations_read(result["compiled_code"])
+        except storage.UnreadableSql as error:
+            found[node["name"]] = [f"has compiled SQL that cannot be checked: {error}"]
             continue
-        tables, functions = read
         # An incremental model reads itself (`{{ this }}`); an ephemeral one is a CTE, not a relation.
         declared = {relation(n["relation_name"]) for n in (node, *map(manifest.node, node["depends_on"]["nodes"])) if n.get("relation_name")}
         outside = sorted(".".join(r) for r in tables if relation(".".join(map(quote, r))) not in declared)
@@ -520,7 +520,12 @@ def build(
     project: dbt_project.DbtProjectRef,
     manifest: dbt_project.Manifest,
     products: dict[dg.AssetKey, Product],
-) -> Iterator[dg.Output | dg.AssetCheckResult]:
+) -> Iterator[dg.Output | dg.AssetObservation | dg.AssetCheckResult]:
+    # dbt's tests and the contract's checks run on the candidate a build makes, never on their own
+    checked = {k.asset_key for k in context.selected_asset_check_keys} - set(context.selected_asset_keys)
+    if checked:
+        alone = ", ".join(sorted(k.to_user_string() for k in checked))
+        raise dg.Failure(description=f"the checks of {alone} run only on a new candidate: materialize {alone} to run them")
     selected = [p for key, p in products.items() if key in context.selected_asset_keys]
     rebuilt = {p.id for p in selected}  # their candidates are rebuilt and audited again in this run
     for product in selected:
@@ -545,8 +550,10 @@ def build(
         elif audit is None:  # the dbt process ended before it got to this model
             problems.append(project.problem("built but neither checked nor published", product.dbt_model))
         else:
-            if not audit.upstream_failed:
+            if audit.metadata.get("published"):
                 yield event.with_metadata({**event.metadata, **audit.metadata})
+            elif not audit.upstream_failed:  # refused: report it, but it is no new version
+                yield dg.AssetObservation(asset_key=asset_key(product.id), metadata={**event.metadata, **audit.metadata})
             yield from audit.check_results()
     if problems or outcome.error:
         raise dg.Failure(description="; ".join([*problems, *([outcome.error] if outcome.error else [])]))

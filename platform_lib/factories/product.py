@@ -113,8 +113,11 @@ def materialize(context: dg.AssetExecutionContext, product: Product) -> Iterator
             raise dg.Failure(description=str(error)) from None
         audit = audit_and_publish(connection, product, candidate, context.run_id, versions)
         storage.keep_candidate(connection, product.name, keep=bool(audit.failed))
-    yield dg.MaterializeResult(metadata={**metadata, **audit.metadata}, check_results=audit.checks)
-    if audit.failed:
+    if not audit.failed:
+        yield dg.MaterializeResult(metadata={**metadata, **audit.metadata}, check_results=audit.checks)
+    else:  # no new version: an observation, so that the asset's latest materialization and freshness stay the served one's
+        yield dg.AssetObservation(asset_key=asset_key(product.id), metadata={**metadata, **audit.metadata})
+        yield from audit.checks
         messages = "; ".join(f"{c.check_name}: {c.description}" for c in audit.checks if c.check_name in audit.failed)
         raise dg.Failure(
             description=f"{product.id} was not published, blocking checks failed: {messages}. {still_served(audit)}"

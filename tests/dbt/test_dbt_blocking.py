@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from contextlib import closing
 
+import dagster as dg
 import duckdb
 
 from platform_lib import output_port, storage
+from platform_lib.domain import domain_definitions
+from platform_lib.mesh import domains_dir
 from platform_lib.storage import data_dir, literal, sources_dir
 from tests.dbt.dbt_helpers import add_order
 from tests.helpers import add_csv_row, run
@@ -66,3 +69,28 @@ def test_a_failing_singular_test_on_two_relations_blocks_the_product(published_m
     assert order_lines.status == "not published" and "no_line_of_sixty" in order_lines.message
     assert output_port.current("orders.order_lines") == good
     assert output_port.blocked("orders.order_lines")["failed_checks"] == ["no_line_of_sixty"]
+
+
+def test_a_refused_dbt_product_is_observed_not_materialized(published_mesh):
+    instance = dg.DagsterInstance.ephemeral()
+    key = dg.AssetKey(["orders", "order_lines"])
+    run("orders", instance=instance)
+    published = instance.get_latest_materialization_event(key)
+    add_order(sources_dir(), "lost", 900_000_003, 1, status="lost")
+    assert run("orders", instance=instance)["orders.order_lines"].status == "not published"
+    assert instance.get_latest_materialization_event(key).run_id == published.run_id
+    [observed] = instance.fetch_observations(key, limit=1).records
+    assert observed.run_id != published.run_id and observed.asset_observation.metadata["published"].value is False
+
+
+def test_a_run_of_a_dbt_products_checks_alone_says_to_materialize_it(published_mesh):
+    """The checks run on the candidate a build makes: Dagster lets the UI launch them alone."""
+    job = domain_definitions(domains_dir() / "orders").get_implicit_global_asset_job_def()
+    check = dg.AssetCheckKey(dg.AssetKey(["orders", "order_lines"]), "schema")
+    result = job.get_subset(asset_selection=set(), asset_check_selection={check}).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+    [failure] = result.get_step_failure_events()
+    assert failure.event_specific_data.user_failure_data.description == (
+        "the checks of orders/order_lines run only on a new candidate: materialize orders/order_lines to run them"
+    )
