@@ -115,9 +115,11 @@ STAMP = "%Y%m%dT%H%M%S%fZ"
 def new_version(run_id: str, after: str | None = None) -> str:
     """A version name that sorts after `after` (the newest on disk), whatever this host's clock says."""
     now = datetime.now(timezone.utc)
-    if after:
-        newest = datetime.strptime(after[1:].split("-", 1)[0], STAMP).replace(tzinfo=timezone.utc)
+    try:
+        newest = datetime.strptime((after or "")[1:].split("-", 1)[0], STAMP).replace(tzinfo=timezone.utc)
         now = max(now, newest + timedelta(microseconds=1))
+    except ValueError:  # none yet, or a folder not named by this function
+        pass
     return f"v{now.strftime(STAMP)}-{run_id[:8]}"
 
 
