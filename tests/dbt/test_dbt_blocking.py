@@ -85,7 +85,7 @@ def test_a_refused_dbt_product_is_observed_not_materialized(published_mesh):
 
 def test_a_run_of_a_dbt_products_checks_alone_says_to_materialize_it(published_mesh):
     """The checks run on the candidate a build makes: Dagster lets the UI launch them alone."""
-    job = domain_definitions(domains_dir() / "orders").get_implicit_global_asset_job_def()
+    job = domain_definitions(domains_dir() / "orders").resolve_implicit_global_asset_job_def()
     check = dg.AssetCheckKey(dg.AssetKey(["orders", "order_lines"]), "schema")
     result = job.get_subset(asset_selection=set(), asset_check_selection={check}).execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
