@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from platform_lib import output_port
 from platform_lib.contract import Domain, Product, load_domain, load_products
 from platform_lib.executor import mesh_executor
 from platform_lib.factories.product import blocked_inputs, blocked_message, product_asset
@@ -30,7 +31,10 @@ def product_schedule(product: Product) -> dg.ScheduleDefinition:
         description=f"Materializes {product.id} on its contract's schedule.",
     )
     def _schedule(context: dg.ScheduleEvaluationContext):
-        blocked = blocked_inputs(product)
+        try:
+            blocked = blocked_inputs(product)
+        except output_port.PortError as error:  # whether an input is blocked is unknown: build nothing on it
+            return dg.SkipReason(str(error))
         if blocked:
             return dg.SkipReason(blocked_message(product, blocked))
         return dg.RunRequest()

@@ -128,3 +128,14 @@ def test_a_refused_candidate_is_observed_not_materialized(mesh_dir):
     assert observed.run_id != published.run_id
     assert observed.asset_observation.metadata["published"].value is False
     assert observed.asset_observation.metadata["served_version"].text == output_port.current("customers.customer_profiles").version
+
+
+def test_a_schedule_skips_its_tick_while_an_inputs_blocked_file_is_unreadable(mesh_dir):
+    run()
+    blocked = output_port.port_dir("customers.customer_profiles") / output_port.BLOCKED
+    blocked.write_text("{")
+    (schedule,) = [product_schedule(p) for p in products("orders") if p.schedule]
+    with dg.build_schedule_context() as context:
+        decision = schedule(context)
+    assert isinstance(decision, dg.SkipReason)
+    assert decision.skip_message.startswith(f"{blocked}: product customers.customer_profiles: not valid JSON")

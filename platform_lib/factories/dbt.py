@@ -51,17 +51,17 @@ from dagster_dbt.asset_utils import (
 from dagster_dbt.core.dbt_cli_event import EventHistoryMetadata, _build_column_lineage_metadata
 from packaging import version
 
-from platform_lib import dbt_fork, dbt_project, output_port, storage
+from platform_lib import dbt_fork, dbt_project, storage
 from platform_lib.contract import GENERATING_TABLE_FUNCTIONS, Domain, Product
 from platform_lib.dbt_project import CANDIDATE_SCHEMA
 from platform_lib.factories import transform
 from platform_lib.factories.product import (
     audit_and_publish,
     automation_condition,
-    blocked_message,
     definition_metadata,
     freshness_policy,
     product_tags,
+    refuse_blocked_inputs,
     still_served,
 )
 from platform_lib.factories.quality import asset_key, check_specs
@@ -529,12 +529,7 @@ def build(
     selected = [p for key, p in products.items() if key in context.selected_asset_keys]
     rebuilt = {p.id for p in selected}  # their candidates are rebuilt and audited again in this run
     for product in selected:
-        try:
-            blocked = {i: r for i in product.inputs if i not in rebuilt and (r := output_port.blocked(i))}
-        except output_port.PortError as error:
-            raise dg.Failure(description=str(error)) from None
-        if blocked:
-            raise dg.Failure(description=blocked_message(product, blocked))
+        refuse_blocked_inputs(product, rebuilt)
     models = {p.dbt_model: p for p in products.values()}
     events, outcome = _run_dbt(context, project, manifest, models, tuple(p.dbt_model for p in selected))
     if not outcome.ran:

@@ -9,9 +9,9 @@ look into, and fails the run with the checks' messages.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Iterator
 
 import dagster as dg
 
@@ -23,9 +23,20 @@ from platform_lib.factories.quality import asset_key, check_specs, run_checks
 KIND_TAGS = {"ingest": None, "sql": "sql", "pandas": "pandas", "dbt": "dbt"}
 
 
-def blocked_inputs(product: Product) -> dict[str, dict]:
-    """Inputs whose latest candidate failed a blocking check and was not published."""
-    return {i: reason for i in product.inputs if (reason := output_port.blocked(i))}
+def blocked_inputs(product: Product, rebuilt: Collection[str] = ()) -> dict[str, dict]:
+    """Inputs whose latest candidate failed a blocking check and was not published (but
+    those `rebuilt` in the same run). Raises PortError for a blocked.json it cannot read."""
+    return {i: reason for i in product.inputs if i not in rebuilt and (reason := output_port.blocked(i))}
+
+
+def refuse_blocked_inputs(product: Product, rebuilt: Collection[str] = ()) -> None:
+    """Fail the step that would build on a blocked input, or on one whose state is unreadable."""
+    try:
+        blocked = blocked_inputs(product, rebuilt)
+    except output_port.PortError as error:
+        raise dg.Failure(description=str(error)) from None
+    if blocked:
+        raise dg.Failure(description=blocked_message(product, blocked))
 
 
 def blocked_message(product: Product, blocked: dict[str, dict]) -> str:
@@ -99,12 +110,7 @@ def still_served(audit: Audit) -> str:
 
 
 def materialize(context: dg.AssetExecutionContext, product: Product) -> Iterator[dg.MaterializeResult]:
-    try:
-        blocked = blocked_inputs(product)
-    except output_port.PortError as error:
-        raise dg.Failure(description=str(error)) from None
-    if blocked:
-        raise dg.Failure(description=blocked_message(product, blocked))
+    refuse_blocked_inputs(product)
     candidate = storage.candidate(product.name)
     with closing(storage.connect(product.domain)) as connection:
         try:
