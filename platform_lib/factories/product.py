@@ -109,7 +109,9 @@ def still_served(audit: Audit) -> str:
     return "No version was published before: consumers have none." if version == "none" else f"Consumers keep reading {version}."
 
 
-def materialize(context: dg.AssetExecutionContext, product: Product) -> Iterator[dg.MaterializeResult]:
+def materialize(
+    context: dg.AssetExecutionContext, product: Product
+) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
     refuse_blocked_inputs(product)
     candidate = storage.candidate(product.name)
     with closing(storage.connect(product.domain)) as connection:
