@@ -78,6 +78,8 @@ def test_a_valid_product(domain_dir):
         (("primary_key: [id]", "primary_key: [id, id]"), None, "primary_key names id more than once"),
         (("{name: label, type: VARCHAR}", "{name: label, type: VARCHAR, pii: 'no'}"), "columns[label].pii", "Input should be a valid boolean"),
         (("column: id, min_value: 0", "column: id, min_value: 0, mostly: '0.5'"), "quality[0].mostly", "Input should be a valid number"),
+        (("column: id, min_value: 0", "column: id, min_value: 10, max_value: 1"), "quality[0].expect_column_values_to_be_between",
+         "min_value 10 is above max_value 1: the rule could never pass"),
         (("transform: sql", "transform: spark"), "transform", "'sql', 'pandas' or 'dbt'"),
         (("expect_column_values_to_be_between", "expect_column_values_to_be_fabulous"), "quality[0].expect_column_values_to_be_fabulous", "not a Great Expectations expectation"),
         (("column: id, min_value: 0", "column: nope, min_value: 0"), "quality[0].expect_column_values_to_be_between", "column 'nope' is not a column"),

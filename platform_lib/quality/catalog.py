@@ -106,7 +106,19 @@ class Signature:
         found += [f"kwarg '{k}' {p}" for k, v in kwargs.items() if k in allowed and (p := allowed[k](v))]
         if self.needs_bound and kwargs.get("min_value") is None and kwargs.get("max_value") is None:
             found.append("give min_value, max_value or both")
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        if not found and _exceeds(low, high):
+            found.append(f"min_value {low} is above max_value {high}: the rule could never pass")
         return found or unknown_columns(kwargs, self.column_kwargs, columns)
+
+
+def _exceeds(low: Any, high: Any) -> bool:
+    """Whether a lower bound is above an upper one (ISO dates compare as text; bounds of
+    kinds that do not compare, a date and a number, are left to the run)."""
+    try:
+        return low is not None and high is not None and low > high
+    except TypeError:
+        return False
 
 
 def unknown_columns(kwargs: dict[str, Any], keys: tuple[str, ...], columns: set[str]) -> list[str]:
