@@ -215,7 +215,7 @@ class ModelAudit:
 
     metadata: dict[str, Any]
     checks: list[dict[str, Any]]
-    upstream_failed: bool  # nothing was built: no materialization for automation to follow
+    upstream_failed: bool  # not built on a failed upstream: the step reports no materialization, nor an observation
 
     def check_results(self) -> list[dg.AssetCheckResult]:
         return [dg.AssetCheckResult(**fields) for fields in self.checks]
