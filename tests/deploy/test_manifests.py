@@ -4,9 +4,11 @@ in each deployment variant, and the instance settings say the same thing everywh
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import yaml
+from dagster._core.instance.config import dagster_instance_config
 
 from platform_lib.mesh import load_mesh
 from platform_lib.storage import REPO_ROOT
@@ -52,11 +54,33 @@ def test_the_helm_values_have_one_code_server_per_domain_on_its_own_definitions(
         assert deployment["envSecrets"] == [{"name": "mesh-secrets"}]
 
 
-def test_the_chart_gets_the_instance_concurrency_of_deploy_dagster_yaml():
+def test_the_chart_writes_the_instance_settings_of_deploy_dagster_yaml(monkeypatch, tmp_path):
+    """The chart writes a custom run coordinator and `additionalInstanceConfig` as given, and
+    run monitoring from its values. (From its own QueuedRunCoordinator values it would write
+    `max_concurrent_runs: -1`, which Dagster refuses beside a `concurrency` block.)"""
     [values] = load(DEPLOY / "helm" / "values.yaml")
     [instance] = load(DEPLOY / "dagster.yaml")
-    assert values["additionalInstanceConfig"]["concurrency"] == instance["concurrency"]
+    daemon = values["dagsterDaemon"]
+    assert daemon["runCoordinator"]["type"] == "CustomRunCoordinator"
+    coordinator = daemon["runCoordinator"]["config"]["customRunCoordinator"]
+    assert {k: coordinator[k] for k in ("module", "class")} == instance["run_coordinator"]
+    assert values["additionalInstanceConfig"] == {"concurrency": instance["concurrency"]}
+    assert daemon["runMonitoring"]["freeSlotsAfterRunEndSeconds"] == instance["run_monitoring"]["free_slots_after_run_end_seconds"]
     assert values["postgresql"]["postgresqlScheme"] == instance["storage"]["postgres"]["postgres_db"]["scheme"]
+
+    for name in env_references(instance):
+        monkeypatch.setenv(name, "5432")
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump({**instance, "run_coordinator": coordinator, **values["additionalInstanceConfig"]}))
+    dagster_instance_config(str(tmp_path))  # raises on what Dagster would refuse to load
+
+
+def test_the_image_has_the_run_launcher_the_chart_names():
+    [values] = load(DEPLOY / "helm" / "values.yaml")
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    pins = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    postgres = next(p for p in pins["dependencies"] if p.startswith("dagster-postgres=="))
+    assert pins["optional-dependencies"]["k8s"] == [postgres.replace("dagster-postgres", "dagster-k8s")]
+    assert 'pip install --no-cache-dir -e ".[k8s]"' in (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
 
 
 def test_secrets_come_from_the_secret_and_everything_else_from_the_config_map():
