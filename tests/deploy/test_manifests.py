@@ -89,3 +89,10 @@ def test_secrets_come_from_the_secret_and_everything_else_from_the_config_map():
     needed = env_references(instance)
     assert needed - set(config_map) == {"DAGSTER_PG_PASSWORD"}
     assert not any("PASSWORD" in k or "BROKER" in k or "SALT" in k for k in config_map)
+
+
+def test_the_celery_workers_take_the_queue_the_code_locations_send_steps_to():
+    documents = load(DEPLOY / "k8s" / "mesh.yaml")
+    config_map = next(d for d in documents if d["kind"] == "ConfigMap")["data"]
+    [worker] = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert worker["command"][worker["command"].index("-q") + 1] == config_map["MESH_CELERY_QUEUE"]
