@@ -52,6 +52,8 @@ def test_the_helm_values_have_one_code_server_per_domain_on_its_own_definitions(
         definitions = deployment["codeServerArgs"][deployment["codeServerArgs"].index("-f") + 1]
         assert definitions == f"domains/{name}/definitions.py" and (REPO_ROOT / definitions).exists()
         assert deployment["envSecrets"] == [{"name": "mesh-secrets"}]
+        # The run launcher repeats none of the server's env, secrets and volume: its run pods get them from here.
+        assert deployment.get("includeConfigInLaunchedRuns", {"enabled": True})["enabled"]
 
 
 def test_the_chart_writes_the_instance_settings_of_deploy_dagster_yaml(monkeypatch, tmp_path):
