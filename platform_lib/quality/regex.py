@@ -2,8 +2,9 @@
 
 Both search anywhere in the value, and share most syntax, but Python's `\\d` and `\\w`
 match any Unicode digit or letter where RE2's match ASCII only, and Python's `$` also
-matches before a final newline. The classes become Unicode property classes and `$`
-becomes `\\n?$`; `\\s` and `\\b` (whose Unicode definitions RE2 cannot spell),
+matches before a final newline, and Python reads `{,n}` as `{0,n}` where RE2 reads
+it as text. The classes become Unicode property classes, `$` becomes `\\n?$` and `{,`
+becomes `{0,`; `\\s` and `\\b` (whose Unicode definitions RE2 cannot spell),
 lookaround and backreferences return None, and the rule runs in GE.
 """
 
@@ -20,6 +21,7 @@ WORD = r"\p{L}\p{N}_"
 OUTSIDE_CLASS = {"d": r"\p{Nd}", "D": r"\P{Nd}", "w": f"[{WORD}]", "W": f"[^{WORD}]"}
 INSIDE_CLASS = {"d": r"\p{Nd}", "D": r"\P{Nd}", "w": WORD}
 UNTRANSLATABLE = set("sSbBAZ")
+NO_LOWER_BOUND = re.compile(r"\{,(\d*)\}")  # Python's `{,n}` and `{,}`
 
 
 @cache
@@ -71,6 +73,10 @@ def _translate(pattern: str, end_of_text: bool) -> str | None:
             in_class = False
         if char == "$" and not in_class and end_of_text:
             char = r"\n?$"
+        if char == "{" and not in_class and (bound := NO_LOWER_BOUND.match(pattern, index)):
+            out.append(f"{{0,{bound[1]}}}")
+            index = bound.end()
+            continue
         out.append(char)
         index += 1
     return "".join(out)
