@@ -28,7 +28,7 @@ def validate_rule(rule: QualityRule, columns: set[str]) -> None:
 
 
 def _validate_with_ge(rule: QualityRule, columns: set[str]) -> None:
-    from platform_lib.quality.ge_runner import build_expectation, expectation_class
+    from platform_lib.quality.ge_runner import build_expectation, condition_columns, expectation_class
 
     if expectation_class(rule.expect) is None:
         raise ValueError(f"'{rule.expect}' is not a Great Expectations expectation type")
@@ -36,9 +36,12 @@ def _validate_with_ge(rule: QualityRule, columns: set[str]) -> None:
     if problems:
         raise ValueError("; ".join(problems))
     try:
-        build_expectation(rule)
+        expectation = build_expectation(rule)
     except Exception as error:  # GE raises pydantic and its own errors for bad kwargs
         raise ValueError(f"invalid kwargs for {rule.expect}: {str(error).splitlines()[0]}") from None
+    unknown = sorted(condition_columns(expectation) - columns)  # raises for a query pandas cannot read
+    if unknown:  # GE would fail the check on every run
+        raise ValueError(f"row_condition reads {', '.join(map(repr, unknown))}: not a column of this product")
 
 
 def evaluate_rules(connection: duckdb.DuckDBPyConnection, relation: str, rules: Sequence[QualityRule]) -> list[RuleResult]:

@@ -8,8 +8,10 @@ DuckDB; this runs the rest, all of a table's rules in one suite validation.
 
 from __future__ import annotations
 
+import ast
 import logging
 import os
+import re
 from functools import cache
 from typing import Any, Sequence
 
@@ -63,6 +65,36 @@ def build_expectation(rule: QualityRule, index: int | None = None):
     return expectation_class(rule.expect)(**kwargs)
 
 
+def condition_columns(expectation) -> set[str]:
+    """The columns the expectation's `row_condition` reads. GE parses its own syntax into
+    conditions on columns; a pandas query (GE passes it to `DataFrame.query`) is read as
+    the Python expression it is, backquoted names too, leaving out the functions it calls.
+    Raises ValueError for a query pandas could not read: it would fail every run."""
+    from great_expectations.expectations.row_conditions import AndCondition, OrCondition, PassThroughCondition
+
+    def read(condition) -> set[str]:
+        if condition is None:
+            return set()
+        if isinstance(condition, PassThroughCondition):
+            return _query_names(condition.pass_through_filter)
+        if isinstance(condition, (AndCondition, OrCondition)):
+            return set().union(*map(read, condition.conditions))
+        return {condition.column.name}
+
+    return read(expectation.row_condition)
+
+
+def _query_names(query: str) -> set[str]:
+    quoted = set(re.findall(r"`([^`]*)`", query))
+    try:
+        tree = ast.parse(re.sub(r"`[^`]*`", "True", query), mode="eval")
+    except SyntaxError as error:  # Spark SQL's `a = 'x'` too: GE runs on pandas here
+        raise ValueError(f"row_condition is not a pandas query ({error.msg}): {query}") from None
+    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    named = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and id(node) not in called}
+    return quoted | (named - {"index"})  # `index` is the frame's index in a query
+
+
 def _plain(value: Any) -> Any:
     """GE returns numpy scalars, NaN and the like; metadata wants plain Python values."""
     if isinstance(value, (list, tuple)):
@@ -79,13 +111,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _exception_message(info: dict[str, Any]) -> str | None:
+    """Why GE could not compute an expectation: its message, or one per metric that raised
+    (a `row_condition` pandas cannot evaluate fails every metric of the rule alike)."""
+    if "exception_message" in info:
+        return info["exception_message"]
+    messages = dict.fromkeys(m for v in info.values() if isinstance(v, dict) and (m := v.get("exception_message")))
+    return "; ".join(messages) or None
+
+
 def _rule_result(rule: QualityRule, outcome) -> RuleResult:
     detail = dict(outcome.result or {})
     details = dict(detail.get("details") or {})
     if "element_count" not in detail:
         details.update({key: detail[key] for key in DETAIL_KEYS if key in detail})
-    error = (outcome.exception_info or {}).get("exception_message")
-    if error:
+    if error := _exception_message(outcome.exception_info or {}):
         details["exception"] = error
     return RuleResult(
         rule=rule,

@@ -26,6 +26,8 @@ class RuleResult:
         """One line for logs and failure messages."""
         verdict = "passed" if self.success else "FAILED"
         parts = [f"{self.rule.check_name} {verdict}"]
+        if self.details.get("exception"):
+            parts.append(f"Great Expectations could not compute it: {self.details['exception']}")
         if self.unexpected_count is not None and self.element_count is not None:
             parts.append(f"{self.unexpected_count} of {self.element_count} rows unexpected")
         elif self.unexpected_count is not None:

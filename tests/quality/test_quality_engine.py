@@ -123,6 +123,19 @@ def test_rules_duckdb_cannot_compare_run_in_great_expectations_and_fail_there():
     assert [r.success for r in results[:2]] == [False, False]
 
 
+def test_a_row_condition_filters_rows_in_great_expectations_and_a_failing_one_says_why():
+    connection = duckdb.connect()
+    connection.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1, 'a'), (NULL, 'b')) v(n, s)")
+
+    def rule(condition: str) -> QualityRule:
+        return QualityRule(expect="expect_column_values_to_not_be_null", column="n", row_condition=condition, condition_parser="pandas")
+
+    kept, broken = evaluate_rules(connection, "t", [rule('s == "a"'), rule("s.str.no_such_method()")])
+    assert (kept.engine, kept.success, kept.element_count) == ("great_expectations", True, 1)
+    assert not broken.success
+    assert "could not compute it" in broken.summary and "no_such_method" in broken.summary
+
+
 @pytest.mark.parametrize(
     ("column", "type_", "success"),
     [("i", "BIGINT", True), ("i", "int8", True), ("i", "INTEGER", False), ("m", "DECIMAL(12,2)", True), ("m", "DECIMAL(12,3)", False),

@@ -58,6 +58,8 @@ GOOD = [
     ("expect_compound_columns_to_be_unique", {"column_list": ["a", "b"], "ignore_row_if": "never"}),
     ("expect_column_pair_values_a_to_be_greater_than_b", {"column_A": "a", "column_B": "b", "or_equal": True}),
     ("expect_column_values_to_be_increasing", {"column": "a"}),
+    ("expect_column_values_to_not_be_null", {"column": "a", "row_condition": 's == "x" and `b` > abs(-1)', "condition_parser": "pandas"}),
+    ("expect_column_values_to_not_be_null", {"column": "a", "row_condition": 'col("s")=="x"', "condition_parser": "great_expectations"}),
 ]
 BAD_FOR_BOTH = [
     ("expect_column_values_to_be_betwen", {"column": "a", "min_value": 1}),
@@ -78,12 +80,15 @@ STRICTER_THAN_GE = [  # GE accepts these, then fails or misbehaves at run time
     ("expect_column_values_to_be_between", {"column": "a", "min_value": 1, "strict_min": "yes"}),
     ("expect_table_row_count_to_equal", {"value": 1.5}),
     ("expect_column_mean_to_be_between", {"column": "a", "mostly": 0.5}),
+    ("expect_column_values_to_not_be_null", {"column": "a", "row_condition": "s = 'x'", "condition_parser": "spark"}),  # pandas runs it
 ]
 MISSING_COLUMNS = [
     ("expect_column_values_to_not_be_null", {"column": "nope"}),
     ("expect_column_pair_values_a_to_be_greater_than_b", {"column_A": "a", "column_B": "nope"}),
     ("expect_multicolumn_sum_to_equal", {"column_list": ["a", "nope"], "sum_total": 1}),
     ("expect_column_values_to_be_increasing", {"column": "nope"}),
+    ("expect_column_values_to_not_be_null", {"column": "a", "row_condition": 'nope == "x"', "condition_parser": "pandas"}),
+    ("expect_column_values_to_not_be_null", {"column": "a", "row_condition": 'col("nope")=="x"', "condition_parser": "great_expectations"}),
 ]
 
 
@@ -110,6 +115,10 @@ def _break_rule(domains: Path, rule: dict) -> Path:
         ({"expect": "expect_column_values_to_be_positive", "column": "amount"}, "not a Great Expectations expectation"),
         ({"expect": "expect_column_values_to_be_between", "name": "typo", "column": "amount", "min_vlaue": 0}, "unknown kwarg 'min_vlaue'"),
         ({"expect": "expect_column_values_to_be_in_set", "column": "colour", "value_set": ["red"]}, "column 'colour' is not a column"),
+        (
+            {"expect": "expect_column_values_to_be_in_set", "column": "status", "value_set": ["shipped"], "row_condition": 'segmnt == "b2b"', "condition_parser": "pandas"},
+            "row_condition reads 'segmnt': not a column",
+        ),
     ],
 )
 def test_a_bad_rule_fails_loading_naming_product_rule_and_field(domains_copy, rule, problem):
