@@ -30,7 +30,7 @@ dev: sample-data $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -p $(PORT)
 
 test: install
-	$(BIN)/pytest -n 2 --dist loadfile --durations=15 tests
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15 tests
 
 # Governance: the global policies, and no unversioned breaking contract change since $(BASE).
 check: install

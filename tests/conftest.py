@@ -13,6 +13,13 @@ from platform_lib.storage import REPO_ROOT
 TEST_SCALE = 0.2
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules marked slow first: `make test` hands whole files to its two workers
+    (`--dist loadfile`, in collection order), and a long file picked up last would keep
+    one worker busy while the other has nothing left to do."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def sample_sources(tmp_path_factory) -> Path:
     """Sample source files generated once per test session; tests copy them."""

@@ -7,7 +7,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from platform_lib.storage import REPO_ROOT
+
+pytestmark = pytest.mark.slow
 
 
 def bench_figures(script: str, *args: str, **env: str) -> dict[str, str]:

@@ -16,6 +16,8 @@ from platform_lib import output_port
 from tests import dagster_dev
 from platform_lib.localstack import wait_for
 
+pytestmark = pytest.mark.slow
+
 PRODUCTS = [
     "customers.raw_customers", "customers.customer_profiles", "orders.raw_orders", "orders.raw_order_lines",
     "orders.order_lines", "marketing.customer_lifetime_value", "marketing.segment_revenue",

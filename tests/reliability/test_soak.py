@@ -19,6 +19,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from platform_lib import output_port
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
@@ -27,6 +29,7 @@ from platform_lib.storage import warehouse_path
 from tests.reliability.ports import assert_history_readable, leftovers, served
 from tests.reliability.processes import mesh_env, mesh_process
 
+pytestmark = pytest.mark.slow
 ROUNDS = int(os.environ.get("MESH_SOAK_ROUNDS", "30"))
 SEED = int(os.environ.get("MESH_SOAK_SEED") or random.randrange(1_000_000))
 BAD_LINES = 50  # above every sample contract's max_bad_fraction
