@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import sys
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
@@ -39,6 +40,8 @@ class Outcome:
     """What holds to the contract but may be a field renamed at the source: an optional
     column NULL in every row, a source column the contract does not read."""
     message: str = ""
+    trace: str = ""
+    """The stack of an error that no check, refusal or bad input explains (a crash, a bug)."""
 
     @property
     def ok(self) -> bool:
@@ -95,7 +98,10 @@ def buildable(products: list[Product], refused: Collection[str]) -> tuple[list[P
 
 
 def _run_config() -> dict:
-    return {"loggers": {"console": {"config": {"log_level": os.environ.get("MESH_LOG_LEVEL", "WARNING")}}}}
+    """Dagster's console log is quiet unless asked for: the summary says what failed and why,
+    and `print_summary` gives the stack only of an unexpected error (Dagster's ERROR log
+    would give one for every refused product, and a line for every step not run)."""
+    return {"loggers": {"console": {"config": {"log_level": os.environ.get("MESH_LOG_LEVEL", "CRITICAL")}}}}
 
 
 def _alive(pid: int) -> bool:
@@ -193,7 +199,8 @@ def outcomes_of(
     for event in result.get_step_failure_events():
         failure = event.event_specific_data
         for outcome in by_step[event.step_key]:
-            outcome.message = failure.user_failure_data.description if failure.user_failure_data else failure.error.message.strip()
+            outcome.message = failure.user_failure_data.description if failure.user_failure_data else _first_cause(failure.error)
+            outcome.trace = "" if failure.user_failure_data else failure.error.to_string()
             if outcome.status == "skipped":
                 outcome.status = "failed"
     for product in products:  # Dagster skips a step whose input step failed: say which input
@@ -202,6 +209,13 @@ def outcomes_of(
         if outcome.status == "skipped" and not outcome.message and stopped:
             outcome.message = f"not built: {', '.join(stopped)} {'was' if len(stopped) == 1 else 'were'} not published in this run"
     return list(outcomes.values())
+
+
+def _first_cause(error) -> str:
+    """The message of the error that started it: Dagster wraps a step's in its own."""
+    while error.cause:
+        error = error.cause
+    return error.message.strip()
 
 
 def _checks(outcome: Outcome) -> str:
@@ -224,3 +238,9 @@ def print_summary(outcomes: list[Outcome]) -> None:
             print(f"\n{o.product}: note: {'; '.join(o.notes)} (a field renamed at the source?)")
         if o.message:
             print(f"\n{o.product}: {o.message.removeprefix(f'{o.product}: ')}")
+    traces: dict[str, list[str]] = {}  # the products of a dbt project share their step's
+    for o in outcomes:
+        if o.trace:
+            traces.setdefault(o.trace, []).append(o.product)
+    for trace, products in traces.items():
+        print(f"\n{', '.join(products)}: an unexpected error; its stack:\n{trace}", file=sys.stderr)

@@ -107,3 +107,19 @@ def test_a_json_field_the_contract_does_not_read_is_noted_in_the_summary(mesh_di
     assert main(["materialize", "customers", "orders"]) == 1
     out = capsys.readouterr().out
     assert "orders.raw_order_lines: note: the source has column price, which the contract does not read" in out
+
+
+def test_the_summary_says_why_and_only_an_unexpected_error_prints_its_stack(mesh_dir, capfd):
+    source = mesh_dir / "sources" / "customers" / "customers.csv"
+    source.write_text(source.read_text().splitlines()[0] + "\n")  # an export that lost its rows: refused
+    assert main(["materialize", "customers"]) == 1
+    out, err = capfd.readouterr()
+    assert "customers.raw_customers: the source has no data rows" in out
+    assert "customers.customer_profiles: not built: customers.raw_customers was not published in this run" in out
+    assert err == ""
+
+    storage.warehouse_path("customers").write_bytes(b"no DuckDB file " * 1000)  # a crash no check explains
+    assert main(["materialize", "customers"]) == 1
+    out, err = capfd.readouterr()
+    assert "customers.raw_customers: _duckdb.IOException: IO Error" in out and "not a valid DuckDB database file" in out
+    assert "customers.raw_customers: an unexpected error; its stack:" in err and "Stack Trace" in err
