@@ -30,6 +30,7 @@ from tests.reliability.ports import assert_history_readable, leftovers, served
 from tests.reliability.processes import mesh_env, mesh_process
 
 pytestmark = pytest.mark.slow
+
 ROUNDS = int(os.environ.get("MESH_SOAK_ROUNDS", "30"))
 SEED = int(os.environ.get("MESH_SOAK_SEED") or random.randrange(1_000_000))
 BAD_LINES = 50  # above every sample contract's max_bad_fraction
