@@ -89,18 +89,20 @@ def test_the_ui_shows_domains_products_owners_and_the_failed_check(server, brows
     for name, loaded in domains.items():
         product = next(p for p in loaded.products if p.access == "public")
         browser.get(f"{server.url}/assets/{name}/{product.name}")
-        text = wait_for_text(browser, "Owners", product.description)
-        assert f"Owners\n{product.owner}" in text
-        assert f"Group\n{name}" in text
-        assert all(f"\n{column.name}\n" in text for column in product.columns)  # the contract's column schema
         hours = int(parse_duration(product.freshness.fail_after).total_seconds() // 3600)
-        assert f"Fails if more than {hours} hours since last materialization" in text  # its freshness SLO
+        wait_for_text(  # the page fills its sections one by one: wait for each
+            browser,
+            product.description,
+            f"Owners\n{product.owner}",
+            f"Group\n{name}",
+            *(f"\n{column.name}\n" for column in product.columns),  # the contract's column schema
+            f"Fails if more than {hours} hours since last materialization",  # its freshness SLO
+        )
         browser.save_screenshot(str(artifacts / f"product-{name}-{product.name}.png"))
 
     browser.get(f"{server.url}/assets/customers/customer_profiles?view=checks")
     wait_for_text(browser, "Failed")
     dismiss_dialogs(browser)
     click(browser, browser.find_element(By.XPATH, "//*[normalize-space(text())='Failed']"))
-    text = wait_for_text(browser, f"{FAILED_CHECK} FAILED, 1 of ")
-    assert "This is a blocking asset check." in text and "'vip'" in text
+    wait_for_text(browser, f"{FAILED_CHECK} FAILED, 1 of ", "This is a blocking asset check.", "'vip'")
     browser.save_screenshot(str(artifacts / "product-customers-customer_profiles-failed-check.png"))
