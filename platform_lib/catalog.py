@@ -125,7 +125,7 @@ def _product_html(p: dict[str, Any]) -> str:
   <h3>{_e(p['id'])} <span class="tag">{_e(p['access'])}</span> <span class="tag">{_e(p['kind'])}</span> <span class="tag">v{_e(p['version'])}</span></h3>
   <p>{_e(p['description'])}</p>
   <p>Owner <b>{_e(p['owner'])}</b> &middot; primary key ({_e(', '.join(contract['primary_key']) or 'none')})
-     &middot; freshness SLO {_e(freshness)} &middot; keeps {contract['retention']['snapshots']} snapshots
+     &middot; freshness SLO {_e(freshness)} &middot; keeps {contract['retention']['snapshots']} snapshots (a replaced one {_e(contract['retention']['grace'])} at least)
      &middot; schedule {_e(contract['schedule'] or 'follows its inputs')}</p>
   <p>Upstreams: {_links(p['upstreams'])} &middot; Consumers: {_links(p['consumers'])}</p>
   <p>Published: {served}</p>{blocked}

@@ -205,7 +205,25 @@ class Freshness(_Strict):
 
 
 class Retention(_Strict):
+    """How many published snapshots a port keeps, and how long one stays readable once replaced.
+
+    A consumer reads the pointer, then the snapshot it names, maybe minutes later (a dbt
+    run, a notebook): a version beyond `snapshots` is deleted only once its successor has
+    been published for `grace`, so that read never finds its data gone.
+    """
+
     snapshots: int = Field(ge=1, strict=True)
+    grace: str = "1h"
+
+    @field_validator("grace")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def grace_period(self) -> timedelta:
+        return parse_duration(self.grace)
 
 
 class Domain(_Strict):

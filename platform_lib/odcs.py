@@ -117,6 +117,7 @@ def to_odcs(product: Product) -> OpenDataContractStandard:
             inputs=list(product.inputs),
             source=product.source.model_dump() if product.source else None,
             retentionSnapshots=product.retention.snapshots,
+            retentionGrace=product.retention.grace,
             freshnessWarnAfter=product.freshness.warn_after if product.freshness else None,
         ),
     }

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -187,19 +188,36 @@ def unpublished(product_id: str) -> list[str]:
     return [v for v in versions(product_id) if v > live.version]
 
 
-def prune(product_id: str, keep: int) -> list[str]:
-    """Delete snapshots beyond the retention, and leftovers of runs killed mid-write.
+def expired(product_id: str, keep: int, grace: timedelta) -> list[str]:
+    """Versions retention deletes: beyond the newest `keep`, never the served one, and only
+    once the version after each has been on disk for `grace` (`contract.Retention` says why).
+
+    A version folder is never written after its last file, its record, just before the
+    pointer moves to it: its modification time is when it was published.
+    """
+    try:
+        live = current(product_id)
+    except PortError:
+        return []  # which version is served is unknown: delete none
+    port = port_dir(product_id)
+    on_disk = versions(product_id)
+    replaced_before = time.time() - grace.total_seconds()
+    return [
+        version
+        for version, successor in zip(on_disk[:-keep], on_disk[1:])
+        if (live is None or version != live.version) and (port / successor).stat().st_mtime <= replaced_before
+    ]
+
+
+def prune(product_id: str, keep: int, grace: timedelta) -> list[str]:
+    """Delete the `expired` snapshots, and leftovers of runs killed mid-write.
 
     Runs under the domain's write lock, so no other writer of this port is active.
     """
     port = port_dir(product_id)
-    try:
-        live = current(product_id)
-    except PortError:
-        return []
     for leftover in port.glob(f"{TEMP_PREFIX}*"):
         shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
-    old = [v for v in versions(product_id)[:-keep] if live is None or v != live.version]
+    old = expired(product_id, keep, grace)
     for version in old:
         shutil.rmtree(port / version)
     return old

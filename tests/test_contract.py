@@ -75,6 +75,7 @@ def test_a_valid_product(domain_dir):
         (("retention: {snapshots: 3}", "retention: {snapshots: 0}"), "retention.snapshots", "greater than or equal to 1"),
         (("retention: {snapshots: 3}", "retention: {snapshots: '3'}"), "retention.snapshots", "Input should be a valid integer"),
         (("retention: {snapshots: 3}", "retention: {snapshots: true}"), "retention.snapshots", "Input should be a valid integer"),
+        (("retention: {snapshots: 3}", "retention: {snapshots: 3, grace: soon}"), "retention.grace", "'soon' is not a duration like 30m, 2h or 1d"),
         (("primary_key: [id]", "primary_key: [id, id]"), None, "primary_key names id more than once"),
         (("{name: label, type: VARCHAR}", "{name: label, type: VARCHAR, pii: 'no'}"), "columns[label].pii", "Input should be a valid boolean"),
         (("column: id, min_value: 0", "column: id, min_value: 0, mostly: '0.5'"), "quality[0].mostly", "Input should be a valid number"),

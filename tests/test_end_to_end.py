@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import duckdb
 
@@ -70,14 +72,23 @@ def test_domain_database_serves_views_over_the_ports(mesh_dir):
     assert "customers" not in tables, "another domain's data is a view over its port, never a copy"
 
 
-def test_rerun_publishes_a_new_version_and_prunes_beyond_retention(mesh_dir):
+def test_rerun_publishes_a_new_version_and_prunes_beyond_retention_once_replaced_for_the_grace(mesh_dir):
     for _ in range(7):
         run("customers")
-    # raw_customers keeps 5 snapshots (its contract's retention); the pointer names the newest.
+    # raw_customers keeps 5 snapshots (its contract's retention), but a version replaced less
+    # than the grace (1h) ago stays: a consumer may have read the pointer just before it moved.
+    port = output_port.port_dir("customers.raw_customers")
     versions = output_port.versions("customers.raw_customers")
-    assert len(versions) == 5
-    pointer = json.loads((output_port.port_dir("customers.raw_customers") / "current.json").read_text())
-    assert pointer["version"] == versions[-1]
+    assert len(versions) == 7
+    hours_ago = time.time() - 7200
+    for version in versions:
+        os.utime(port / version, (hours_ago, hours_ago))
+    run("customers")
+    kept = output_port.versions("customers.raw_customers")
+    # the newest 5: the 4 most recent of the aged ones and the new one, which replaced them only now
+    assert kept[:-1] == versions[-4:] and len(kept) == 5
+    pointer = json.loads((port / "current.json").read_text())
+    assert pointer["version"] == kept[-1]
 
 
 def test_cli_materializes_and_prints_a_summary(mesh_dir, capsys):

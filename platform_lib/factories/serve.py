@@ -55,5 +55,5 @@ def publish(
     connection.execute(
         f"CREATE OR REPLACE VIEW main.{quote(product.name)} AS SELECT * FROM read_parquet({literal(str(snapshot.path))})"
     )
-    output_port.prune(product.id, product.retention.snapshots)
+    output_port.prune(product.id, product.retention.snapshots, product.retention.grace_period)
     return snapshot

@@ -160,13 +160,15 @@ def pii_inherited(product: Product, lookup: Lookup) -> Iterator[Violation]:
 
 
 def retention_applied(product: Product, lookup: Lookup) -> Iterator[Violation]:
-    """The output port holds no more snapshots than the contract's retention allows."""
-    kept = output_port.versions(product.id)
-    if len(kept) > product.retention.snapshots:
+    """The output port holds no snapshot the contract's retention would have deleted."""
+    overdue = output_port.expired(product.id, product.retention.snapshots, product.retention.grace_period)
+    if overdue:
+        kept = len(output_port.versions(product.id))
         yield _violation(
             "retention-applied",
             product,
-            f"keeps {len(kept)} published snapshots, more than its retention of {product.retention.snapshots}",
+            f"keeps {kept} published snapshots, {len(overdue)} of them beyond its retention of "
+            f"{product.retention.snapshots} and replaced more than {product.retention.grace} ago",
             "materialize it once to prune, or raise `retention.snapshots`",
         )
 

@@ -68,4 +68,4 @@ def test_every_contract_exports_to_odcs_that_datacontract_lint_accepts(tmp_path)
         assert [c.name for c in sorted(table.properties, key=lambda c: c.primaryKeyPosition or 0) if c.primaryKey] == list(product.primary_key)
         assert [q.implementation["expectation_type"] for q in table.quality or []] == [r.expect for r in product.quality]
         custom = {c.property: c.value for c in exported.customProperties}
-        assert (custom["access"], custom["retentionSnapshots"]) == (product.access, product.retention.snapshots)
+        assert (custom["access"], custom["retentionSnapshots"], custom["retentionGrace"]) == (product.access, product.retention.snapshots, "1h")

@@ -102,11 +102,15 @@ def test_retention_is_applied_at_publish_and_checked_by_validate(mesh_dir, domai
         _materialize("customers.raw_customers")
     assert len(output_port.versions("customers.raw_customers")) == 3
     edit("customers/products/raw_customers.yaml", "retention: {snapshots: 5}", "retention: {snapshots: 2}")
+    assert main(["validate"]) == 0, "the oldest was replaced less than the grace (1h) ago: a consumer may still read it"
+    capsys.readouterr()
 
+    edit("customers/products/raw_customers.yaml", "retention: {snapshots: 2}", "retention: {snapshots: 2, grace: 0s}")
     assert main(["validate"]) == 1
     assert capsys.readouterr().out.splitlines() == [
         "retention-applied customers.raw_customers domains/customers/products/raw_customers.yaml: "
-        "keeps 3 published snapshots, more than its retention of 2; materialize it once to prune, or raise `retention.snapshots`"
+        "keeps 3 published snapshots, 1 of them beyond its retention of 2 and replaced more than 0s ago; "
+        "materialize it once to prune, or raise `retention.snapshots`"
     ]
 
     _materialize("customers.raw_customers")

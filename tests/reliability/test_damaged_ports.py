@@ -14,6 +14,7 @@ from platform_lib import output_port
 from platform_lib.cli import main
 from platform_lib.contract import Retention
 from platform_lib.factories.serve import publish
+from platform_lib.factories.transform import attach_inputs
 from platform_lib.lineage import readers
 from platform_lib.materialize import Outcome, materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
@@ -57,12 +58,32 @@ def test_a_new_version_sorts_after_every_version_on_disk_whatever_the_clock(mesh
 def test_publishing_points_the_domains_view_at_the_new_version_then_prunes(published_mesh):
     """Pruning is the caller's last step (so a kill before it leaves the view over a version
     still on disk): retention still holds once it is done."""
-    product = products_by_id(load_mesh())[PROFILES].model_copy(update={"retention": Retention(snapshots=1)})
+    product = products_by_id(load_mesh())[PROFILES].model_copy(update={"retention": Retention(snapshots=1, grace="0s")})
     with duckdb.connect(str(published_mesh / "warehouse" / "customers.duckdb")) as connection:
         old = output_port.current(PROFILES)
         snapshot = publish(connection, product, f"read_parquet('{old.path}')", "r2", {})
         assert output_port.versions(PROFILES) == [snapshot.version]
         assert connection.execute("SELECT count(*) FROM main.customer_profiles").fetchone()[0] == snapshot.rows
+
+
+@pytest.mark.parametrize("grace", ["1h", "0s"])
+def test_a_consumer_that_read_the_pointer_before_a_publish_still_reads_its_snapshot(grace, published_mesh):
+    """Another domain attaches its input (reads the pointer), the producer publishes and prunes
+    with a retention of 1, then the consumer's query runs: the grace keeps the replaced
+    snapshot on disk for it. Without one (0s) the consumer's step would fail."""
+    consumer = products_by_id(load_mesh())["marketing.customer_lifetime_value"]
+    producer = products_by_id(load_mesh())[PROFILES].model_copy(update={"retention": Retention(snapshots=1, grace=grace)})
+    with duckdb.connect() as reader:
+        read = attach_inputs(reader, consumer)[PROFILES]
+        with duckdb.connect(str(published_mesh / "warehouse" / "customers.duckdb")) as writer:
+            old = output_port.current(PROFILES)
+            publish(writer, producer, f"read_parquet('{old.path}')", "r2", {})
+        assert output_port.current(PROFILES).version != read
+        if grace == "0s":
+            with pytest.raises(duckdb.IOException, match=read):
+                reader.execute("SELECT count(*) FROM customers.customer_profiles").fetchone()
+        else:
+            assert reader.execute("SELECT count(*) FROM customers.customer_profiles").fetchone()[0] == old.rows
 
 
 @pytest.mark.parametrize("damage", ["truncated", "not an object", "other fields"])

@@ -4,7 +4,8 @@ Each round runs a random set of domains: cleanly, with unreadable or duplicated 
 planted in a source, or in a process SIGKILLed at a random moment after DuckDB starts
 writing. After every round each pointer names a complete snapshot. At the end, after
 a clean run of the whole mesh, every snapshot on disk is readable and each product
-still holds the versions it served most recently, up to its retention.
+holds the versions it served most recently, up to its retention, and no more: the
+contracts' grace is 0s here, so every publish prunes.
 
 MESH_SOAK_ROUNDS (default 30) and MESH_SOAK_SEED set the length and the dice; the
 seed is printed so a failing soak can be replayed. `make soak` runs a long one.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import time
@@ -65,8 +67,10 @@ def run_and_kill(domains: list[str], home: Path, rng: random.Random) -> bool:
     return landed
 
 
-def test_soak(published_mesh, published_template, dagster_home, monkeypatch):
+def test_soak(published_mesh, published_template, domains_copy, dagster_home, monkeypatch):
     print(f"soak: {ROUNDS} rounds, MESH_SOAK_SEED={SEED}")
+    for contract in domains_copy.glob("*/products/*.yaml"):
+        contract.write_text(re.sub(r"retention: \{snapshots: (\d+)\}", r"retention: {snapshots: \1, grace: 0s}", contract.read_text()))
     rng = random.Random(SEED)
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     sources = published_mesh / "sources"
@@ -100,4 +104,5 @@ def test_soak(published_mesh, published_template, dagster_home, monkeypatch):
         on_disk = output_port.versions(product)
         assert on_disk[-1] == version
         assert set(history[product][-retention[product]:]) <= set(on_disk), product
+        assert len(on_disk) <= retention[product], product
     print(f"soak: {kills} kills landed mid-run, {bad} rounds with bad rows, seed {SEED}")
