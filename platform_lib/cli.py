@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import gc
 import os
 import sys
@@ -59,13 +60,17 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     for name in broken:
         print(f"cannot load domain {name}: {refused[name]}", file=sys.stderr)
     products, skipped = buildable([p for d in selected if d.path.name not in refused for p in d.products], refused)
-    if not products:
-        built = []
-    elif distributed:
-        with DagsterInstance.get() as instance:
-            built = materialize_distributed(products, instance)
-    else:
-        built = materialize_products(products)
+    # stdout is the summary's. What steps print there (dagster-dbt re-prints dbt's log lines, a
+    # pandas transform may print) goes to stderr when MESH_LOG_LEVEL asks to see the run.
+    shown = os.environ.get("MESH_LOG_LEVEL", "").upper() in ("DEBUG", "INFO")
+    with open(os.devnull, "w") as discarded, contextlib.redirect_stdout(sys.stderr if shown else discarded):
+        if not products:
+            built = []
+        elif distributed:
+            with DagsterInstance.get() as instance:
+                built = materialize_distributed(products, instance)
+        else:
+            built = materialize_products(products)
     outcomes = sorted(built + skipped, key=lambda o: o.product)
     if outcomes:
         print_summary(outcomes)
