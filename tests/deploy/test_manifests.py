@@ -91,6 +91,11 @@ def test_secrets_come_from_the_secret_and_everything_else_from_the_config_map():
     needed = env_references(instance)
     assert needed - set(config_map) == {"DAGSTER_PG_PASSWORD"}
     assert not any("PASSWORD" in k or "BROKER" in k or "SALT" in k for k in config_map)
+    # The workers read the password from the Secret the chart's pods read it from: one place to rotate it.
+    [worker] = next(d for d in load(DEPLOY / "k8s" / "mesh.yaml") if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"]
+    [password] = [e for e in worker["env"] if e["name"] == "DAGSTER_PG_PASSWORD"]
+    [values] = load(DEPLOY / "helm" / "values.yaml")
+    assert password["valueFrom"]["secretKeyRef"] == {"name": values["global"]["postgresqlSecretName"], "key": "postgresql-password"}
 
 
 def test_the_celery_workers_take_the_queue_the_code_locations_send_steps_to():
