@@ -107,6 +107,19 @@ def test_an_optional_column_null_in_every_row_is_noted_in_the_summary(mesh_dir, 
     assert "customers.customer_profiles: note" not in out
 
 
+def test_a_source_file_cut_short_is_noted_in_the_summary(mesh_dir, capsys):
+    """An export read while it is still being written ends mid-line, and a CSV row cut inside
+    its last field still fits the contract. Some writers leave the final newline out, so the
+    product publishes, and the summary says which file to look at."""
+    source = mesh_dir / "sources" / "customers" / "customers.csv"
+    source.write_text(source.read_text().removesuffix("\n"))
+    assert main(["materialize", "customers"]) == 0
+    out = capsys.readouterr().out
+    note = "does not end with a newline: is its last line cut short (a file still being written)?"
+    assert f"customers.raw_customers: note: customers/customers.csv {note}" in out
+    assert out.count(note) == 1, "only the product reading the file"
+
+
 def test_a_json_field_the_contract_does_not_read_is_noted_in_the_summary(mesh_dir, capsys):
     """The order service renamed unit_price to price in one file: the product blocks (unit_price is required),
     and the summary says where the value went."""

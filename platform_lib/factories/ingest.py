@@ -25,6 +25,7 @@ from __future__ import annotations
 import codecs
 import itertools
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,8 @@ class IngestReport:
     first_bad: str | None
     unread_columns: tuple[str, ...] = ()
     """Columns of a JSON or Parquet source that the contract does not name (CSV's go to the schema check)."""
+    unterminated_files: tuple[str, ...] = ()
+    """CSV or JSON files, relative to the sources folder, whose last line has no newline (`unterminated`)."""
 
     @property
     def bad_fraction(self) -> float:
@@ -142,6 +145,22 @@ def _refuse_different_headers(connection: duckdb.DuckDBPyConnection, product: Pr
                 f"{product.id}: {other} has the header ({', '.join(theirs)}) and {files[0]} ({', '.join(ours)}); "
                 "files read together need one header, columns in the same order"
             )
+
+
+def unterminated(product: Product, files: list[Path]) -> tuple[str, ...]:
+    """The text files that do not end with a newline. A file read while its producer still
+    writes it ends mid-line, and a last CSV row cut inside its last field still reads as a
+    row: worth a note, though some writers simply leave the newline out."""
+    if product.source.format == "parquet":
+        return ()
+
+    def last_byte(file: Path) -> bytes:
+        with open(file, "rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1)
+
+    root = sources_dir().resolve()
+    return tuple(str(f.relative_to(root)) for f in files if last_byte(f) != b"\n")
 
 
 def _first_line(file: Path) -> bytes:
@@ -377,7 +396,7 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestRep
         if column in {c.name for c in product.pii_columns}:  # DuckDB's message may quote the value: keep its kind
             error = f"{error.split(':', 1)[0]}: the value is withheld, the column is PII (the quarantine table has it)"
         first_bad = f"{file}, line {'unknown' if line is None else line}" + (f", column {column}" if column else "") + f": {error}"
-    report = IngestReport(len(files), rows, len(bad), first_bad, unread_columns(connection, product, files))
+    report = IngestReport(len(files), rows, len(bad), first_bad, unread_columns(connection, product, files), unterminated(product, files))
     if report.bad_fraction > product.source.max_bad_fraction:
         raise IngestError(
             f"{product.id}: {report.quarantined} of {report.rows + report.quarantined} source rows cannot be read "

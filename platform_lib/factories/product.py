@@ -57,6 +57,8 @@ def build_candidate(connection, product: Product) -> tuple[dict[str, str], dict[
             metadata["first_bad_row"] = report.first_bad
         if report.unread_columns:
             metadata["source_columns_not_read"] = list(report.unread_columns)
+        if report.unterminated_files:
+            metadata["source_files_without_final_newline"] = list(report.unterminated_files)
         return {}, metadata
     versions = transform.attach_inputs(connection, product)
     if product.transform == "sql":
