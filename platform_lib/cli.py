@@ -60,10 +60,9 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     for name in broken:
         print(f"cannot load domain {name}: {refused[name]}", file=sys.stderr)
     products, skipped = buildable([p for d in selected if d.path.name not in refused for p in d.products], refused)
-    # stdout is the summary's. What steps print there (dagster-dbt re-prints dbt's log lines, a
-    # pandas transform may print) goes to stderr when MESH_LOG_LEVEL asks to see the run.
-    shown = os.environ.get("MESH_LOG_LEVEL", "").upper() in ("DEBUG", "INFO")
-    with open(os.devnull, "w") as discarded, contextlib.redirect_stdout(sys.stderr if shown else discarded):
+    # stdout is the summary's: what steps print there (dagster-dbt re-prints dbt's log lines,
+    # a pandas transform may print) goes to stderr, as a build tool's progress does.
+    with contextlib.redirect_stdout(sys.stderr):
         if not products:
             built = []
         elif distributed:
