@@ -185,7 +185,7 @@ def outcomes_of(
         if unread := metadata.get("source_columns_not_read"):
             outcome.notes.append(f"the source has column {', '.join(unread)}, which the contract does not read")
         if unterminated := metadata.get("source_files_without_final_newline"):
-            outcome.notes.append(f"{', '.join(unterminated)} does not end with a newline: is its last line cut short (a file still being written)?")
+            outcome.notes.append(f"no newline at the end of {', '.join(unterminated)}: a last line cut short (a file still being written)?")
     for evaluation in result.get_asset_check_evaluations():
         outcome = by_key.get(evaluation.asset_key)
         if outcome is None:

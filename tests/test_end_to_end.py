@@ -115,9 +115,9 @@ def test_a_source_file_cut_short_is_noted_in_the_summary(mesh_dir, capsys):
     source.write_text(source.read_text().removesuffix("\n"))
     assert main(["materialize", "customers"]) == 0
     out = capsys.readouterr().out
-    note = "does not end with a newline: is its last line cut short (a file still being written)?"
-    assert f"customers.raw_customers: note: customers/customers.csv {note}" in out
-    assert out.count(note) == 1, "only the product reading the file"
+    note = "customers.raw_customers: note: no newline at the end of customers/customers.csv: a last line cut short (a file still being written)?"
+    assert note in out
+    assert out.count("no newline at the end") == 1, "only the product reading the file"
 
 
 def test_a_json_field_the_contract_does_not_read_is_noted_in_the_summary(mesh_dir, capsys):
