@@ -24,6 +24,9 @@ from platform_lib.domain import domain_assets
 from platform_lib.factories.quality import asset_key
 
 
+RENAMED = "(a field renamed at the source?)"
+
+
 @dataclass
 class Outcome:
     """What a run did with one product. A check that fails at `warn` severity is in `warned`,
@@ -37,8 +40,8 @@ class Outcome:
     failed: list[str] = field(default_factory=list)
     warned: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    """What holds to the contract but may be a field renamed at the source: an optional
-    column NULL in every row, a source column the contract does not read."""
+    """What holds to the contract but looks wrong: an optional column NULL in every row, a
+    source column the contract does not read (both `RENAMED`), a source file cut short."""
     message: str = ""
     trace: str = ""
     """The stack of an error that no check, refusal or bad input explains (a crash, a bug)."""
@@ -183,7 +186,7 @@ def outcomes_of(
         outcome.status = "published" if metadata.get("published") else "not published"
         outcome.version = metadata.get("published_version") or metadata.get("served_version")
         if unread := metadata.get("source_columns_not_read"):
-            outcome.notes.append(f"the source has column {', '.join(unread)}, which the contract does not read")
+            outcome.notes.append(f"the source has column {', '.join(unread)}, which the contract does not read {RENAMED}")
         if unterminated := metadata.get("source_files_without_final_newline"):
             outcome.notes.append(f"no newline at the end of {', '.join(unterminated)}: a last line cut short (a file still being written)?")
     for evaluation in result.get_asset_check_evaluations():
@@ -193,7 +196,7 @@ def outcomes_of(
         if evaluation.passed:
             outcome.passed.append(evaluation.check_name)
             if evaluation.check_name == "schema" and (empty := evaluation.metadata.get("empty_columns")) and empty.value:
-                outcome.notes.append(f"optional column {', '.join(empty.value)} is NULL in every row")
+                outcome.notes.append(f"optional column {', '.join(empty.value)} is NULL in every row {RENAMED}")
         elif evaluation.severity == dg.AssetCheckSeverity.WARN:
             outcome.warned.append(evaluation.check_name)
         else:
@@ -237,7 +240,7 @@ def print_summary(outcomes: list[Outcome]) -> None:
         if o.warned:
             print(f"\n{o.product}: warning: {', '.join(o.warned)} failed (severity warn: reported, not blocking)")
         if o.notes:
-            print(f"\n{o.product}: note: {'; '.join(o.notes)} (a field renamed at the source?)")
+            print(f"\n{o.product}: note: {'; '.join(o.notes)}")
         if o.message:
             print(f"\n{o.product}: {o.message.removeprefix(f'{o.product}: ')}")
     traces: dict[str, list[str]] = {}  # the products of a dbt project share their step's
