@@ -13,6 +13,7 @@ and the field, so a domain team can fix its YAML without reading this module.
 
 from __future__ import annotations
 
+import codecs
 import re
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 PRODUCT_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -163,6 +164,8 @@ class Source(_Strict):
     format: Literal["csv", "parquet", "json"]
     path: str
     max_bad_fraction: float = Field(default=0.0, ge=0, le=1, strict=True)
+    encoding: str = "utf-8"
+    """The text encoding of CSV and JSON files, any Python codec name (latin-1, cp1252, utf-16, ...)."""
 
     @field_validator("path")
     @classmethod
@@ -170,6 +173,22 @@ class Source(_Strict):
         if Path(value).is_absolute() or ".." in Path(value).parts:
             raise ValueError(f"'{value}' must be a path inside the source folder (no absolute path, no '..')")
         return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _codec(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"'{value}' is not an encoding Python knows (utf-8, latin-1, cp1252, utf-16, ...)") from None
+        if info.data.get("format") == "parquet":
+            raise ValueError("Parquet files are binary, with no text encoding: leave `encoding` out")
+        return value
+
+    @property
+    def transcoded(self) -> bool:
+        """Whether the files must be read as UTF-8 copies: DuckDB's readers take UTF-8 only."""
+        return codecs.lookup(self.encoding).name != "utf-8"
 
 
 class DbtModel(_Strict):

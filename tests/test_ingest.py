@@ -29,9 +29,10 @@ def make_product(tmp_path, mesh_dir):
     (domain_dir / "products").mkdir(parents=True)
     (domain_dir / "domain.yaml").write_text("name: lab\nowner: team-lab\n")
 
-    def make(fmt: str, path: str, max_bad: float = 0.0, columns: str = COLUMNS):
+    def make(fmt: str, path: str, max_bad: float = 0.0, columns: str = COLUMNS, encoding: str | None = None):
         contract = domain_dir / "products" / "things.yaml"
-        source = f"source: {{format: {fmt}, path: {path}, max_bad_fraction: {max_bad}}}\n"
+        encoded = f", encoding: {encoding}" if encoding else ""
+        source = f"source: {{format: {fmt}, path: {path}, max_bad_fraction: {max_bad}{encoded}}}\n"
         contract.write_text("description: Things.\n" + source + columns)
         return load_product(contract, load_domain(domain_dir))
 
@@ -147,6 +148,53 @@ def test_a_json_line_that_is_not_utf8_is_quarantined_with_its_line(mesh_dir, mak
             (str(path), 2, "not UTF-8 text", bad),
         ]
     assert report.first_bad == f"{path}, line 2: not UTF-8 text"
+
+
+NAMES = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT, required: true}\n  - {name: name, type: VARCHAR}\n"
+
+
+@pytest.mark.parametrize(
+    "fmt, encoding, text",
+    [
+        ("csv", "cp1252", "id,name\r\n1,Ren\u00e9e \u20ac\r\n2,\u201cZo\u00eb\u201d\r\nx,Bad\r\n"),
+        ("csv", "utf-16", "id,name\n1,Ren\u00e9e \u20ac\n2,\u201cZo\u00eb\u201d\nx,Bad"),
+        ("json", "latin-1", '{"id": 1, "name": "Ren\u00e9e"}\n{"id": 2, "name": "Zo\u00eb"}\n{"id": "x", "name": "Bad"}\n'),
+    ],
+    ids=["csv_cp1252", "csv_utf16_no_final_newline", "json_latin1"],
+)
+def test_a_source_in_another_encoding_is_read_as_its_contract_names_it(mesh_dir, make_product, fmt, encoding, text):
+    """Read from UTF-8 copies: rows, bad lines and notes name the source file itself."""
+    path = mesh_dir / "sources" / "lab" / f"a.{fmt}"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(text.encode(encoding))
+    with connect("lab") as connection:
+        report = ingest(connection, make_product(fmt, f"lab/*.{fmt}", max_bad=0.5, columns=NAMES, encoding=encoding))
+        rows = connection.execute(f"SELECT id, name FROM {candidate('things')} ORDER BY id").fetchall()
+        assert quarantine(connection) == [(str(path), 4 if fmt == "csv" else 3, "id")]
+    expected = [(1, "Ren\u00e9e \u20ac"), (2, "\u201cZo\u00eb\u201d")] if fmt == "csv" else [(1, "Ren\u00e9e"), (2, "Zo\u00eb")]
+    assert rows == expected
+    assert report.unterminated_files == (("lab/a.csv",) if encoding == "utf-16" else ())
+
+
+def test_a_byte_the_contracts_encoding_does_not_have_fails_the_read_naming_its_line(mesh_dir, make_product):
+    """cp1252 has no character 0x81: a wrong encoding in the contract reads no row at all."""
+    path = mesh_dir / "sources" / "lab" / "a.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"id,name\n1,Ren\xe9e\n2,M\x81ller\n")
+    with connect("lab") as connection, pytest.raises(IngestError) as raised:
+        ingest(connection, make_product("csv", "lab/*.csv", columns=NAMES, encoding="cp1252"))
+    assert str(raised.value).startswith(f"lab.things: {path}, line 3: byte 0x81 is not cp1252 text")
+    assert "source.encoding" in str(raised.value)
+
+
+def test_lines_that_are_not_utf8_hint_at_the_contracts_encoding(mesh_dir, make_product):
+    path = mesh_dir / "sources" / "lab" / "a.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes("id,name\n1,Ren\u00e9e\n2,Zo\u00eb\n".encode("latin-1"))
+    with connect("lab") as connection, pytest.raises(IngestError) as raised:
+        ingest(connection, make_product("csv", "lab/*.csv", columns=NAMES))
+    assert f"{path}, line 2, column name: INVALID ENCODING" in str(raised.value)
+    assert "a file in another encoding needs it in the contract (source.encoding: cp1252, say)" in str(raised.value)
 
 
 @pytest.mark.parametrize("indent", [None, 2], ids=["one_line", "pretty_printed"])

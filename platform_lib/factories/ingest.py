@@ -18,16 +18,24 @@ is: it would replace the product, and then its consumers, with nothing.
 A whole-number column (INTEGER, BIGINT, ...) takes a value only if it is that number
 exactly (`storage.cast`): DuckDB's casts and readers round `2.5` to 3 and read `0x10`
 as 16. A CSV source with such a value is read row by row too, where they have no line.
+
+DuckDB's readers take UTF-8 only: a source in another encoding (`source.encoding`) is
+read from UTF-8 copies in a temporary folder, made by Python's codecs, which know every
+encoding an export may come in (DuckDB's own `latin-1` refuses the bytes Windows'
+cp1252 uses for `€` and curly quotes).
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import itertools
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import duckdb
 
@@ -77,6 +85,61 @@ def source_files(product: Product) -> tuple[str, list[Path]]:
     if empty:
         raise IngestError(f"{product.id}: source file {empty[0]} is empty (0 bytes); refusing to replace the product with nothing")
     return str(pattern), files
+
+
+@dataclass(frozen=True)
+class Readable:
+    """The source files as DuckDB's readers get them: the files themselves, or their UTF-8
+    copies in `folder`, which mirrors the sources folder so that a copy's path maps back."""
+
+    files: list[Path]
+    folder: Path
+
+    def as_sources(self, text: str) -> str:
+        """`text` naming the source files where it names their copies."""
+        return text.replace(str(self.folder), str(sources_dir().resolve()))
+
+
+TRANSCODE_CHUNK_BYTES = 4 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def readable(product: Product, files: list[Path]) -> Iterator[Readable]:
+    """The files in UTF-8 for the time of the read: themselves, or copies dropped afterwards."""
+    root = sources_dir().resolve()
+    if not product.source.transcoded:
+        yield Readable(files, root)
+        return
+    with tempfile.TemporaryDirectory(prefix="mesh-utf8-") as folder:
+        copies = [Path(folder) / f.relative_to(root) for f in files]
+        for file, copy in zip(files, copies):
+            _transcode(product, file, copy)
+        yield Readable(copies, Path(folder))
+
+
+def _transcode(product: Product, file: Path, copy: Path) -> None:
+    """Write `file`, in the contract's encoding, to `copy` in UTF-8, line ends as they are.
+    A byte the encoding does not have fails the read, naming its line: the contract names
+    the wrong encoding, or the file is damaged, and no row of it can be trusted."""
+    encoding = product.source.encoding
+    decoder = codecs.getincrementaldecoder(encoding)()
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    lines = 0
+    with open(file, "rb") as source, open(copy, "w", encoding="utf-8", newline="") as target:
+        while True:
+            chunk = source.read(TRANSCODE_CHUNK_BYTES)
+            try:
+                text = decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as error:
+                line = lines + error.object[: error.start].decode(error.encoding, errors="replace").count("\n") + 1
+                raise IngestError(
+                    f"{product.id}: {file}, line {line}: byte 0x{error.object[error.start]:02X} is not {encoding} text "
+                    f"({error.reason}); is the contract's source.encoding right?"
+                ) from None
+            target.write(text)
+            lines += text.count("\n")
+            if not chunk:
+                return
 
 
 def _file_list(files: list[Path]) -> str:
@@ -147,10 +210,11 @@ def _refuse_different_headers(connection: duckdb.DuckDBPyConnection, product: Pr
             )
 
 
-def unterminated(product: Product, files: list[Path]) -> tuple[str, ...]:
-    """The text files that do not end with a newline. A file read while its producer still
-    writes it ends mid-line, and a last CSV row cut inside its last field still reads as a
-    row: worth a note, though some writers simply leave the newline out."""
+def unterminated(product: Product, read: Readable) -> tuple[str, ...]:
+    """The text files that do not end with a newline, relative to the sources folder. A
+    file read while its producer still writes it ends mid-line, and a last CSV row cut
+    inside its last field still reads as a row: worth a note, though some writers simply
+    leave the newline out."""
     if product.source.format == "parquet":
         return ()
 
@@ -159,8 +223,7 @@ def unterminated(product: Product, files: list[Path]) -> tuple[str, ...]:
             handle.seek(-1, os.SEEK_END)
             return handle.read(1)
 
-    root = sources_dir().resolve()
-    return tuple(str(f.relative_to(root)) for f in files if last_byte(f) != b"\n")
+    return tuple(str(f.relative_to(read.folder)) for f in read.files if last_byte(f) != b"\n")
 
 
 def _first_line(file: Path) -> bytes:
@@ -377,17 +440,34 @@ def _reason(error: duckdb.Error) -> str:
     return " ".join(line.strip()[:300] for line in lines if not line.startswith("Original Line"))
 
 
+def _read(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The candidate and the quarantine from the files, naming the files themselves in both
+    and in errors; returns the report's `unread_columns` and `unterminated_files`."""
+    reader = _read_csv if product.source.format == "csv" else _read_whole
+    with readable(product, files) as read:
+        try:
+            reader(connection, product, read.files)
+        except duckdb.Error as error:
+            shown = files[0] if len(files) == 1 else f"{len(files)} files matching {product.source.path}"
+            raise IngestError(f"{product.id}: cannot read {shown}: {read.as_sources(_reason(error))}") from None
+        except IngestError as error:
+            raise IngestError(read.as_sources(str(error))) from None
+        if product.source.transcoded:
+            copies, sources = literal(str(read.folder)), literal(str(sources_dir().resolve()))
+            connection.execute(f"UPDATE {_quarantine(product)} SET file = replace(file, {copies}, {sources})")
+        return unread_columns(connection, product, read.files), unterminated(product, read)
+
+
+# How the readers name a line that is not UTF-8 (CSV's reject type, JSON's own reason).
+NOT_UTF8 = ("INVALID ENCODING", "not UTF-8 text")
+
+
 def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestReport:
     """Build the product's candidate (`storage.candidate`) from the source files; raise IngestError above the
     threshold, or if no row is left: an export that lost its rows must not replace the product with nothing."""
     _, files = source_files(product)
     connection.execute(f"CREATE OR REPLACE TABLE {_quarantine(product)} ({QUARANTINE_COLUMNS})")
-    reader = _read_csv if product.source.format == "csv" else _read_whole
-    try:
-        reader(connection, product, files)
-    except duckdb.Error as error:
-        shown = files[0] if len(files) == 1 else f"{len(files)} files matching {product.source.path}"
-        raise IngestError(f"{product.id}: cannot read {shown}: {_reason(error)}") from None
+    unread, cut_short = _read(connection, product, files)
     rows = connection.execute(f"SELECT count(*) FROM {candidate(product.name)}").fetchone()[0]
     bad = connection.execute(f"SELECT file, line, column_name, error FROM {_quarantine(product)} ORDER BY file, line").fetchall()
     first_bad = None
@@ -396,13 +476,15 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestRep
         if column in {c.name for c in product.pii_columns}:  # DuckDB's message may quote the value: keep its kind
             error = f"{error.split(':', 1)[0]}: the value is withheld, the column is PII (the quarantine table has it)"
         first_bad = f"{file}, line {'unknown' if line is None else line}" + (f", column {column}" if column else "") + f": {error}"
-    report = IngestReport(len(files), rows, len(bad), first_bad, unread_columns(connection, product, files), unterminated(product, files))
+    report = IngestReport(len(files), rows, len(bad), first_bad, unread, cut_short)
     if report.bad_fraction > product.source.max_bad_fraction:
+        encoding = any(reason.startswith(NOT_UTF8) for *_, reason in bad)
         raise IngestError(
             f"{product.id}: {report.quarantined} of {report.rows + report.quarantined} source rows cannot be read "
             f"with the contract's types ({report.bad_fraction:.2%} > max_bad_fraction "
             f"{product.source.max_bad_fraction:.2%}); first bad row: {first_bad}. "
             f"All bad rows are in the table {_quarantine(product)}."
+            + (" Some lines are not UTF-8: a file in another encoding needs it in the contract (source.encoding: cp1252, say)." if encoding else "")
         )
     if not rows:
         bad_ones = f", only bad ones ({report.quarantined} in {_quarantine(product)})" if report.quarantined else ""
