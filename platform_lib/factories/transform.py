@@ -87,10 +87,18 @@ def _load_function(product: Product) -> Callable[..., pd.DataFrame]:
 
 
 def _as_contract_type(column: Column, returned: str) -> str:
-    """A column of the returned frame, of DuckDB type `returned`, as the contract's type."""
+    """A column of the returned frame, of DuckDB type `returned`, as the contract's type.
+    pandas has no date type, so a DATE column comes as timestamps: one with a time of day
+    stops the query, since the cast would drop the time without a word."""
     name = quote(column.name)
     if column.type in WHOLE_NUMBER_TYPES and returned not in WHOLE_NUMBER_TYPES:
         return f"{cast(f'{name}::VARCHAR', column, strict=True)} AS {name}"
+    if column.type == "DATE" and returned.startswith("TIMESTAMP"):
+        timed = literal(
+            f"column {column.name}: a value has a time of day (in UTC) and the contract's type is DATE, which would drop it; "
+            "keep the date alone (Series.dt.normalize()) or make the column a TIMESTAMP"
+        )
+        return f"CASE WHEN {name} <> date_trunc('day', {name}) THEN error({timed}) ELSE CAST({name} AS DATE) END AS {name}"
     return f"CAST({name} AS {column.type}) AS {name}"
 
 
@@ -100,7 +108,8 @@ def run_pandas(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
     `inputs` maps each input's product id to a DataFrame. The returned frame is cast
     to the contract's column types, since pandas has no DECIMAL or DATE of its own, and
     an integer column with a missing value is float64: such a column must hold whole
-    numbers (`storage.cast`), a fraction fails the step instead of being rounded. A
+    numbers (`storage.cast`), a fraction fails the step instead of being rounded, and
+    a DATE column midnights, a time of day fails it instead of being dropped. A
     column the frame lacks is left out, for the schema check to name, as for SQL.
     """
     # Imported here: every code location imports this module, few run pandas (~0.5 s and 80 MB each).

@@ -150,6 +150,10 @@ CASES = [
     # pandas would keep a fraction in a BIGINT column, DuckDB's cast round it.
     Case("pandas_fraction_in_whole_number", "marketing.customer_lifetime_value", clv_returning("result.assign(orders=result['orders'] / 2)"),
          ("marketing.customer_lifetime_value", "does not fit the contract", "column orders", "not a whole number")),
+    # DATE from pandas' timestamps: the cast would drop the time.
+    Case("pandas_time_of_day_in_date", "marketing.customer_lifetime_value",
+         clv_returning("result.assign(last_order_date=pd.to_datetime(result['last_order_date']) + pd.Timedelta(hours=13))"),
+         ("marketing.customer_lifetime_value", "does not fit the contract", "column last_order_date", "a time of day")),
     Case("pandas_missing_column", "marketing.customer_lifetime_value", clv_returning("result.drop(columns=['segment'])"),
          ("marketing.customer_lifetime_value", "schema", "missing column segment")),
     Case("pandas_column_twice", "marketing.customer_lifetime_value", clv_returning("pd.concat([result, result[['revenue']] * 2], axis=1)"),
