@@ -478,13 +478,13 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestRep
         first_bad = f"{file}, line {'unknown' if line is None else line}" + (f", column {column}" if column else "") + f": {error}"
     report = IngestReport(len(files), rows, len(bad), first_bad, unread, cut_short)
     if report.bad_fraction > product.source.max_bad_fraction:
-        encoding = any(reason.startswith(NOT_UTF8) for *_, reason in bad)
+        not_utf8 = any(reason.startswith(NOT_UTF8) for *_, reason in bad)
         raise IngestError(
             f"{product.id}: {report.quarantined} of {report.rows + report.quarantined} source rows cannot be read "
             f"with the contract's types ({report.bad_fraction:.2%} > max_bad_fraction "
             f"{product.source.max_bad_fraction:.2%}); first bad row: {first_bad}. "
             f"All bad rows are in the table {_quarantine(product)}."
-            + (" Some lines are not UTF-8: a file in another encoding needs it in the contract (source.encoding: cp1252, say)." if encoding else "")
+            + (" Some lines are not UTF-8: a file in another encoding needs it in the contract (source.encoding: cp1252, say)." if not_utf8 else "")
         )
     if not rows:
         bad_ones = f", only bad ones ({report.quarantined} in {_quarantine(product)})" if report.quarantined else ""
