@@ -166,6 +166,11 @@ class Source(_Strict):
     max_bad_fraction: float = Field(default=0.0, ge=0, le=1, strict=True)
     encoding: str = "utf-8"
     """The text encoding of CSV and JSON files, any Python codec name (latin-1, cp1252, utf-16, ...)."""
+    # How a CSV file writes numbers and times, which DuckDB's reader does not guess (it
+    # does find the delimiter): a European spreadsheet's export writes 12,50 and 31.12.2024.
+    decimal_separator: Literal[".", ","] = "."
+    date_format: str | None = None
+    timestamp_format: str | None = None
 
     @field_validator("path")
     @classmethod
@@ -184,6 +189,15 @@ class Source(_Strict):
         if info.data.get("format") == "parquet":
             raise ValueError("Parquet files are binary, with no text encoding: leave `encoding` out")
         return value
+
+    @field_validator("decimal_separator", "date_format", "timestamp_format")
+    @classmethod
+    def _csv_only(cls, value: str | None, info: ValidationInfo) -> str | None:
+        from platform_lib.storage import time_format
+
+        if info.data.get("format") not in (None, "csv"):
+            raise ValueError(f"only a CSV source has a {info.field_name}")
+        return time_format(value) if info.field_name.endswith("_format") and value is not None else value
 
     @property
     def transcoded(self) -> bool:

@@ -105,6 +105,16 @@ def normalize_type(type_name: str) -> str:
         raise ValueError(f"'{type_name}' is not a DuckDB type: {str(error).splitlines()[0]}{hint}") from None
 
 
+def time_format(pattern: str) -> str:
+    """`pattern` if DuckDB's strptime takes it (its CSV reader's dateformat and
+    timestampformat are strptime formats); raises ValueError naming the bad specifier."""
+    try:
+        duckdb.execute("SELECT try_strptime('', ?)", [pattern])
+    except duckdb.Error as error:
+        raise ValueError(f"'{pattern}' is not a strptime format: {str(error).splitlines()[0]}") from None
+    return pattern
+
+
 class UnreadableSql(ValueError):
     """SQL whose reads cannot be listed: it does not parse, or DuckDB does not serialize it."""
 

@@ -29,10 +29,10 @@ def make_product(tmp_path, mesh_dir):
     (domain_dir / "products").mkdir(parents=True)
     (domain_dir / "domain.yaml").write_text("name: lab\nowner: team-lab\n")
 
-    def make(fmt: str, path: str, max_bad: float = 0.0, columns: str = COLUMNS, encoding: str | None = None):
+    def make(fmt: str, path: str, max_bad: float = 0.0, columns: str = COLUMNS, encoding: str | None = None, dialect: str = ""):
         contract = domain_dir / "products" / "things.yaml"
-        encoded = f", encoding: {encoding}" if encoding else ""
-        source = f"source: {{format: {fmt}, path: {path}, max_bad_fraction: {max_bad}{encoded}}}\n"
+        more = "".join(f", {field}" for field in (f"encoding: {encoding}" if encoding else "", dialect) if field)
+        source = f"source: {{format: {fmt}, path: {path}, max_bad_fraction: {max_bad}{more}}}\n"
         contract.write_text("description: Things.\n" + source + columns)
         return load_product(contract, load_domain(domain_dir))
 
@@ -174,6 +174,22 @@ def test_a_source_in_another_encoding_is_read_as_its_contract_names_it(mesh_dir,
     expected = [(1, "Ren\u00e9e \u20ac"), (2, "\u201cZo\u00eb\u201d")] if fmt == "csv" else [(1, "Ren\u00e9e"), (2, "Zo\u00eb")]
     assert rows == expected
     assert report.unterminated_files == (("lab/a.csv",) if encoding == "utf-16" else ())
+
+
+def test_a_csv_in_a_european_spreadsheets_dialect_is_read_as_its_contract_describes_it(mesh_dir, make_product):
+    """Decimal commas and day-first dates: with the contract's dialect they are values, not bad rows."""
+    path = write(mesh_dir, "lab/a.csv", "id;qty;amount;day;stamp\n1;2;12,50;31.12.2024;31.12.2024 13:45\n"
+                 "2;1;3,00;32.12.2024;01.01.2025 00:00\n3;2,5;1,00;01.01.2024;01.01.2024 08:00\n")
+    columns = (
+        "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT, required: true}\n  - {name: qty, type: INTEGER}\n"
+        "  - {name: amount, type: \"DECIMAL(8,2)\"}\n  - {name: day, type: DATE}\n  - {name: stamp, type: TIMESTAMP}\n"
+    )
+    dialect = "decimal_separator: ',', date_format: '%d.%m.%Y', timestamp_format: '%d.%m.%Y %H:%M'"
+    with connect("lab") as connection:
+        ingest(connection, make_product("csv", "lab/*.csv", max_bad=0.7, columns=columns, dialect=dialect))
+        rows = connection.execute(f"SELECT id, qty, amount::VARCHAR, day::VARCHAR, stamp::VARCHAR FROM {candidate('things')}").fetchall()
+        assert quarantine(connection) == [(str(path), 3, "day"), (str(path), 4, "qty")]
+    assert rows == [(1, 2, "12.50", "2024-12-31", "2024-12-31 13:45:00")]
 
 
 def test_a_byte_the_contracts_encoding_does_not_have_fails_the_read_naming_its_line(mesh_dir, make_product):

@@ -155,8 +155,15 @@ def _csv_reader(product: Product, files: list[Path], *, whole_as_text: bool) -> 
     `whole_as_text`), storing its rejects with their lines in `mesh_rejects`."""
     kinds = {c.name: "VARCHAR" if whole_as_text and c.type in WHOLE_NUMBER_TYPES else c.type for c in product.columns}
     types = "{" + ", ".join(f"{literal(name)}: {literal(kind)}" for name, kind in kinds.items()) + "}"
-    return f"""read_csv({_file_list(files)}, header = true, types = {types}, filename = 'mesh_source_file',
+    return f"""read_csv({_file_list(files)},{_dialect(product)} header = true, types = {types}, filename = 'mesh_source_file',
         store_rejects = true, max_line_size = {MAX_LINE_BYTES}, rejects_table = 'mesh_rejects', rejects_scan = 'mesh_reject_scans')"""
+
+
+def _dialect(product: Product) -> str:
+    """The reader's options for how the contract says the CSV writes numbers and times."""
+    source = product.source
+    options = {"decimal_separator": source.decimal_separator, "dateformat": source.date_format, "timestampformat": source.timestamp_format}
+    return "".join(f" {name} = {literal(value)}," for name, value in options.items() if value is not None)
 
 
 def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
