@@ -192,6 +192,59 @@ def test_a_csv_in_a_european_spreadsheets_dialect_is_read_as_its_contract_descri
     assert rows == [(1, 2, "12.50", "2024-12-31", "2024-12-31 13:45:00")]
 
 
+def compress(path: Path, data: bytes) -> Path:
+    """`data` written to `path`, compressed as its suffix says."""
+    import gzip
+
+    import zstandard
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else zstandard.ZstdCompressor().compress(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "fmt, name, encoding, text",
+    [
+        ("json", "a.jsonl.gz", None, '{"id": 1, "name": "Zo\u00eb"}\n{"id": 2, "name": "b"}\n{"id": "x", "name": "c"}\n{"id": 4, "name": "d"}'),
+        ("csv", "a.csv.zst", None, "id,name\n1,Zo\u00eb\n2,b\nx,c\n4,d"),
+        ("csv", "a.csv.gz", "cp1252", "id,name\n1,Zo\u00eb\n2,b\nx,c\n4,d"),
+    ],
+    ids=["json_gz", "csv_zst", "csv_gz_cp1252"],
+)
+def test_a_compressed_source_is_read_whole_and_its_bad_lines_keep_their_numbers(mesh_dir, make_product, fmt, name, encoding, text):
+    """DuckDB's readers decompress; the row-by-row read of a JSON source and the newline note must too, naming the compressed file."""
+    path = compress(mesh_dir / "sources" / "lab" / name, text.encode(encoding or "utf-8"))
+    with connect("lab") as connection:
+        report = ingest(connection, make_product(fmt, f"lab/*{name[1:]}", max_bad=0.5, columns=NAMES, encoding=encoding))
+        rows = connection.execute(f"SELECT id, name FROM {candidate('things')} ORDER BY id").fetchall()
+        assert quarantine(connection) == [(str(path), 3 if fmt == "json" else 4, "id")]
+    assert rows == [(1, "Zo\u00eb"), (2, "b"), (4, "d")]
+    assert report.unterminated_files == (f"lab/{name}",)
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".zst"])
+def test_a_compressed_file_cut_short_fails_the_read(mesh_dir, make_product, suffix):
+    """As a file still being written is: its rows so far would replace the product
+    (zstandard's reader alone returns them without a word)."""
+    full = compress(mesh_dir / "sources" / "lab" / f"a.csv{suffix}", b"id,name\n" + b"".join(b"%d,n%d\n" % (i, i) for i in range(100000)))
+    full.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with connect("lab") as connection, pytest.raises(IngestError) as raised:
+        ingest(connection, make_product("csv", f"lab/*.csv{suffix}", columns=NAMES))
+    assert str(raised.value).startswith(f"lab.things: {full} cannot be decompressed (")
+
+
+def test_a_zst_file_of_several_frames_is_read_whole(mesh_dir, make_product):
+    import zstandard
+
+    path = mesh_dir / "sources" / "lab" / "a.csv.zst"
+    path.parent.mkdir(parents=True)
+    compressor = zstandard.ZstdCompressor()
+    path.write_bytes(compressor.compress(b"id,name\n1,a\n") + compressor.compress(b"2,b\n"))
+    with connect("lab") as connection:
+        assert ingest(connection, make_product("csv", "lab/*.csv.zst", columns=NAMES)).rows == 2
+
+
 def test_a_byte_the_contracts_encoding_does_not_have_fails_the_read_naming_its_line(mesh_dir, make_product):
     """cp1252 has no character 0x81: a wrong encoding in the contract reads no row at all."""
     path = mesh_dir / "sources" / "lab" / "a.csv"

@@ -22,20 +22,24 @@ as 16. A CSV source with such a value is read row by row too, where they have no
 DuckDB's readers take UTF-8 only: a source in another encoding (`source.encoding`) is
 read from UTF-8 copies in a temporary folder, made by Python's codecs, which know every
 encoding an export may come in (DuckDB's own `latin-1` refuses the bytes Windows'
-cp1252 uses for `€` and curly quotes).
+cp1252 uses for `€` and curly quotes). So is a compressed one (`.gz`, `.zst`): DuckDB's
+CSV and JSON readers decompress it, but not its line-by-line read of a JSON source with
+a bad line, nor the checks here of a file's first and last lines.
 """
 
 from __future__ import annotations
 
 import codecs
 import contextlib
+import gzip
 import itertools
 import json
 import os
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import duckdb
 
@@ -89,57 +93,111 @@ def source_files(product: Product) -> tuple[str, list[Path]]:
 
 @dataclass(frozen=True)
 class Readable:
-    """The source files as DuckDB's readers get them: the files themselves, or their UTF-8
-    copies in `folder`, which mirrors the sources folder so that a copy's path maps back."""
+    """The source files as the readers get them: the files themselves, or plain UTF-8 copies
+    (`copied`), each mapped to the source file it was made from."""
 
     files: list[Path]
-    folder: Path
+    copied: dict[Path, Path]
+
+    def source_of(self, file: Path) -> Path:
+        return self.copied.get(file, file)
 
     def as_sources(self, text: str) -> str:
-        """`text` naming the source files where it names their copies."""
-        return text.replace(str(self.folder), str(sources_dir().resolve()))
+        """`text` naming the source files where it names their copies (a longer path first: one may start another)."""
+        for copy in sorted(self.copied, key=lambda c: len(str(c)), reverse=True):
+            text = text.replace(str(copy), str(self.copied[copy]))
+        return text
 
 
-TRANSCODE_CHUNK_BYTES = 4 * 1024 * 1024
+COPY_CHUNK_BYTES = 4 * 1024 * 1024
+# The compressions DuckDB's readers know by a file's suffix; its other readers (read_text,
+# read_blob) and Python's own reads of a file's first and last lines do not decompress.
+COMPRESSED = (".gz", ".zst")
+
+
+class Undecompressable(Exception):
+    """A compressed source file whose stream is damaged or ends early."""
+
+
+def _chunks(file: Path) -> Iterator[bytes]:
+    """The file's bytes, decompressed as its suffix says; Undecompressable if they cannot be."""
+    with open(file, "rb") as handle:
+        try:
+            if file.suffix == ".gz":
+                with gzip.GzipFile(fileobj=handle) as stream:
+                    while chunk := stream.read(COPY_CHUNK_BYTES):
+                        yield chunk
+            elif file.suffix == ".zst":
+                yield from _zstd_frames(handle)
+            else:
+                while chunk := handle.read(COPY_CHUNK_BYTES):
+                    yield chunk
+        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+            raise Undecompressable(str(error)) from None
+
+
+def _zstd_frames(handle: BinaryIO) -> Iterator[bytes]:
+    """A .zst file's frames one after another (a file compressed in parts has several).
+    zstandard's own reader returns a frame cut short without a word: this one does not."""
+    import zstandard  # only a .zst source needs it
+
+    decompressor = zstandard.ZstdDecompressor()
+    frame = decompressor.decompressobj()
+    try:
+        while chunk := handle.read(COPY_CHUNK_BYTES):
+            while chunk:
+                if frame.eof:
+                    frame = decompressor.decompressobj()
+                yield frame.decompress(chunk)
+                chunk = frame.unused_data if frame.eof else b""
+    except zstandard.ZstdError as error:
+        raise Undecompressable(str(error)) from None
+    if not frame.eof:
+        raise Undecompressable("the zstd stream ends inside a frame")
 
 
 @contextlib.contextmanager
 def readable(product: Product, files: list[Path]) -> Iterator[Readable]:
-    """The files in UTF-8 for the time of the read: themselves, or copies dropped afterwards."""
-    root = sources_dir().resolve()
-    if not product.source.transcoded:
-        yield Readable(files, root)
+    """The files as plain UTF-8 for the time of the read: themselves, or copies in a temporary
+    folder, dropped afterwards, of the compressed ones and of all in another encoding."""
+    copied = [f for f in files if product.source.transcoded or f.suffix in COMPRESSED]
+    if not copied:
+        yield Readable(files, {})
         return
-    with tempfile.TemporaryDirectory(prefix="mesh-utf8-") as folder:
-        copies = [Path(folder) / f.relative_to(root) for f in files]
-        for file, copy in zip(files, copies):
-            _transcode(product, file, copy)
-        yield Readable(copies, Path(folder))
+    root = sources_dir().resolve()
+    with tempfile.TemporaryDirectory(prefix="mesh-source-") as folder:
+        copies = {}
+        for file in copied:
+            copy = Path(folder) / file.relative_to(root)
+            copies[file] = copy.with_suffix("") if file.suffix in COMPRESSED else copy
+            copies[file].parent.mkdir(parents=True, exist_ok=True)
+            chunks = _as_utf8(product, file, _chunks(file)) if product.source.transcoded else _chunks(file)
+            with open(copies[file], "wb") as target:
+                try:
+                    target.writelines(chunks)
+                except Undecompressable as error:
+                    raise IngestError(f"{product.id}: {file} cannot be decompressed ({error}): a file still being written, or damaged?") from None
+        yield Readable([copies.get(f, f) for f in files], {copy: file for file, copy in copies.items()})
 
 
-def _transcode(product: Product, file: Path, copy: Path) -> None:
-    """Write `file`, in the contract's encoding, to `copy` in UTF-8, line ends as they are.
-    A byte the encoding does not have fails the read, naming its line: the contract names
-    the wrong encoding, or the file is damaged, and no row of it can be trusted."""
+def _as_utf8(product: Product, file: Path, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """`chunks` of the file, in the contract's encoding, as UTF-8, line ends as they are. A
+    byte the encoding does not have fails the read, naming its line: the contract names the
+    wrong encoding, or the file is damaged, and no row of it can be trusted."""
     encoding = product.source.encoding
     decoder = codecs.getincrementaldecoder(encoding)()
-    copy.parent.mkdir(parents=True, exist_ok=True)
     lines = 0
-    with open(file, "rb") as source, open(copy, "w", encoding="utf-8", newline="") as target:
-        while True:
-            chunk = source.read(TRANSCODE_CHUNK_BYTES)
-            try:
-                text = decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as error:
-                line = lines + error.object[: error.start].decode(error.encoding, errors="replace").count("\n") + 1
-                raise IngestError(
-                    f"{product.id}: {file}, line {line}: byte 0x{error.object[error.start]:02X} is not {encoding} text "
-                    f"({error.reason}); is the contract's source.encoding right?"
-                ) from None
-            target.write(text)
-            lines += text.count("\n")
-            if not chunk:
-                return
+    for chunk in itertools.chain(chunks, [b""]):
+        try:
+            text = decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as error:
+            line = lines + error.object[: error.start].decode(error.encoding, errors="replace").count("\n") + 1
+            raise IngestError(
+                f"{product.id}: {file}, line {line}: byte 0x{error.object[error.start]:02X} is not {encoding} text "
+                f"({error.reason}); is the contract's source.encoding right?"
+            ) from None
+        lines += text.count("\n")
+        yield text.encode("utf-8")
 
 
 def _file_list(files: list[Path]) -> str:
@@ -230,7 +288,8 @@ def unterminated(product: Product, read: Readable) -> tuple[str, ...]:
             handle.seek(-1, os.SEEK_END)
             return handle.read(1)
 
-    return tuple(str(f.relative_to(read.folder)) for f in read.files if last_byte(f) != b"\n")
+    root = sources_dir().resolve()
+    return tuple(str(read.source_of(f).relative_to(root)) for f in read.files if last_byte(f) != b"\n")
 
 
 def _first_line(file: Path) -> bytes:
@@ -459,9 +518,8 @@ def _read(connection: duckdb.DuckDBPyConnection, product: Product, files: list[P
             raise IngestError(f"{product.id}: cannot read {shown}: {read.as_sources(_reason(error))}") from None
         except IngestError as error:
             raise IngestError(read.as_sources(str(error))) from None
-        if product.source.transcoded:
-            copies, sources = literal(str(read.folder)), literal(str(sources_dir().resolve()))
-            connection.execute(f"UPDATE {_quarantine(product)} SET file = replace(file, {copies}, {sources})")
+        for copy, file in read.copied.items():
+            connection.execute(f"UPDATE {_quarantine(product)} SET file = ? WHERE file = ?", [str(file), str(copy)])
         return unread_columns(connection, product, read.files), unterminated(product, read)
 
 
