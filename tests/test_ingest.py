@@ -234,6 +234,17 @@ def test_a_compressed_file_cut_short_fails_the_read(mesh_dir, make_product, suff
     assert str(raised.value).startswith(f"lab.things: {full} cannot be decompressed (")
 
 
+def test_a_file_and_its_compressed_namesake_are_both_read(mesh_dir, make_product):
+    """Their copies, decompressed and in UTF-8, must not be one file."""
+    (mesh_dir / "sources" / "lab").mkdir(parents=True)
+    (mesh_dir / "sources" / "lab" / "a.csv").write_bytes("id,name\n1,Zo\u00eb\n".encode("latin-1"))
+    compress(mesh_dir / "sources" / "lab" / "a.csv.gz", "id,name\n2,Ren\u00e9e\n".encode("latin-1"))
+    with connect("lab") as connection:
+        ingest(connection, make_product("csv", "lab/a.csv*", columns=NAMES, encoding="latin-1"))
+        rows = connection.execute(f"SELECT id, name FROM {candidate('things')} ORDER BY id").fetchall()
+    assert rows == [(1, "Zo\u00eb"), (2, "Ren\u00e9e")]
+
+
 def test_a_zst_file_of_several_frames_is_read_whole(mesh_dir, make_product):
     import zstandard
 

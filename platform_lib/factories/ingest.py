@@ -103,9 +103,9 @@ class Readable:
         return self.copied.get(file, file)
 
     def as_sources(self, text: str) -> str:
-        """`text` naming the source files where it names their copies (a longer path first: one may start another)."""
-        for copy in sorted(self.copied, key=lambda c: len(str(c)), reverse=True):
-            text = text.replace(str(copy), str(self.copied[copy]))
+        """`text` naming the source files where it names their copies."""
+        for copy, file in self.copied.items():
+            text = text.replace(str(copy), str(file))
         return text
 
 
@@ -164,20 +164,23 @@ def readable(product: Product, files: list[Path]) -> Iterator[Readable]:
     if not copied:
         yield Readable(files, {})
         return
-    root = sources_dir().resolve()
     with tempfile.TemporaryDirectory(prefix="mesh-source-") as folder:
         copies = {}
-        for file in copied:
-            copy = Path(folder) / file.relative_to(root)
-            copies[file] = copy.with_suffix("") if file.suffix in COMPRESSED else copy
-            copies[file].parent.mkdir(parents=True, exist_ok=True)
-            chunks = _as_utf8(product, file, _chunks(file)) if product.source.transcoded else _chunks(file)
-            with open(copies[file], "wb") as target:
-                try:
-                    target.writelines(chunks)
-                except Undecompressable as error:
-                    raise IngestError(f"{product.id}: {file} cannot be decompressed ({error}): a file still being written, or damaged?") from None
+        for number, file in enumerate(copied):
+            # A folder for each copy, named without the compression's suffix: `a.csv` and `a.csv.gz` may both be sources.
+            copies[file] = Path(folder) / str(number) / (file.stem if file.suffix in COMPRESSED else file.name)
+            copies[file].parent.mkdir()
+            _copy(product, file, copies[file])
         yield Readable([copies.get(f, f) for f in files], {copy: file for file, copy in copies.items()})
+
+
+def _copy(product: Product, file: Path, copy: Path) -> None:
+    chunks = _as_utf8(product, file, _chunks(file)) if product.source.transcoded else _chunks(file)
+    with open(copy, "wb") as target:
+        try:
+            target.writelines(chunks)
+        except Undecompressable as error:
+            raise IngestError(f"{product.id}: {file} cannot be decompressed ({error}): a file still being written, or damaged?") from None
 
 
 def _as_utf8(product: Product, file: Path, chunks: Iterator[bytes]) -> Iterator[bytes]:
