@@ -109,7 +109,8 @@ def time_format(pattern: str) -> str:
     """`pattern` if DuckDB's strptime takes it (its CSV reader's dateformat and
     timestampformat are strptime formats); raises ValueError naming the bad specifier."""
     try:
-        duckdb.execute("SELECT try_strptime('', ?)", [pattern])
+        with duckdb.connect() as connection:  # not the module's shared one: contracts may load in threads
+            connection.execute("SELECT try_strptime('', ?)", [pattern])
     except duckdb.Error as error:
         raise ValueError(f"'{pattern}' is not a strptime format: {str(error).splitlines()[0]}") from None
     return pattern
