@@ -8,6 +8,7 @@ domain's code location still loads; (d) once the input is repaired, a rerun publ
 
 from __future__ import annotations
 
+import gzip
 import math
 import shutil
 from dataclasses import dataclass
@@ -69,6 +70,15 @@ def json_array(sources: Path, _domains: Path) -> None:
     with duckdb.connect() as connection:
         rows = connection.execute(f"SELECT to_json(list(r)) FROM read_json({literal(str(path))}) r").fetchone()[0]
     path.write_text(rows + "\n", encoding="utf-8")
+
+
+def gzip_cut_short(sources: Path, domains: Path) -> None:
+    """The CRM's export now comes gzipped, and was picked up while still being written."""
+    path = sources / CUSTOMERS_CSV
+    compressed = gzip.compress(path.read_bytes())
+    path.unlink()
+    path.with_name(path.name + ".gz").write_bytes(compressed[: len(compressed) // 2])
+    edit_contract(domains, "customers.raw_customers", lambda c: c["source"].update(path="customers/*.csv.gz"))
 
 
 def symlink_outside(sources: Path, _domains: Path) -> None:
@@ -134,6 +144,8 @@ CASES = [
          ("orders.raw_order_lines", "order_lines_1.jsonl", "is a JSON array", "not newline-delimited JSON")),
     Case("non_utf8_json_lines", "orders.raw_order_lines", latin1_skus,
          ("orders.raw_order_lines", "order_lines_2.jsonl, line 1", "not UTF-8 text")),
+    Case("gzip_cut_short", "customers.raw_customers", gzip_cut_short,
+         ("customers.raw_customers", "customers.csv.gz", "cannot be decompressed", "still being written")),
     Case("missing_file", "orders.raw_orders", lambda s, d: [p.unlink() for p in (s / "orders").glob("orders_*.parquet")],
          ("orders.raw_orders", "orders_*.parquet", "no source file")),
     Case("non_utf8_bytes", "customers.raw_customers", latin1_names,
