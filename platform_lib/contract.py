@@ -193,11 +193,16 @@ class Source(_Strict):
     @field_validator("decimal_separator", "date_format", "timestamp_format")
     @classmethod
     def _csv_only(cls, value: str | None, info: ValidationInfo) -> str | None:
-        from platform_lib.storage import time_format
-
         if info.data.get("format") not in (None, "csv"):
             raise ValueError(f"only a CSV source has a {info.field_name}")
-        return time_format(value) if info.field_name.endswith("_format") and value is not None else value
+        return value
+
+    @field_validator("date_format", "timestamp_format")
+    @classmethod
+    def _strptime(cls, value: str | None) -> str | None:
+        from platform_lib.storage import time_format
+
+        return None if value is None else time_format(value)
 
     @property
     def transcoded(self) -> bool:

@@ -108,8 +108,8 @@ def run_pandas(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
     `inputs` maps each input's product id to a DataFrame. The returned frame is cast
     to the contract's column types, since pandas has no DECIMAL or DATE of its own, and
     an integer column with a missing value is float64: such a column must hold whole
-    numbers (`storage.cast`), a fraction fails the step instead of being rounded, and
-    a DATE column midnights, a time of day fails it instead of being dropped. A
+    numbers (`storage.cast`), a fraction fails the step instead of being rounded; a
+    DATE column must hold midnights, a time of day fails it instead of being dropped. A
     column the frame lacks is left out, for the schema check to name, as for SQL.
     """
     # Imported here: every code location imports this module, few run pandas (~0.5 s and 80 MB each).
