@@ -167,8 +167,9 @@ class Source(_Strict):
     encoding: str = "utf-8"
     """The text encoding of CSV and JSON files, any Python codec name (latin-1, cp1252, utf-16, ...)."""
     # How a CSV file writes numbers and times, which DuckDB's reader does not guess (it
-    # does find the delimiter): a European spreadsheet's export writes 12,50 and 31.12.2024.
+    # does find the delimiter): a European spreadsheet's export writes 1.234,50 and 31.12.2024.
     decimal_separator: Literal[".", ","] = "."
+    thousands_separator: Literal[".", ",", " ", "'"] | None = None
     date_format: str | None = None
     timestamp_format: str | None = None
 
@@ -190,11 +191,18 @@ class Source(_Strict):
             raise ValueError("Parquet files are binary, with no text encoding: leave `encoding` out")
         return value
 
-    @field_validator("decimal_separator", "date_format", "timestamp_format")
+    @field_validator("decimal_separator", "thousands_separator", "date_format", "timestamp_format")
     @classmethod
     def _csv_only(cls, value: str | None, info: ValidationInfo) -> str | None:
         if info.data.get("format") not in (None, "csv"):
             raise ValueError(f"only a CSV source has a {info.field_name}")
+        return value
+
+    @field_validator("thousands_separator")
+    @classmethod
+    def _not_the_decimal_separator(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and value == info.data.get("decimal_separator"):
+            raise ValueError(f"'{value}' is the decimal separator too: a file that groups thousands with '.' has decimal_separator: ','")
         return value
 
     @field_validator("date_format", "timestamp_format")

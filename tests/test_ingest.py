@@ -192,6 +192,45 @@ def test_a_csv_in_a_european_spreadsheets_dialect_is_read_as_its_contract_descri
     assert rows == [(1, 2, "12.50", "2024-12-31", "2024-12-31 13:45:00")]
 
 
+NUMBERS = (
+    "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT, required: true}\n  - {name: qty, type: INTEGER}\n"
+    "  - {name: amount, type: \"DECIMAL(12,2)\"}\n  - {name: ratio, type: DOUBLE}\n  - {name: day, type: DATE}\n"
+)
+
+
+@pytest.mark.parametrize(
+    "dialect, lines, misgrouped",
+    [
+        ("decimal_separator: ',', thousands_separator: '.'",
+         ["1;1.234;1.234.567,50;-2.500,5;2024-01-01", "2;12;12,5;0,25;2024-01-02"], ["3;1.2;1,00;1;2024-01-03", "4;5;12.34.567;1;2024-01-04"]),
+        ("thousands_separator: ','",
+         ['1,"1,234","1,234,567.50","-2,500.5",2024-01-01', "2,12,12.5,0.25,2024-01-02"], ['3,"1,2",1.00,1,2024-01-03', '4,5,"1,5",1,2024-01-04']),
+        ("decimal_separator: ',', thousands_separator: ' '",
+         ["1; 1 234 ;1 234 567,50;-2 500,5;2024-01-01", "2;12;12,5;0,25;2024-01-02"], ["3;1 2;1,00;1;2024-01-03", "4;5;1 23,5;1;2024-01-04"]),
+        ("decimal_separator: ',', thousands_separator: \"'\"",
+         ["1;1'234;1'234'567,50;-2'500,5;2024-01-01", "2;12;12,5;0,25;2024-01-02"], ["3;12'34;1,00;1;2024-01-03", "4;5;'1,5;1;2024-01-04"]),
+    ],
+    ids=["dot", "comma", "space", "apostrophe"],
+)
+def test_thousands_separators_are_read_only_between_groups_of_three_digits(mesh_dir, make_product, dialect, lines, misgrouped):
+    """DuckDB's reader drops a thousands separator wherever it stands (with `.`, 1.2 is 12):
+    a number with one out of place is a bad row, not another number."""
+    header = "id,qty,amount,ratio,day" if "thousands_separator: ','" == dialect else "id;qty;amount;ratio;day"
+    expected = [(1, 1234, "1234567.50", -2500.5), (2, 12, "12.50", 0.25)]
+    query = f"SELECT id, qty, amount::VARCHAR, ratio FROM {candidate('things')} ORDER BY id"
+    with connect("lab") as connection:
+        write(mesh_dir, "lab/a.csv", "\n".join([header, *lines]) + "\n")
+        ingest(connection, make_product("csv", "lab/*.csv", columns=NUMBERS, dialect=dialect))
+        assert connection.execute(query).fetchall() == expected
+        assert quarantine(connection) == []
+        path = write(mesh_dir, "lab/a.csv", "\n".join([header, *lines, *misgrouped]) + "\n")
+        ingest(connection, make_product("csv", "lab/*.csv", max_bad=0.5, columns=NUMBERS, dialect=dialect))
+        assert connection.execute(query).fetchall() == expected
+        bad = connection.execute("SELECT file, column_name, raw FROM _quarantine.things ORDER BY raw").fetchall()
+    assert [(file, column) for file, column, _ in bad] == [(str(path), "qty"), (str(path), "amount")]
+    assert [raw.startswith(("3", "4")) for *_, raw in bad] == [True, True]
+
+
 def compress(path: Path, data: bytes) -> Path:
     """`data` written to `path`, compressed as its suffix says."""
     import gzip

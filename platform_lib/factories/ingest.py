@@ -17,7 +17,9 @@ is: it would replace the product, and then its consumers, with nothing.
 
 A whole-number column (INTEGER, BIGINT, ...) takes a value only if it is that number
 exactly (`storage.cast`): DuckDB's casts and readers round `2.5` to 3 and read `0x10`
-as 16. A CSV source with such a value is read row by row too, where they have no line.
+as 16. A number of a CSV source with a thousands separator takes it only between groups
+of three digits: DuckDB's reader drops it wherever it is. A CSV source with a value
+either way is read row by row too, where they have no line.
 
 DuckDB's readers take UTF-8 only: a source in another encoding (`source.encoding`) is
 read from UTF-8 copies in a temporary folder, made by Python's codecs, which know every
@@ -43,7 +45,7 @@ from typing import BinaryIO, Iterator
 
 import duckdb
 
-from platform_lib.contract import Product
+from platform_lib.contract import Column, Product
 from platform_lib.storage import WHOLE_NUMBER_TYPES, candidate, cast, column_types, create_candidate, literal, quote, sources_dir
 
 
@@ -211,11 +213,11 @@ def _quarantine(product: Product) -> str:
     return f"_quarantine.{quote(product.name)}"
 
 
-def _csv_reader(product: Product, files: list[Path], *, whole_as_text: bool) -> str:
-    """DuckDB's CSV reader with the contract's types (whole-number columns as VARCHAR if
-    `whole_as_text`), storing its rejects with their lines in `mesh_rejects`."""
-    kinds = {c.name: "VARCHAR" if whole_as_text and c.type in WHOLE_NUMBER_TYPES else c.type for c in product.columns}
-    types = "{" + ", ".join(f"{literal(name)}: {literal(kind)}" for name, kind in kinds.items()) + "}"
+def _csv_reader(product: Product, files: list[Path], *, numbers_as_text: bool) -> str:
+    """DuckDB's CSV reader with the contract's types (the numbers it may misread as VARCHAR
+    if `numbers_as_text`), storing its rejects with their lines in `mesh_rejects`."""
+    as_text = _misreadable(product) if numbers_as_text else set()
+    types = "{" + ", ".join(f"{literal(c.name)}: {literal('VARCHAR' if c.name in as_text else c.type)}" for c in product.columns) + "}"
     return f"""read_csv({_file_list(files)},{_dialect(product)} header = true, types = {types}, filename = 'mesh_source_file',
         store_rejects = true, max_line_size = {MAX_LINE_BYTES}, rejects_table = 'mesh_rejects', rejects_scan = 'mesh_reject_scans')"""
 
@@ -223,21 +225,60 @@ def _csv_reader(product: Product, files: list[Path], *, whole_as_text: bool) -> 
 def _dialect(product: Product) -> str:
     """The reader's options for how the contract says the CSV writes numbers and times."""
     source = product.source
-    options = {"decimal_separator": source.decimal_separator, "dateformat": source.date_format, "timestampformat": source.timestamp_format}
+    options = {
+        "decimal_separator": source.decimal_separator, "thousands": source.thousands_separator,
+        "dateformat": source.date_format, "timestampformat": source.timestamp_format,
+    }
     return "".join(f" {name} = {literal(value)}," for name, value in options.items() if value is not None)
 
 
+def _is_number(column: Column) -> bool:
+    return column.type in WHOLE_NUMBER_TYPES or column.type in ("DOUBLE", "FLOAT") or column.type.startswith("DECIMAL(")
+
+
+def _misreadable(product: Product) -> set[str]:
+    """The columns DuckDB's CSV reader may take a wrong value into: a whole-number one (it
+    rounds 2.5 to 3) and, in a source with a thousands separator, every number (the reader
+    drops the separator wherever it is: with `.`, 1.2 is 12)."""
+    grouped = product.source.thousands_separator is not None
+    return {c.name for c in product.columns if c.type in WHOLE_NUMBER_TYPES or (grouped and _is_number(c))}
+
+
+def _misgrouped(product: Product, text: str) -> str:
+    """SQL: whether the CSV number `text` has the thousands separator elsewhere than between
+    groups of three digits before its decimals."""
+    source = product.source
+    separator, decimals = f"[{source.thousands_separator}]", f"[{source.decimal_separator}]"
+    grouped = rf"[+-]?\d{{1,3}}({separator}\d{{3}})+({decimals}\d*)?([eE][+-]?\d+)?"
+    return f"(contains(trim({text}), {literal(source.thousands_separator)}) AND NOT regexp_full_match(trim({text}), {literal(grouped)}))"
+
+
+def _ungrouped(product: Product, text: str) -> str:
+    """SQL: the CSV number `text` without its thousands separators."""
+    separator = product.source.thousands_separator
+    return text if separator is None else f"replace({text}, {literal(separator)}, '')"
+
+
+def _as_number_text(product: Product, column: Column, text: str) -> str:
+    """SQL: the CSV number `text` as SQL casts read it: without thousands separators (NULL
+    where one is out of place, so that its row is quarantined) and with a decimal point,
+    but in a whole-number column, which the reader refuses a decimal comma (2,0) too."""
+    number = text if product.source.thousands_separator is None else f"CASE WHEN NOT {_misgrouped(product, text)} THEN {_ungrouped(product, text)} END"
+    decimal_comma = product.source.decimal_separator == "," and column.type not in WHOLE_NUMBER_TYPES
+    return f"replace({number}, ',', '.')" if decimal_comma else number
+
+
 def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
-    """The reader's rejects go to the quarantine with their lines. The reader rounds a
-    fraction in a whole-number column: a source with one is read again with those columns
-    as text, row by row (`_split_rows`), where a bad value in them has no line."""
+    """The reader's rejects go to the quarantine with their lines. The reader can misread a
+    number (`_misreadable`): a source with one is read again with those columns as text,
+    row by row (`_split_rows`), where a bad value in them has no line."""
     _refuse_different_headers(connection, product, files)
-    reader = _csv_reader(product, files, whole_as_text=False)
+    reader = _csv_reader(product, files, numbers_as_text=False)
     create_candidate(connection, product.name, f"SELECT * EXCLUDE (mesh_source_file) FROM {reader}")
     read_as = column_types(connection, candidate(product.name))
-    if _rounded_by_reader(connection, product, files, read_as):
+    if _misread_by_reader(connection, product, files, read_as):
         connection.execute("DROP TABLE IF EXISTS mesh_rejects; DROP TABLE IF EXISTS mesh_reject_scans")
-        reader = _csv_reader(product, files, whole_as_text=True)
+        reader = _csv_reader(product, files, numbers_as_text=True)
         read_as = column_types(connection, reader)
         _split_rows(connection, product, _rows_of(product, reader, "NULL::BIGINT", read_as), read_as)
     connection.execute(
@@ -249,15 +290,23 @@ def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: li
     connection.execute("DROP TABLE IF EXISTS mesh_rejects; DROP TABLE IF EXISTS mesh_reject_scans")
 
 
-def _rounded_by_reader(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path], read_as: dict[str, str]) -> bool:
-    """Whether the CSV reader took a value of a whole-number column that `cast` refuses.
-    Reading the text of a few columns again costs a fraction of the typed read."""
-    whole = [c for c in product.columns if c.type in WHOLE_NUMBER_TYPES and c.name in read_as]
-    if not whole:
+def _misread_by_reader(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path], read_as: dict[str, str]) -> bool:
+    """Whether the CSV reader took a whole number that `cast` refuses, or a number whose
+    thousands separator is out of place. Reading the text of a few columns again costs a
+    fraction of the typed read."""
+    suspects = [c for c in product.columns if c.name in _misreadable(product) and c.name in read_as]
+    if not suspects:
         return False
     texts = f"read_csv({_file_list(files)}, header = true, all_varchar = true, ignore_errors = true, max_line_size = {MAX_LINE_BYTES})"
-    taken = " OR ".join(f"(TRY_CAST({quote(c.name)} AS {c.type}) IS NOT NULL AND {cast(quote(c.name), c, strict=False)} IS NULL)" for c in whole)
-    return connection.execute(f"SELECT EXISTS (SELECT 1 FROM {texts} WHERE {taken})").fetchone()[0]
+    misread = []
+    for column in suspects:
+        text = quote(column.name)
+        if product.source.thousands_separator is not None:
+            misread.append(_misgrouped(product, text))
+        if column.type in WHOLE_NUMBER_TYPES:
+            whole = _ungrouped(product, text)
+            misread.append(f"(TRY_CAST({whole} AS {column.type}) IS NOT NULL AND {cast(whole, column, strict=False)} IS NULL)")
+    return connection.execute(f"SELECT EXISTS (SELECT 1 FROM {texts} WHERE {' OR '.join(misread)})").fetchone()[0]
 
 
 def _refuse_different_headers(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
@@ -484,7 +533,8 @@ def _split_rows(connection: duckdb.DuckDBPyConnection, product: Product, relatio
     connection.execute(f"CREATE OR REPLACE TEMP TABLE mesh_raw AS {relation}")
     columns = [c for c in product.columns if c.name in read_as]
     texts = {c.name: f"fields.{quote(c.name)}" for c in columns}
-    casts = {c.name: cast(texts[c.name], c, strict=False) for c in columns}
+    numbers = {c.name: _as_number_text(product, c, texts[c.name]) if _is_number(c) and read_as[c.name] == "VARCHAR" else texts[c.name] for c in columns}
+    casts = {c.name: cast(numbers[c.name], c, strict=False) for c in columns}
     failed = " OR ".join(f"({texts[name]} IS NOT NULL AND {value} IS NULL)" for name, value in casts.items())
     first_failed = " ".join(
         f"WHEN {texts[name]} IS NOT NULL AND {value} IS NULL THEN {literal(name)}" for name, value in casts.items()
