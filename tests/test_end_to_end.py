@@ -98,6 +98,18 @@ def test_cli_materializes_and_prints_a_summary(mesh_dir, capsys):
     assert main(["materialize", "nosuchdomain"]) == 2
 
 
+def test_cli_materializes_single_products_on_their_inputs_published_versions(mesh_dir, capsys):
+    assert main(["materialize", "customers"]) == 0
+    raw = output_port.current("customers.raw_customers").version
+    capsys.readouterr()
+    assert main(["materialize", "customers.customer_profiles"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[:2] for line in out.splitlines()[1:]] == [["customers.customer_profiles", "published"]]
+    assert output_port.current("customers.raw_customers").version == raw
+    assert main(["materialize", "customers.no_such_product", "customers"]) == 2
+    assert "unknown domain(s) or product(s): customers.no_such_product;" in capsys.readouterr().err
+
+
 def test_an_optional_column_null_in_every_row_is_noted_in_the_summary(mesh_dir, capsys):
     """How a field renamed at the source looks: the product publishes, and the command says so."""
     rewrite_csv(mesh_dir / "sources", "SELECT * REPLACE (NULL AS full_name) FROM t")
