@@ -170,6 +170,7 @@ class Source(_Strict):
     # does find the delimiter): a European spreadsheet's export writes 1.234,50 and 31.12.2024.
     decimal_separator: Literal[".", ","] = "."
     thousands_separator: Literal[".", ",", " ", "'"] | None = None
+    """A space stands for the no-break spaces spreadsheets write too (U+00A0, U+202F)."""
     date_format: str | None = None
     timestamp_format: str | None = None
 

@@ -244,19 +244,30 @@ def _misreadable(product: Product) -> set[str]:
     return {c.name for c in product.columns if c.type in WHOLE_NUMBER_TYPES or (grouped and _is_number(c))}
 
 
+# A space groups thousands in French or Swedish; spreadsheets write it as a no-break space
+# (U+00A0) or a narrow one (U+202F), which DuckDB's reader (one byte) does not know.
+NO_BREAK_SPACES = "\u00a0\u202f"
+
+
+def _separators(product: Product) -> str:
+    """The characters that group thousands in the CSV source (inside a regex's [...])."""
+    separator = product.source.thousands_separator
+    return separator + NO_BREAK_SPACES if separator == " " else separator
+
+
 def _misgrouped(product: Product, text: str) -> str:
-    """SQL: whether the CSV number `text` has the thousands separator elsewhere than between
+    """SQL: whether the CSV number `text` has a thousands separator elsewhere than between
     groups of three digits before its decimals."""
-    source = product.source
-    separator, decimals = f"[{source.thousands_separator}]", f"[{source.decimal_separator}]"
+    separator, decimals = f"[{_separators(product)}]", f"[{product.source.decimal_separator}]"
     grouped = rf"[+-]?\d{{1,3}}({separator}\d{{3}})+({decimals}\d*)?([eE][+-]?\d+)?"
-    return f"(contains(trim({text}), {literal(source.thousands_separator)}) AND NOT regexp_full_match(trim({text}), {literal(grouped)}))"
+    return f"(regexp_matches(trim({text}), {literal(separator)}) AND NOT regexp_full_match(trim({text}), {literal(grouped)}))"
 
 
 def _ungrouped(product: Product, text: str) -> str:
     """SQL: the CSV number `text` without its thousands separators."""
-    separator = product.source.thousands_separator
-    return text if separator is None else f"replace({text}, {literal(separator)}, '')"
+    if product.source.thousands_separator is None:
+        return text
+    return f"regexp_replace({text}, {literal(f'[{_separators(product)}]')}, '', 'g')"
 
 
 def _as_number_text(product: Product, column: Column, text: str) -> str:
@@ -292,8 +303,8 @@ def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: li
 
 def _misread_by_reader(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path], read_as: dict[str, str]) -> bool:
     """Whether the CSV reader took a whole number that `cast` refuses, or a number whose
-    thousands separator is out of place. Reading the text of a few columns again costs a
-    fraction of the typed read."""
+    thousands separator is out of place, or refused one grouped by no-break spaces.
+    Reading the text of a few columns again costs a fraction of the typed read."""
     suspects = [c for c in product.columns if c.name in _misreadable(product) and c.name in read_as]
     if not suspects:
         return False
@@ -301,6 +312,8 @@ def _misread_by_reader(connection: duckdb.DuckDBPyConnection, product: Product, 
     misread = []
     for column in suspects:
         text = quote(column.name)
+        if product.source.thousands_separator == " ":  # the reader rejects those it does not know
+            misread.append(f"regexp_matches({text}, {literal(f'[{NO_BREAK_SPACES}]')})")
         if product.source.thousands_separator is not None:
             misread.append(_misgrouped(product, text))
         if column.type in WHOLE_NUMBER_TYPES:
