@@ -10,6 +10,7 @@
     mesh new-product DOMAIN NAME --kind ingest|sql|pandas|dbt [--input ID ...]
                                       add a product skeleton with its contract
     mesh lineage PRODUCT              the upstream versions a product was built from, and who read it
+    mesh quarantine PRODUCT           the rows a product's last ingest could not read, and why
     mesh costs                        compute seconds, rows written and storage bytes per domain and product
     mesh catalog [--out DIR]          static HTML catalog, JSON export and ODCS contracts of every product
 """
@@ -173,6 +174,50 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from platform_lib import storage
+    from platform_lib.factories.ingest import quarantined
+    from platform_lib.mesh import products_by_id
+
+    product = products_by_id(load_mesh()).get(args.product)
+    if product is None or product.source is None:
+        what = "not an ingest product: only a source's rows are quarantined" if product else "not a product of the mesh"
+        print(f"{args.product} is {what}", file=sys.stderr)
+        return 2
+    file = storage.warehouse_path(product.domain)
+    found = None
+    if file.exists():
+        with contextlib.closing(storage.connect(product.domain)) as connection:
+            found = quarantined(connection, product, args.limit)
+    if found is None:
+        print(f"{product.id} has not been ingested here yet ({file})", file=sys.stderr)
+        return 2
+    total, rows = found
+    print(f"{product.id}: {total} row(s) quarantined by its last ingest, in _quarantine.{product.name} of {file}")
+    if rows:
+        print("\n".join(_quarantine_table(rows)))
+    if total > len(rows):
+        print(f"... and {total - len(rows)} more (--limit)")
+    return 0
+
+
+def _quarantine_table(rows: list[tuple]) -> list[str]:
+    """file, line, column, reason and the row as read, cut to a line each (the table has them whole)."""
+    from platform_lib.storage import sources_dir
+
+    def cut(text: str | None, width: int) -> str:
+        text = " ".join(str(text or "").split())
+        return text if len(text) <= width else text[: width - 3] + "..."
+
+    root = str(sources_dir().resolve()) + os.sep
+    cells = [[str(f).removeprefix(root), "" if n is None else str(n), c or "", cut(e, 60), cut(r, 80)] for f, n, c, e, r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(("file", "line", "column", "reason", "row"))]
+    lines = []
+    for row in [["file", "line", "column", "reason", "row"], *cells]:
+        lines.append("  ".join(cell.rjust(w) if i == 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+    return lines
+
+
 def cmd_costs(args: argparse.Namespace) -> int:
     if not os.environ.get("DAGSTER_HOME"):
         print("set DAGSTER_HOME to the Dagster instance whose runs to account (make sets it to .dagster_home)", file=sys.stderr)
@@ -234,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     lineage = commands.add_parser("lineage", help="the upstream versions a product was built from, and who read it")
     lineage.add_argument("product", help="a product id, e.g. marketing.segment_revenue")
     lineage.set_defaults(run=cmd_lineage)
+    quarantine = commands.add_parser("quarantine", help="the rows a product's last ingest could not read, and why")
+    quarantine.add_argument("product", help="an ingest product's id, e.g. orders.raw_order_lines")
+    quarantine.add_argument("--limit", type=int, default=20, help="rows to print (default: 20)")
+    quarantine.set_defaults(run=cmd_quarantine)
     costs = commands.add_parser("costs", help="compute seconds, rows written and storage bytes per domain and product")
     costs.set_defaults(run=cmd_costs)
     catalog = commands.add_parser("catalog", help="static HTML catalog, JSON export and ODCS contracts of every product")

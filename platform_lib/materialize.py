@@ -40,8 +40,9 @@ class Outcome:
     failed: list[str] = field(default_factory=list)
     warned: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    """What holds to the contract but looks wrong: an optional column NULL in every row, a
-    source column the contract does not read (both `RENAMED`), a source file cut short."""
+    """What holds to the contract but looks wrong: source rows quarantined, an optional column
+    NULL in every row, a source column the contract does not read (both `RENAMED`), a source
+    file cut short."""
     message: str = ""
     trace: str = ""
     """The stack of an error that no check, refusal or bad input explains (a crash, a bug)."""
@@ -185,6 +186,8 @@ def outcomes_of(
         outcome.rows = metadata.get("dagster/row_count")
         outcome.status = "published" if metadata.get("published") else "not published"
         outcome.version = metadata.get("published_version") or metadata.get("served_version")
+        if quarantined := metadata.get("quarantined_rows"):
+            outcome.notes.append(f"{quarantined} source row(s) quarantined, within max_bad_fraction (`mesh quarantine {outcome.product}` lists them)")
         if unread := metadata.get("source_columns_not_read"):
             outcome.notes.append(f"the source has column {', '.join(unread)}, which the contract does not read {RENAMED}")
         if unterminated := metadata.get("source_files_without_final_newline"):

@@ -119,6 +119,24 @@ def test_an_optional_column_null_in_every_row_is_noted_in_the_summary(mesh_dir, 
     assert "customers.customer_profiles: note" not in out
 
 
+def test_quarantined_rows_are_noted_in_the_summary_and_listed_by_mesh_quarantine(mesh_dir, capsys):
+    assert main(["quarantine", "customers.raw_customers"]) == 2
+    assert "customers.raw_customers has not been ingested here yet" in capsys.readouterr().err
+    source = mesh_dir / "sources" / "customers" / "customers.csv"
+    lines = source.read_text().splitlines()
+    lines[2] = lines[2].replace(lines[2].split(",")[4], "someday")  # line 3: a signup_date that is no date
+    source.write_text("\n".join(lines) + "\n")
+    assert main(["materialize", "customers"]) == 0
+    out = capsys.readouterr().out
+    assert "customers.raw_customers: note: 1 source row(s) quarantined, within max_bad_fraction (`mesh quarantine customers.raw_customers`" in out
+    assert main(["quarantine", "customers.raw_customers"]) == 0
+    header, row = capsys.readouterr().out.splitlines()[1:]
+    assert header.split() == ["file", "line", "column", "reason", "row"]
+    assert row.split()[:3] == ["customers/customers.csv", "3", "signup_date"] and "someday" in row
+    assert main(["quarantine", "customers.customer_profiles"]) == 2
+    assert "customers.customer_profiles is not an ingest product" in capsys.readouterr().err
+
+
 def test_a_source_file_cut_short_is_noted_in_the_summary(mesh_dir, capsys):
     """An export read while it is still being written ends mid-line, and a CSV row cut inside
     its last field still fits the contract. Some writers leave the final newline out, so the

@@ -593,6 +593,20 @@ def _read(connection: duckdb.DuckDBPyConnection, product: Product, files: list[P
 NOT_UTF8 = ("INVALID ENCODING", "not UTF-8 text")
 
 
+def quarantined(connection: duckdb.DuckDBPyConnection, product: Product, limit: int) -> tuple[int, list[tuple]] | None:
+    """The number of rows the product's last ingest quarantined and the first `limit` of
+    them (file, line, column, error, raw), in file and line order; None before its first."""
+    table = connection.execute(
+        "SELECT 1 FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = '_quarantine' AND table_name = ?",
+        [product.name],
+    ).fetchone()
+    if not table:
+        return None
+    total = connection.execute(f"SELECT count(*) FROM {_quarantine(product)}").fetchone()[0]
+    rows = connection.execute(f"SELECT * FROM {_quarantine(product)} ORDER BY file, line LIMIT {int(limit)}").fetchall()
+    return total, rows
+
+
 def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestReport:
     """Build the product's candidate (`storage.candidate`) from the source files; raise IngestError above the
     threshold, or if no row is left: an export that lost its rows must not replace the product with nothing."""
@@ -614,7 +628,7 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestRep
             f"{product.id}: {report.quarantined} of {report.rows + report.quarantined} source rows cannot be read "
             f"with the contract's types ({report.bad_fraction:.2%} > max_bad_fraction "
             f"{product.source.max_bad_fraction:.2%}); first bad row: {first_bad}. "
-            f"All bad rows are in the table {_quarantine(product)}."
+            f"All bad rows are in the table {_quarantine(product)} (`mesh quarantine {product.id}` lists them)."
             + (" Some lines are not UTF-8: a file in another encoding needs it in the contract (source.encoding: cp1252, say)." if not_utf8 else "")
         )
     if not rows:
