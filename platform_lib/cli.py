@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from platform_lib import sample_data
-from platform_lib.mesh import LoadedDomain, load_mesh
+from platform_lib.mesh import LoadedDomain, load_mesh, products_by_id
 from platform_lib.storage import PortError
 
 
@@ -164,7 +164,6 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     from platform_lib import output_port
     from platform_lib.contract import PRODUCT_ID
     from platform_lib.lineage import render
-    from platform_lib.mesh import products_by_id
 
     known = PRODUCT_ID.match(args.product) and (output_port.current(args.product) or args.product in products_by_id(load_mesh()))
     if not known:
@@ -177,7 +176,6 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 def cmd_quarantine(args: argparse.Namespace) -> int:
     from platform_lib import storage
     from platform_lib.factories.ingest import quarantined
-    from platform_lib.mesh import products_by_id
 
     product = products_by_id(load_mesh()).get(args.product)
     if product is None or product.source is None:
