@@ -133,6 +133,13 @@ def test_quarantined_rows_are_noted_in_the_summary_and_listed_by_mesh_quarantine
     header, row = capsys.readouterr().out.splitlines()[1:]
     assert header.split() == ["file", "line", "column", "reason", "row"]
     assert row.split()[:3] == ["customers/customers.csv", "3", "signup_date"] and "someday" in row
+    rewrite_csv(mesh_dir / "sources", "SELECT * REPLACE (CASE WHEN customer_id::INT % 10 = 0 THEN 'someday' ELSE signup_date END AS signup_date) FROM t")
+    assert main(["materialize", "customers"]) == 1  # 10% bad rows: above max_bad_fraction, the ingest fails
+    assert "(`mesh quarantine customers.raw_customers` lists them)" in capsys.readouterr().out
+    assert main(["quarantine", "customers.raw_customers", "--limit", "2"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    bad = 1 + len(lines[1:]) // 10  # line 3, and every tenth customer
+    assert listed[0].startswith(f"customers.raw_customers: {bad} row(s) quarantined") and listed[-1] == f"... and {bad - 2} more (--limit)"
     assert main(["quarantine", "customers.customer_profiles"]) == 2
     assert "customers.customer_profiles is not an ingest product" in capsys.readouterr().err
 
