@@ -8,7 +8,7 @@ PORT ?= 3000
 # The git ref `make check` compares contracts with.
 BASE ?= main
 
-.PHONY: dev test bench soak install sample-data clean check
+.PHONY: dev test bench soak install sample-data clean check schema
 
 $(BIN)/mesh: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: install
 check: install
 	$(BIN)/mesh validate
 	$(BIN)/mesh contract-diff --base $(BASE)
+
+# The contracts' JSON Schemas for editors (docs/schema/), made from platform_lib/contract.py.
+schema: install
+	$(BIN)/python -m platform_lib.contract_schema
 
 bench: install
 	@for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -82,16 +82,24 @@ def parse_duration(text: str) -> timedelta:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A field's docstring is its description in the JSON Schema editors read (contract_schema.py).
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Column(_Strict):
     name: str
+    """Lower case letters, digits and underscores."""
     type: str
+    """A DuckDB type: BIGINT, VARCHAR, DATE, TIMESTAMP, "DECIMAL(10,2)" (quoted: it has a comma), ..."""
     required: bool = Field(default=False, strict=True)
+    """Never NULL: the schema check blocks a candidate with a NULL in it."""
     description: str = ""
+    """What a value means, for consumers (the catalog and the UI show it)."""
     pii: bool = Field(default=False, strict=True)
+    """Personal data: masked in what other domains read (`mask`), withheld from error messages."""
     mask: Literal["hash", "redact"] | None = None
+    """How a PII column of a public product leaves the domain: `hash` (salted SHA-256, still
+    joinable) or `redact` (NULL), the default."""
 
     @field_validator("name")
     @classmethod
@@ -122,12 +130,17 @@ class QualityRule(BaseModel):
     """One Great Expectations rule: the expectation type, its kwargs inline, `mostly`
     and our severity (error blocks publication, warn only reports)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, use_attribute_docstrings=True)
 
     expect: str
+    """A Great Expectations expectation, expect_column_values_to_be_between say; its arguments
+    (column, min_value, ...) go beside it."""
     mostly: float | None = Field(default=None, ge=0, le=1, strict=True)
+    """The fraction of rows that must pass."""
     severity: Literal["error", "warn"] = "error"
+    """`error` blocks publication, `warn` only reports."""
     name: str | None = None
+    """The check's name in Dagster, if the default (the expectation and its column) is taken."""
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -162,17 +175,25 @@ class Source(_Strict):
     """Files an ingest product reads, relative to the mesh's source folder."""
 
     format: Literal["csv", "parquet", "json"]
+    """`json` is newline-delimited: one object per line."""
     path: str
+    """A file or a glob under the sources folder ($MESH_DATA_DIR/sources); CSV and JSON files
+    may be compressed (.gz, .zst)."""
     max_bad_fraction: float = Field(default=0.0, ge=0, le=1, strict=True)
+    """The fraction of rows that may go to the quarantine before the ingest fails."""
     encoding: str = "utf-8"
     """The text encoding of CSV and JSON files, any Python codec name (latin-1, cp1252, utf-16, ...)."""
     # How a CSV file writes numbers and times, which DuckDB's reader does not guess (it
     # does find the delimiter): a European spreadsheet's export writes 1.234,50 and 31.12.2024.
     decimal_separator: Literal[".", ","] = "."
+    """What a CSV file writes before decimals."""
     thousands_separator: Literal[".", ",", " ", "'"] | None = None
-    """A space stands for the no-break spaces spreadsheets write too (U+00A0, U+202F)."""
+    """What a CSV file groups thousands with, if anything; a space stands for the no-break
+    spaces spreadsheets write too (U+00A0, U+202F)."""
     date_format: str | None = None
+    """How a CSV file writes dates, as a strptime format: '%d.%m.%Y' (default: ISO 8601)."""
     timestamp_format: str | None = None
+    """How a CSV file writes timestamps, as a strptime format: '%d.%m.%Y %H:%M' (default: ISO 8601)."""
 
     @field_validator("path")
     @classmethod
@@ -223,7 +244,9 @@ class DbtModel(_Strict):
     """Where a `transform: dbt` product is built: a model of a project under dbt_projects/."""
 
     project: str
+    """The project's folder under dbt_projects/."""
     model: str | None = None
+    """The model that builds the product (default: the product's name)."""
 
     @field_validator("project")
     @classmethod
@@ -235,7 +258,9 @@ class DbtModel(_Strict):
 
 class Freshness(_Strict):
     fail_after: str
+    """How old the published version may get before the freshness check fails: 30m, 2h, 1d."""
     warn_after: str | None = None
+    """A shorter age at which it warns."""
 
     @field_validator("fail_after", "warn_after")
     @classmethod
@@ -260,7 +285,9 @@ class Retention(_Strict):
     """
 
     snapshots: int = Field(ge=1, strict=True)
+    """How many published versions the output port keeps."""
     grace: str = "1h"
+    """How long a replaced version stays readable at least: 30m, 2h, 1d."""
 
     @field_validator("grace")
     @classmethod
@@ -275,8 +302,11 @@ class Retention(_Strict):
 
 class Domain(_Strict):
     name: str
+    """The domain's folder name."""
     owner: str
+    """The team that owns the domain and, unless one says otherwise, its products."""
     description: str = ""
+    """What the domain owns, and for whom."""
     path: Path = Field(exclude=True)
 
     @field_validator("name")
@@ -296,20 +326,32 @@ class Product(_Strict):
     path: Path = Field(exclude=True)
 
     description: str
+    """What one row is, for the product's consumers."""
     version: str = "1.0.0"
+    """The contract's semantic version: a breaking change to a public product needs a new major."""
     owner: str
+    """The owning team (default: the domain's owner)."""
     access: Literal["public", "internal"] = "internal"
+    """`public`: other domains may read it, its PII masked; `internal`: only its own domain."""
     tier: Literal["bronze", "silver", "gold"] | None = None
     source: Source | None = None
+    """The files an ingest product reads (a product has a `source` or a `transform`)."""
     transform: Literal["sql", "pandas", "dbt"] | None = None
+    """How the product is built: the .sql or .py beside the contract, or a dbt model (`dbt`)."""
     dbt: DbtModel | None = None
     inputs: tuple[str, ...] = ()
+    """The products a sql or pandas transform reads, by id: customers.customer_profiles."""
     schedule: str | None = None
+    """A cron expression, '0 6 * * *'; without it, the product follows its inputs' updates."""
     freshness: Freshness | None = None
+    """The freshness SLO, a Dagster freshness policy."""
     retention: Retention = Retention(snapshots=10)
     primary_key: tuple[str, ...] = ()
+    """The columns that identify a row: checked unique, and `required: true` each."""
     columns: tuple[Column, ...] = Field(min_length=1)
+    """Every column, in order, as the product's candidate has them."""
     quality: tuple[QualityRule, ...] = ()
+    """Great Expectations expectations, checked on every candidate before it is published."""
 
     @field_validator("version")
     @classmethod
