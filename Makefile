@@ -37,7 +37,8 @@ check: install
 	$(BIN)/mesh validate
 	$(BIN)/mesh contract-diff --base $(BASE)
 
-# The contracts' JSON Schemas for editors (docs/schema/), made from platform_lib/contract.py.
+# The contracts' JSON Schemas for editors (docs/schema/) and their reference (docs/contract.md),
+# made from platform_lib/contract.py.
 schema: install
 	$(BIN)/python -m platform_lib.contract_schema
 

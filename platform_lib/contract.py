@@ -334,11 +334,13 @@ class Product(_Strict):
     access: Literal["public", "internal"] = "internal"
     """`public`: other domains may read it, its PII masked; `internal`: only its own domain."""
     tier: Literal["bronze", "silver", "gold"] | None = None
+    """How refined the product is, for the catalog: raw (bronze) to ready for decisions (gold)."""
     source: Source | None = None
     """The files an ingest product reads (a product has a `source` or a `transform`)."""
     transform: Literal["sql", "pandas", "dbt"] | None = None
     """How the product is built: the .sql or .py beside the contract, or a dbt model (`dbt`)."""
     dbt: DbtModel | None = None
+    """With `transform: dbt`: the project and the model that build the product."""
     inputs: tuple[str, ...] = ()
     """The products a sql or pandas transform reads, by id: customers.customer_profiles."""
     schedule: str | None = None
@@ -346,6 +348,7 @@ class Product(_Strict):
     freshness: Freshness | None = None
     """The freshness SLO, a Dagster freshness policy."""
     retention: Retention = Retention(snapshots=10)
+    """What the output port keeps of the versions it published."""
     primary_key: tuple[str, ...] = ()
     """The columns that identify a row: checked unique, and `required: true` each."""
     columns: tuple[Column, ...] = Field(min_length=1)

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from platform_lib.cli import main
-from platform_lib.contract_schema import FOLDER, render, schemas
+from platform_lib.contract_schema import FOLDER, reference, render, schemas
 from platform_lib.scaffold import TEMPLATE_NAME, TEMPLATES
 from platform_lib.storage import REPO_ROOT
 
@@ -36,9 +36,17 @@ def first_problem(name: str, document: dict) -> str:
     return f"{'.'.join(map(str, error.absolute_path))}: {error.message}"
 
 
-def test_the_committed_schemas_are_those_the_contract_model_gives():
+def test_the_committed_schemas_and_reference_are_those_the_contract_model_gives():
     for name, schema in schemas().items():
         assert (FOLDER / name).read_text(encoding="utf-8") == render(schema), f"docs/schema/{name} is out of date: run `make schema`"
+    assert (REPO_ROOT / "docs" / "contract.md").read_text(encoding="utf-8") == reference(), "docs/contract.md is out of date: run `make schema`"
+
+
+def test_the_reference_has_every_field_of_every_section():
+    text = reference()
+    for schema in [*schemas().values(), *schemas()["product.schema.json"]["$defs"].values()]:
+        for name, prop in schema["properties"].items():
+            assert f"| `{name}` |" in text and " ".join(prop.get("description", "").split()) in text, name
 
 
 @pytest.mark.parametrize("path", sorted((REPO_ROOT / "domains").glob("*/products/*.yaml")) + sorted((TEMPLATES / TEMPLATE_NAME).rglob("products/*.yaml")),
