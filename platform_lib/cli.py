@@ -2,6 +2,7 @@
 
     mesh sample-data [--scale S]      write the sample mesh's source files
     mesh materialize [DOMAIN|PRODUCT ...]  build, check and publish products in dependency order
+                                      (+X: with X's upstream, X+: its downstream; selection.py)
                                       (on the executor MESH_EXECUTOR names, see executor.py)
     mesh prepare-dbt                  parse the domains' dbt projects into their manifests
     mesh validate                     check every domain against the global policies
@@ -27,8 +28,8 @@ import threading
 from pathlib import Path
 from typing import NoReturn
 
-from platform_lib import sample_data
-from platform_lib.mesh import LoadedDomain, load_mesh, products_by_id
+from platform_lib import sample_data, selection
+from platform_lib.mesh import load_mesh, products_by_id
 from platform_lib.storage import PortError
 
 
@@ -46,7 +47,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     from platform_lib.materialize import buildable, materialize_distributed, materialize_products, print_summary
 
     mesh = load_mesh()
-    unknown = _unknown(mesh, args.selection)
+    unknown = selection.unknown(mesh, args.selection)
     if unknown:
         print(f"unknown domain(s) or product(s): {', '.join(unknown)}; the mesh has the domains "
               f"{', '.join(sorted(d.path.name for d in mesh))} (`mesh catalog` lists their products)", file=sys.stderr)
@@ -56,12 +57,11 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         print(f"MESH_EXECUTOR={executor_name()} needs DAGSTER_HOME: an instance its workers share", file=sys.stderr)
         return 2
     refused = location_errors(mesh)
-    chosen = set(args.selection)
-    selected = [d for d in mesh if not chosen or d.path.name in {s.split(".")[0] for s in chosen}]
-    broken = [d.path.name for d in selected if d.path.name in refused]
+    chosen = selection.select(mesh, args.selection)
+    broken = sorted(name for name in chosen.domains if name in refused)
     for name in broken:
         print(f"cannot load domain {name}: {refused[name]}", file=sys.stderr)
-    wanted = [p for d in selected if d.path.name not in refused for p in d.products if not chosen or {d.path.name, p.id} & chosen]
+    wanted = [p for d in mesh if d.path.name not in refused for p in d.products if p.id in chosen.products]
     products, skipped = buildable(wanted, refused)
     # stdout is the summary's: what steps print there (dagster-dbt re-prints dbt's log lines,
     # a pandas transform may print) goes to stderr, as a build tool's progress does.
@@ -79,18 +79,6 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     if broken:
         return 2
     return 0 if all(o.ok for o in outcomes) else 1
-
-
-def _unknown(mesh: list[LoadedDomain], selection: list[str]) -> list[str]:
-    """The domains and products (`domain.product`) of `selection` the mesh does not have. A
-    product of a domain that does not load is not unknown: the domain's error is reported."""
-    domains = {d.path.name: d for d in mesh}
-
-    def known(name: str) -> bool:
-        domain = domains.get(name.split(".")[0])
-        return domain is not None and ("." not in name or domain.error is not None or any(p.id == name for p in domain.products))
-
-    return sorted(name for name in selection if not known(name))
 
 
 def cmd_prepare_dbt(args: argparse.Namespace) -> int:
@@ -255,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--scale", type=float, default=float(os.environ.get("MESH_SCALE", "1")))
     sample.set_defaults(run=cmd_sample_data)
     materialize = commands.add_parser("materialize", help="build, check and publish products in dependency order")
-    materialize.add_argument("selection", nargs="*", metavar="DOMAIN|PRODUCT", help="domains, or products (orders.order_lines), to materialize (default: all)")
+    materialize.add_argument(
+        "selection", nargs="*", metavar="DOMAIN|PRODUCT",
+        help="domains, or products (orders.order_lines), to materialize (default: all); +X adds what X reads, upstream, X+ what reads X",
+    )
     materialize.set_defaults(run=cmd_materialize)
     prepare_dbt = commands.add_parser("prepare-dbt", help="parse the domains' dbt projects into their manifests (make does this)")
     prepare_dbt.set_defaults(run=cmd_prepare_dbt)
