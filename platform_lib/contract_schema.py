@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -129,15 +128,15 @@ def modeline(contract: Path, schema: str = "product.schema.json") -> str:
     return f"# yaml-language-server: $schema={Path(os.path.relpath(FOLDER / schema, contract.parent)).as_posix()}\n"
 
 
-def write(folder: Path = FOLDER) -> list[Path]:
-    """The schemas in `folder` and the reference beside it (docs/contract.md)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = {folder / name: render(schema) for name, schema in schemas().items()} | {folder.parent / "contract.md": reference()}
+def write() -> list[Path]:
+    """The schemas in docs/schema/ and the reference beside them, docs/contract.md."""
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    written = {FOLDER / name: render(schema) for name, schema in schemas().items()} | {FOLDER.parent / "contract.md": reference()}
     for path, text in written.items():
         path.write_text(text, encoding="utf-8")
     return list(written)
 
 
 if __name__ == "__main__":
-    for path in write(Path(sys.argv[1]) if len(sys.argv) > 1 else FOLDER):
+    for path in write():
         print(f"wrote {path}")
