@@ -1,7 +1,7 @@
 """`mesh`: the command line of the platform.
 
     mesh sample-data [--scale S]      write the sample mesh's source files
-    mesh materialize [DOMAIN|PRODUCT ...]  build, check and publish products in dependency order
+    mesh materialize [--dry-run] [DOMAIN|PRODUCT ...]  build, check and publish products in dependency order
                                       (+X: with X's upstream, X+: its downstream; selection.py)
                                       (on the executor MESH_EXECUTOR names, see executor.py)
     mesh prepare-dbt                  parse the domains' dbt projects into their manifests
@@ -44,7 +44,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
     from platform_lib.executor import executor_name
     from platform_lib.governance import location_errors
-    from platform_lib.materialize import buildable, materialize_distributed, materialize_products, print_summary
+    from platform_lib.materialize import buildable, in_dependency_order, materialize_distributed, materialize_products, print_summary
 
     mesh = load_mesh()
     unknown = selection.unknown(mesh, args.selection)
@@ -63,6 +63,11 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         print(f"cannot load domain {name}: {refused[name]}", file=sys.stderr)
     wanted = [p for d in mesh if d.path.name not in refused for p in d.products if p.id in chosen.products]
     products, skipped = buildable(wanted, refused)
+    if args.dry_run:
+        print("\n".join(p.id for p in in_dependency_order(products)))
+        for outcome in skipped:
+            print(f"{outcome.product}: {outcome.message}", file=sys.stderr)
+        return 2 if broken else 0
     # stdout is the summary's: what steps print there (dagster-dbt re-prints dbt's log lines,
     # a pandas transform may print) goes to stderr, as a build tool's progress does.
     with contextlib.redirect_stdout(sys.stderr):
@@ -247,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         "selection", nargs="*", metavar="DOMAIN|PRODUCT",
         help="domains, or products (orders.order_lines), to materialize (default: all); +X adds what X reads, upstream, X+ what reads X",
     )
+    materialize.add_argument("--dry-run", action="store_true", help="print the products it would build, in dependency order, and build none")
     materialize.set_defaults(run=cmd_materialize)
     prepare_dbt = commands.add_parser("prepare-dbt", help="parse the domains' dbt projects into their manifests (make does this)")
     prepare_dbt.set_defaults(run=cmd_prepare_dbt)

@@ -73,6 +73,19 @@ def mesh_assets(products: list[Product]) -> list[dg.AssetsDefinition]:
     return [a for folder, members in folders.items() for a in domain_assets(load_domain(folder), members)]
 
 
+def in_dependency_order(products: list[Product]) -> list[Product]:
+    """Each product after those of the list it reads; products ready together by id."""
+    by_id = {p.id: p for p in products}
+    order = TopologicalSorter({p.id: [i for i in p.inputs if i in by_id] for p in products})
+    order.prepare()
+    ordered: list[Product] = []
+    while order.is_active():
+        ready = sorted(order.get_ready())
+        ordered += [by_id[i] for i in ready]
+        order.done(*ready)
+    return ordered
+
+
 def buildable(products: list[Product], refused: Collection[str]) -> tuple[list[Product], list[Outcome]]:
     """The products a run can build, and a skipped outcome saying why for each of the others.
 

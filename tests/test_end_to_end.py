@@ -98,6 +98,15 @@ def test_cli_materializes_and_prints_a_summary(mesh_dir, capsys):
     assert main(["materialize", "nosuchdomain"]) == 2
 
 
+def test_a_dry_run_lists_what_a_selection_builds_in_dependency_order_and_builds_nothing(mesh_dir, capsys):
+    assert main(["materialize", "--dry-run", "customers.raw_customers+"]) == 0
+    assert capsys.readouterr().out.split() == [
+        "customers.raw_customers", "customers.customer_profiles", "orders.order_lines", "marketing.customer_lifetime_value",
+        "marketing.segment_revenue",
+    ]
+    assert output_port.current("customers.raw_customers") is None and not storage.warehouse_path("customers").exists()
+
+
 def test_cli_materializes_single_products_on_their_inputs_published_versions(mesh_dir, capsys):
     assert main(["materialize", "customers"]) == 0
     raw = output_port.current("customers.raw_customers").version
