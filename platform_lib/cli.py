@@ -167,6 +167,8 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
+    import duckdb
+
     from platform_lib import storage
     from platform_lib.factories.ingest import quarantined
 
@@ -178,8 +180,12 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     file = storage.warehouse_path(product.domain)
     found = None
     if file.exists():
-        with contextlib.closing(storage.connect(product.domain)) as connection:
-            found = quarantined(connection, product, args.limit)
+        try:
+            with contextlib.closing(storage.connect(product.domain)) as connection:
+                found = quarantined(connection, product, args.limit)
+        except duckdb.Error as error:  # a run holding the file past the lock wait, a damaged file
+            print(f"cannot read {file}: {str(error).splitlines()[0]}", file=sys.stderr)
+            return 2
     if found is None:
         print(f"{product.id} has not been ingested here yet ({file})", file=sys.stderr)
         return 2

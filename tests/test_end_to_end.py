@@ -151,6 +151,9 @@ def test_quarantined_rows_are_noted_in_the_summary_and_listed_by_mesh_quarantine
     assert listed[0].startswith(f"customers.raw_customers: {bad} row(s) quarantined") and listed[-1] == f"... and {bad - 2} more (--limit)"
     assert main(["quarantine", "customers.customer_profiles"]) == 2
     assert "customers.customer_profiles is not an ingest product" in capsys.readouterr().err
+    storage.warehouse_path("customers").write_bytes(b"no DuckDB file " * 1000)
+    assert main(["quarantine", "customers.raw_customers"]) == 2
+    assert "cannot read" in capsys.readouterr().err
 
 
 def test_a_source_file_cut_short_is_noted_in_the_summary(mesh_dir, capsys):
