@@ -123,9 +123,10 @@ def reference() -> str:
     return "\n".join(lines) + "\n"
 
 
-def modeline(contract: Path, schema: str = "product.schema.json") -> str:
-    """The first line of a YAML file that points editors at its schema, relative to the file."""
-    return f"# yaml-language-server: $schema={Path(os.path.relpath(FOLDER / schema, contract.parent)).as_posix()}\n"
+def modeline(path: Path) -> str:
+    """The first line of a domain.yaml or a contract that points editors at its schema, relative to the file."""
+    schema = FOLDER / ("domain.schema.json" if path.name == "domain.yaml" else "product.schema.json")
+    return f"# yaml-language-server: $schema={Path(os.path.relpath(schema, path.parent)).as_posix()}\n"
 
 
 def write() -> list[Path]:

@@ -60,7 +60,7 @@ def new_domain(name: str, owner: str) -> list[str]:
     shutil.copytree(TEMPLATES / TEMPLATE_NAME, target, ignore=shutil.ignore_patterns("__pycache__"))
     for path in target.rglob("*.yaml"):
         text = path.read_text(encoding="utf-8")
-        path.write_text(_schema_line(path) + text.replace(TEMPLATE_NAME, name).replace(TEMPLATE_OWNER, owner), encoding="utf-8")
+        path.write_text(modeline(path) + text.replace(TEMPLATE_NAME, name).replace(TEMPLATE_OWNER, owner), encoding="utf-8")
     with open(workspace, "a", encoding="utf-8") as handle:
         handle.write(workspace_entry(name, target))
     source = sources_dir() / name / "items.csv"
@@ -76,11 +76,6 @@ def new_domain(name: str, owner: str) -> list[str]:
         "  mesh validate                    check the global policies",
         "  make dev                         see the domain in the Dagster UI",
     ]
-
-
-def _schema_line(path: Path) -> str:
-    """The line that points editors at the file's JSON Schema (contract_schema.py)."""
-    return modeline(path, "domain.schema.json" if path.name == "domain.yaml" else "product.schema.json")
 
 
 def _flow(mapping: dict) -> str:
@@ -151,7 +146,7 @@ def new_product(domain: str, name: str, kind: str, inputs: list[str]) -> list[st
         )
         written[contract] = _render("transform.yaml", **values)
         written[contract.with_suffix(SIBLINGS[kind])] = _render(kind + SIBLINGS[kind], **values)
-    written[contract] = _schema_line(contract) + written[contract]
+    written[contract] = modeline(contract) + written[contract]  # editors find its JSON Schema
     for path, text in written.items():
         path.write_text(text, encoding="utf-8")
     steps = [f"wrote {path}" for path in written]
