@@ -207,12 +207,10 @@ def _quarantine_table(rows: list[tuple]) -> list[str]:
         return text if len(text) <= width else text[: width - 3] + "..."
 
     root = str(sources_dir().resolve()) + os.sep
+    header = ["file", "line", "column", "reason", "row"]
     cells = [[str(f).removeprefix(root), "" if n is None else str(n), c or "", cut(e, 60), cut(r, 80)] for f, n, c, e, r in rows]
-    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(("file", "line", "column", "reason", "row"))]
-    lines = []
-    for row in [["file", "line", "column", "reason", "row"], *cells]:
-        lines.append("  ".join(cell.rjust(w) if i == 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
-    return lines
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
+    return ["  ".join(cell.rjust(w) if i == 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in [header, *cells]]
 
 
 def cmd_costs(args: argparse.Namespace) -> int:
