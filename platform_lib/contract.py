@@ -83,7 +83,7 @@ def parse_duration(text: str) -> timedelta:
 
 class _Strict(BaseModel):
     # A field's docstring is its description in the JSON Schema editors read (contract_schema.py).
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Column(_Strict):
@@ -130,7 +130,7 @@ class QualityRule(BaseModel):
     """One Great Expectations rule: the expectation type, its kwargs inline, `mostly`
     and our severity (error blocks publication, warn only reports)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     expect: str
     """A Great Expectations expectation, expect_column_values_to_be_between say; its arguments

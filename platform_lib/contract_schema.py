@@ -9,28 +9,55 @@ same fields as tables.
 Both are made from the contract model (`contract.py`: its fields' types and docstrings),
 so they say what loading a contract checks, less what only code can check (a cron
 expression, a DuckDB type, an expectation's arguments): `mesh validate` has the last word.
-`make schema` writes them to `docs/`; a test fails when those are out of date.
+`make schema` writes them to `docs/`; a test fails when those are out of date. The
+docstrings are read from the source here: pydantic's `use_attribute_docstrings` would
+read it at every import of the contract model (25 ms of every run and code location).
 """
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from platform_lib import contract
 from platform_lib.contract import Domain, Product
 from platform_lib.storage import REPO_ROOT
 
 FOLDER = REPO_ROOT / "docs" / "schema"
 
 
+def _field_docs(model: type[BaseModel]) -> dict[str, str]:
+    """The docstrings of the model's fields: the string right below each annotated field."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(model))).body[0].body
+    return {
+        field.target.id: inspect.cleandoc(doc.value.value)
+        for field, doc in zip(body, body[1:])
+        if isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name)
+        and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str)
+    }
+
+
+def _describe(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    for name, doc in _field_docs(model).items():
+        if name in schema["properties"]:
+            schema["properties"][name]["description"] = doc
+
+
 def _schema(model: type[BaseModel], title: str, filled: tuple[str, ...], defaulted: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The model's JSON Schema without the fields the loader fills from the file's place
-    (`filled`); those it gives a default (`defaulted`) are not required."""
+    """The model's JSON Schema, its fields described by their docstrings, without the fields
+    the loader fills from the file's place (`filled`); those it gives a default (`defaulted`)
+    are not required."""
     schema = model.model_json_schema()
+    _describe(schema, model)
+    for name, definition in schema.get("$defs", {}).items():
+        _describe(definition, getattr(contract, name))
     for name in filled:
         del schema["properties"][name]
     schema["required"] = [name for name in schema["required"] if name not in filled + defaulted]
