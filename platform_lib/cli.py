@@ -200,15 +200,14 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
 
 def _quarantine_table(rows: list[tuple]) -> list[str]:
     """file, line, column, reason and the row as read, cut to a line each (the table has them whole)."""
-    from platform_lib.storage import sources_dir
+    from platform_lib.factories.ingest import relative_to_sources
 
     def cut(text: str | None, width: int) -> str:
         text = " ".join(str(text or "").split())
         return text if len(text) <= width else text[: width - 3] + "..."
 
-    root = str(sources_dir().resolve()) + os.sep
     header = ["file", "line", "column", "reason", "row"]
-    cells = [[str(f).removeprefix(root), "" if n is None else str(n), c or "", cut(e, 60), cut(r, 80)] for f, n, c, e, r in rows]
+    cells = [[relative_to_sources(f), "" if n is None else str(n), c or "", cut(e, 60), cut(r, 80)] for f, n, c, e, r in rows]
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
     return ["  ".join(cell.rjust(w) if i == 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in [header, *cells]]
 

@@ -6,11 +6,12 @@ import json
 import os
 import time
 
+import dagster as dg
 import duckdb
 
 from platform_lib import output_port, storage
 from platform_lib.cli import main
-from tests.helpers import read_published, run
+from tests.helpers import add_csv_row, read_published, run
 from tests.reliability.damage import rewrite_csv
 
 SOURCES = {
@@ -154,6 +155,17 @@ def test_quarantined_rows_are_noted_in_the_summary_and_listed_by_mesh_quarantine
     storage.warehouse_path("customers").write_bytes(b"no DuckDB file " * 1000)
     assert main(["quarantine", "customers.raw_customers"]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_the_ui_shows_where_the_first_quarantined_rows_are_and_why(mesh_dir):
+    add_csv_row(mesh_dir, "9001,bad@example.org,Bad Row,GB,someday,consumer")
+    with dg.DagsterInstance.ephemeral() as instance:
+        run("customers", instance=instance)
+        event = instance.get_latest_materialization_event(dg.AssetKey(["customers", "raw_customers"]))
+    table = event.asset_materialization.metadata["first_quarantined_rows"].value
+    lines = len((mesh_dir / "sources" / "customers" / "customers.csv").read_text().splitlines())
+    assert [(r.data["file"], r.data["line"], r.data["column"]) for r in table.records] == [("customers/customers.csv", lines, "signup_date")]
+    assert "someday" in table.records[0].data["reason"] and [c.name for c in table.schema.columns] == ["file", "line", "column", "reason"]
 
 
 def test_a_source_file_cut_short_is_noted_in_the_summary(mesh_dir, capsys):

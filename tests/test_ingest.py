@@ -63,6 +63,22 @@ def test_csv_bad_rows_are_quarantined_with_their_line(mesh_dir, make_product):
     assert "a.csv, line 3, column id" in report.first_bad
 
 
+def test_the_report_has_the_first_bad_rows_in_order_without_the_value_of_a_pii_column(mesh_dir, make_product):
+    columns = COLUMNS.replace('{name: amount, type: "DECIMAL(8,2)"}', '{name: amount, type: "DECIMAL(8,2)", pii: true}')
+    lines = [f"{i},{'secret' if i % 2 else '1.00'},{'2024-01-01' if i % 3 else 'soon'}" for i in range(1, 31)]
+    path = write(mesh_dir, "lab/a.csv", "id,amount,day\n" + "\n".join(lines) + "\n")
+    with connect("lab") as connection:
+        report = ingest(connection, make_product("csv", "lab/*.csv", max_bad=0.9, columns=columns))
+    # Odd ids have a PII amount that is no number, ids 3, 6, 9, ... a day that is no date:
+    # 20 of 30 rows, one quarantine row each, though ids 3, 9, ... have both.
+    assert (report.quarantined, report.rows) == (20, 10)
+    assert [(r.file, r.line, r.column) for r in report.first_bad_rows] == [
+        (str(path), line, "amount" if (line - 1) % 2 else "day") for line in (2, 4, 6, 7, 8, 10, 12, 13, 14, 16)
+    ]
+    assert all("secret" not in r.reason and "withheld, the column is PII" in r.reason for r in report.first_bad_rows if r.column == "amount")
+    assert "soon" in report.first_bad_rows[3].reason and report.first_bad == str(report.first_bad_rows[0])
+
+
 def test_csv_files_with_their_columns_in_another_order_are_refused_naming_both_headers(mesh_dir, make_product):
     first = write(mesh_dir, "lab/a.csv", "id,amount,day\n1,2.50,2024-01-01\n")
     second = write(mesh_dir, "lab/b.csv", "amount,id,day\n3.00,2,2024-01-02\n")

@@ -54,11 +54,25 @@ class IngestError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class BadRow:
+    """Where a quarantined row is, and why; the quarantine table has the row itself."""
+
+    file: str
+    line: int | None
+    column: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}, line {'unknown' if self.line is None else self.line}" + (f", column {self.column}" if self.column else "") + f": {self.reason}"
+
+
+@dataclass(frozen=True)
 class IngestReport:
     files: int
     rows: int
     quarantined: int
-    first_bad: str | None
+    first_bad_rows: tuple[BadRow, ...] = ()
+    """The first `SHOWN_BAD_ROWS` quarantined rows, in file and line order (without a PII column's value)."""
     unread_columns: tuple[str, ...] = ()
     """Columns of a JSON or Parquet source that the contract does not name (CSV's go to the schema check)."""
     unterminated_files: tuple[str, ...] = ()
@@ -69,8 +83,13 @@ class IngestReport:
         total = self.rows + self.quarantined
         return self.quarantined / total if total else 0.0
 
+    @property
+    def first_bad(self) -> str | None:
+        return str(self.first_bad_rows[0]) if self.first_bad_rows else None
+
 
 QUARANTINE_COLUMNS = "file VARCHAR, line BIGINT, column_name VARCHAR, error VARCHAR, raw VARCHAR"
+SHOWN_BAD_ROWS = 10  # in the report, and so in the step's metadata the UI shows
 # DuckDB's CSV reader stops at 2 MB lines; a single large text field is still data.
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
@@ -293,9 +312,14 @@ def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: li
         read_as = column_types(connection, reader)
         _split_rows(connection, product, _rows_of(product, reader, "NULL::BIGINT", read_as), read_as)
     connection.execute(
+        # The reader lists each bad value of a line: the quarantine has a row per line (counting
+        # rejects would count a row twice), with its first bad column and that column's error
+        # (one error per row, so that a PII column's is withheld wherever the reason is shown).
         f"""INSERT INTO {_quarantine(product)}
-        SELECT s.file_path, e.line, e.column_name, e.error_type || ': ' || e.error_message, e.csv_line
+        SELECT s.file_path, e.line, arg_min(e.column_name, coalesce(e.column_idx, 0)),
+            arg_min(e.error_type || ': ' || e.error_message, coalesce(e.column_idx, 0)), any_value(e.csv_line)
         FROM mesh_rejects e JOIN mesh_reject_scans s USING (scan_id, file_id)
+        GROUP BY s.file_path, e.line
         ORDER BY s.file_path, e.line"""
     )
     connection.execute("DROP TABLE IF EXISTS mesh_rejects; DROP TABLE IF EXISTS mesh_reject_scans")
@@ -593,6 +617,11 @@ def _read(connection: duckdb.DuckDBPyConnection, product: Product, files: list[P
 NOT_UTF8 = ("INVALID ENCODING", "not UTF-8 text")
 
 
+def relative_to_sources(file: str) -> str:
+    """A source file's path as the mesh shows it: under the sources folder, relative to it."""
+    return file.removeprefix(str(sources_dir().resolve()) + os.sep)
+
+
 def quarantined(connection: duckdb.DuckDBPyConnection, product: Product, limit: int) -> tuple[int, list[tuple]] | None:
     """The number of rows the product's last ingest quarantined and the first `limit` of
     them (file, line, column, error, raw), in file and line order; None before its first."""
@@ -614,20 +643,23 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestRep
     connection.execute(f"CREATE OR REPLACE TABLE {_quarantine(product)} ({QUARANTINE_COLUMNS})")
     unread, cut_short = _read(connection, product, files)
     rows = connection.execute(f"SELECT count(*) FROM {candidate(product.name)}").fetchone()[0]
-    bad = connection.execute(f"SELECT file, line, column_name, error FROM {_quarantine(product)} ORDER BY file, line").fetchall()
-    first_bad = None
-    if bad:
-        file, line, column, error = bad[0]
-        if column in {c.name for c in product.pii_columns}:  # DuckDB's message may quote the value: keep its kind
-            error = f"{error.split(':', 1)[0]}: the value is withheld, the column is PII (the quarantine table has it)"
-        first_bad = f"{file}, line {'unknown' if line is None else line}" + (f", column {column}" if column else "") + f": {error}"
-    report = IngestReport(len(files), rows, len(bad), first_bad, unread, cut_short)
+    quarantined = connection.execute(f"SELECT count(*) FROM {_quarantine(product)}").fetchone()[0]
+    shown = connection.execute(f"SELECT file, line, column_name, error FROM {_quarantine(product)} ORDER BY file, line LIMIT {SHOWN_BAD_ROWS}")
+    pii = {c.name for c in product.pii_columns}
+    first_bad_rows = tuple(
+        # DuckDB's message may quote the value: keep its kind
+        BadRow(file, line, column, f"{error.split(':', 1)[0]}: the value is withheld, the column is PII (the quarantine table has it)" if column in pii else error)
+        for file, line, column, error in shown.fetchall()
+    )
+    report = IngestReport(len(files), rows, quarantined, first_bad_rows, unread, cut_short)
     if report.bad_fraction > product.source.max_bad_fraction:
-        not_utf8 = any(reason.startswith(NOT_UTF8) for *_, reason in bad)
+        not_utf8 = connection.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {_quarantine(product)} WHERE {' OR '.join(f'starts_with(error, {literal(kind)})' for kind in NOT_UTF8)})"
+        ).fetchone()[0]
         raise IngestError(
             f"{product.id}: {report.quarantined} of {report.rows + report.quarantined} source rows cannot be read "
             f"with the contract's types ({report.bad_fraction:.2%} > max_bad_fraction "
-            f"{product.source.max_bad_fraction:.2%}); first bad row: {first_bad}. "
+            f"{product.source.max_bad_fraction:.2%}); first bad row: {report.first_bad}. "
             f"All bad rows are in the table {_quarantine(product)} (`mesh quarantine {product.id}` lists them)."
             + (" Some lines are not UTF-8: a file in another encoding needs it in the contract (source.encoding: cp1252, say)." if not_utf8 else "")
         )

@@ -21,6 +21,8 @@ from platform_lib.factories import ingest, serve, transform
 from platform_lib.factories.quality import asset_key, check_specs, run_checks
 
 KIND_TAGS = {"ingest": None, "sql": "sql", "pandas": "pandas", "dbt": "dbt"}
+QUARANTINE_SHOWN = (("file", "string"), ("line", "int"), ("column", "string"), ("reason", "string"))
+"""The columns of the first quarantined rows in an ingest's metadata: where they are and why, not their values."""
 
 
 def blocked_inputs(product: Product, rebuilt: Collection[str] = ()) -> dict[str, dict]:
@@ -53,8 +55,15 @@ def build_candidate(connection, product: Product) -> tuple[dict[str, str], dict[
             "quarantined_rows": report.quarantined,
             "quarantine_table": f"_quarantine.{product.name}",
         }
-        if report.first_bad:
+        if report.first_bad_rows:
             metadata["first_bad_row"] = report.first_bad
+            metadata["first_quarantined_rows"] = dg.MetadataValue.table(
+                records=[
+                    dg.TableRecord({"file": ingest.relative_to_sources(r.file), "line": r.line, "column": r.column, "reason": r.reason})
+                    for r in report.first_bad_rows
+                ],
+                schema=dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in QUARANTINE_SHOWN]),
+            )
         if report.unread_columns:
             metadata["source_columns_not_read"] = list(report.unread_columns)
         if report.unterminated_files:
