@@ -46,7 +46,7 @@ from typing import BinaryIO, Iterator
 import duckdb
 
 from platform_lib.contract import Column, Product
-from platform_lib.storage import WHOLE_NUMBER_TYPES, candidate, cast, column_types, create_candidate, literal, quote, sources_dir
+from platform_lib.storage import WHOLE_NUMBER_TYPES, candidate, cast, column_types, create_candidate, literal, quote, relation_kind, sources_dir
 
 
 class IngestError(RuntimeError):
@@ -377,8 +377,7 @@ def unterminated(product: Product, read: Readable) -> tuple[str, ...]:
             handle.seek(-1, os.SEEK_END)
             return handle.read(1)
 
-    root = sources_dir().resolve()
-    return tuple(str(read.source_of(f).relative_to(root)) for f in read.files if last_byte(f) != b"\n")
+    return tuple(relative_to_sources(str(read.source_of(f))) for f in read.files if last_byte(f) != b"\n")
 
 
 def _first_line(file: Path) -> bytes:
@@ -625,11 +624,7 @@ def relative_to_sources(file: str) -> str:
 def quarantined(connection: duckdb.DuckDBPyConnection, product: Product, limit: int) -> tuple[int, list[tuple]] | None:
     """The number of rows the product's last ingest quarantined and the first `limit` of
     them (file, line, column, error, raw), in file and line order; None before its first."""
-    table = connection.execute(
-        "SELECT 1 FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = '_quarantine' AND table_name = ?",
-        [product.name],
-    ).fetchone()
-    if not table:
+    if relation_kind(connection, "_quarantine", product.name) is None:
         return None
     total = connection.execute(f"SELECT count(*) FROM {_quarantine(product)}").fetchone()[0]
     rows = connection.execute(f"SELECT * FROM {_quarantine(product)} ORDER BY file, line LIMIT {int(limit)}").fetchall()
