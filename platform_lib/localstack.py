@@ -9,8 +9,10 @@ describes.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +33,10 @@ BROKERS = {"rabbitmq": (BROKER, "rpc://"), "redis": (f"{REDIS}/0", f"{REDIS}/1")
 """Celery broker and result backend URLs by broker kind (rpc:// results travel over AMQP only)."""
 
 T = TypeVar("T")
+LISTEN_PORTS = range(20000, 32768)
+"""Ports the test servers listen on: below Linux's ephemeral range (32768 and up), which
+the kernel hands out for port 0 and outgoing connections, so that no other process (a code
+server `dagster dev` starts, a client) takes a port between our pick and the server's bind."""
 
 
 def pg_connect(database: str):
@@ -95,6 +101,18 @@ def celery_env(queue: str, broker: str = "rabbitmq") -> dict[str, str]:
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": str(REPO_ROOT),
     }
+
+
+def free_port() -> int:
+    """A port in LISTEN_PORTS nothing listens on now."""
+    while True:
+        port = random.choice(LISTEN_PORTS)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.5) -> T:

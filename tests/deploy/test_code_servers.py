@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import urllib.request
 import uuid
 
@@ -18,7 +17,7 @@ from dagster._grpc.client import DagsterGrpcClient
 
 from platform_lib import output_port
 from platform_lib.mesh import load_mesh
-from platform_lib.localstack import BIN, celery_env, wait_for
+from platform_lib.localstack import BIN, celery_env, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -40,12 +39,6 @@ LAUNCH = """mutation Launch($params: ExecutionParams!) {
     ... on PythonError { message }
   }
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def graphql(port: int, query: str, variables: dict | None = None) -> dict:
@@ -81,22 +74,27 @@ def test_domain_code_servers_serve_the_webserver_and_the_daemon(mesh_dir, dagste
     queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
     env = {**os.environ, **celery_env(queue)}
     nodes = processes.start_celery_workers(["w1", "w2"], queue, env)
+    servers = {}  # by log name: (port, process)
     for domain in mesh:
         name = domain.path.name
         port = free_port()
         env[f"MESH_{name.upper()}_HOST"], env[f"MESH_{name.upper()}_PORT"] = "127.0.0.1", str(port)
-        processes.start(
+        servers[f"code-server-{name}"] = port, processes.start(
             f"code-server-{name}",
             [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(port),
              "-f", f"domains/{name}/definitions.py", "-d", ".", "--location-name", name],
             env,
         )
-    for domain in mesh:
-        port = int(env[f"MESH_{domain.path.name.upper()}_PORT"])
-        wait_for(lambda: serves(port), 90, f"the {domain.path.name} code server", interval=1)
+    for log, (port, server) in servers.items():
+        wait_for(lambda: server.poll() is not None or serves(port), 90, log, interval=1)
     web = free_port()
-    processes.start("webserver", [str(BIN / "dagster-webserver"), "-w", "deploy/workspace.grpc.yaml", "-h", "127.0.0.1", "-p", str(web)], env)
-    wait_for(lambda: answers(web), 90, "the webserver", interval=1)
+    servers["webserver"] = web, processes.start(
+        "webserver", [str(BIN / "dagster-webserver"), "-w", "deploy/workspace.grpc.yaml", "-h", "127.0.0.1", "-p", str(web)], env
+    )
+    wait_for(lambda: servers["webserver"][1].poll() is not None or answers(web), 90, "the webserver", interval=1)
+    # Every answer came from the process started for it, not from a server of another test.
+    for log, (_, server) in servers.items():
+        assert server.poll() is None, processes.log(log)
 
     def loaded():
         entries = graphql(web, WORKSPACE)["workspaceOrError"]["locationEntries"]
