@@ -1,7 +1,7 @@
 """`mesh`: the command line of the platform.
 
     mesh sample-data [--scale S]      write the sample mesh's source files
-    mesh materialize [--dry-run] [DOMAIN|PRODUCT ...]  build, check and publish products in dependency order
+    mesh materialize [--dry-run] [-q] [DOMAIN|PRODUCT ...]  build, check and publish products in dependency order
                                       (+X: with X's upstream, X+: its downstream; selection.py)
                                       (on the executor MESH_EXECUTOR names, see executor.py)
     mesh prepare-dbt                  parse the domains' dbt projects into their manifests
@@ -77,7 +77,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
             with DagsterInstance.get() as instance:
                 built = materialize_distributed(products, instance)
         else:
-            built = materialize_products(products)
+            built = materialize_products(products, progress=None if args.quiet else sys.stderr)
     outcomes = sorted(built + skipped, key=lambda o: o.product)
     if outcomes:
         print_summary(outcomes)
@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         help="domains, or products (orders.order_lines), to materialize (default: all); +X adds what X reads, upstream, X+ what reads X",
     )
     materialize.add_argument("--dry-run", action="store_true", help="print the products it would build, in dependency order, and build none")
+    materialize.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr as steps start and end: the summary only")
     materialize.set_defaults(run=cmd_materialize)
     prepare_dbt = commands.add_parser("prepare-dbt", help="parse the domains' dbt projects into their manifests (make does this)")
     prepare_dbt.set_defaults(run=cmd_prepare_dbt)

@@ -8,13 +8,16 @@ recorded in the instance of DAGSTER_HOME when it is set, so the UI shows it.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import socket
 import sys
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
 from pathlib import Path
+from typing import TextIO
 
 import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
@@ -25,6 +28,8 @@ from platform_lib.factories.quality import asset_key
 
 
 RENAMED = "(a field renamed at the source?)"
+JOB = "mesh_materialize"
+PROGRESS = "mesh_progress"
 
 
 @dataclass
@@ -150,14 +155,58 @@ def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     return released
 
 
-def materialize_products(products: list[Product], instance: dg.DagsterInstance | None = None) -> list[Outcome]:
+def materialize_products(
+    products: list[Product], instance: dg.DagsterInstance | None = None, progress: TextIO | None = None
+) -> list[Outcome]:
+    """One in-process run building `products`; with `progress`, a line there as each step
+    starts and one for each product as its step ends."""
     assets = mesh_assets(products)
     instance = instance or _instance()
     if not instance.is_ephemeral:
         release_dead_runs(instance)
+    run_config = _run_config()
+    loggers = {"console": dg.colored_console_logger}
+    if progress:
+        loggers[PROGRESS] = _progress_logger(RunOutcomes(products, assets), progress)
+        run_config["loggers"][PROGRESS] = {}
+    job = dg.Definitions(assets=assets, jobs=[dg.define_asset_job(JOB)], loggers=loggers).resolve_job_def(JOB)
     tags = {"mesh/cli": "materialize", "mesh/host": socket.gethostname(), "mesh/pid": str(os.getpid())}
-    result = dg.materialize(assets, instance=instance, raise_on_error=False, tags=tags, run_config=_run_config())
+    result = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags, run_config=run_config)
     return outcomes_of(result, products, assets)
+
+
+def _progress_logger(outcomes: RunOutcomes, out: TextIO) -> dg.LoggerDefinition:
+    """Dagster hands each event of a run to the run's loggers as it happens: this one keeps
+    the outcomes up to date and prints what a step started and what it ended with."""
+    started: dict[str, float] = {}
+
+    def line(text: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')}  {text}", file=out, flush=True)
+
+    class Progress(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            event = record.dagster_meta["dagster_event"]  # set by Dagster's log manager on every record
+            if event is None or event.step_key not in outcomes.by_step:
+                return
+            outcomes.add(event)
+            step = outcomes.by_step[event.step_key]
+            if event.event_type == dg.DagsterEventType.STEP_START:
+                started[event.step_key] = time.monotonic()
+                line(f"building {', '.join(o.product for o in step)}")
+            elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+                seconds = time.monotonic() - started.get(event.step_key, time.monotonic())
+                for o in step:
+                    rows = "" if o.rows is None else f", {o.rows:,} rows"
+                    checks = f", checks {_checks(o)}" if o.passed or o.failed or o.warned else ""
+                    why = _without_product(o).partition("\n")[0]
+                    line(f"{o.product}: {o.status}{rows}{checks} ({seconds:.1f} s){': ' + why if why else ''}")
+
+    def progress(_) -> logging.Logger:
+        logger = logging.Logger(PROGRESS, logging.DEBUG)
+        logger.addHandler(Progress())
+        return logger
+
+    return dg.LoggerDefinition(progress, description="the progress lines of `mesh materialize`")
 
 
 def materialize_distributed(products: list[Product], instance: dg.DagsterInstance) -> list[Outcome]:
@@ -183,18 +232,42 @@ def materialize_distributed(products: list[Product], instance: dg.DagsterInstanc
 def outcomes_of(
     result: dg.ExecuteInProcessResult | dg.ExecuteJobResult, products: list[Product], assets: list[dg.AssetsDefinition]
 ) -> list[Outcome]:
-    outcomes = {p.id: Outcome(p.id) for p in products}
-    by_key = {asset_key(p.id): outcomes[p.id] for p in products}
-    by_step = {a.node_def.name: [by_key[k] for k in a.keys if k in by_key] for a in assets}
-    # A published candidate is a materialization, a refused one an observation (factories/product.py).
-    recorded = [
-        e.event_specific_data.materialization if e.is_step_materialization else e.event_specific_data.asset_observation
-        for e in result.all_events if e.is_step_materialization or e.event_type == dg.DagsterEventType.ASSET_OBSERVATION
-    ]
-    for event in recorded:
-        outcome = by_key.get(event.asset_key)
+    outcomes = RunOutcomes(products, assets)
+    for event in result.all_events:
+        outcomes.add(event)
+    return outcomes.final()
+
+
+class RunOutcomes:
+    """The products' outcomes, built up from a run's events: one by one as the run goes (the
+    progress lines) or all of them after it (the summary)."""
+
+    def __init__(self, products: list[Product], assets: list[dg.AssetsDefinition]):
+        self.products = products
+        self.outcomes = {p.id: Outcome(p.id) for p in products}
+        self.by_key = {asset_key(p.id): self.outcomes[p.id] for p in products}
+        self.by_step = {a.node_def.name: [self.by_key[k] for k in a.keys if k in self.by_key] for a in assets}
+
+    def add(self, event: dg.DagsterEvent) -> None:
+        # A published candidate is a materialization, a refused one an observation (factories/product.py).
+        if event.is_step_materialization:
+            self._recorded(event.event_specific_data.materialization)
+        elif event.event_type == dg.DagsterEventType.ASSET_OBSERVATION:
+            self._recorded(event.event_specific_data.asset_observation)
+        elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            self._checked(event.event_specific_data)
+        elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            failure = event.event_specific_data
+            for outcome in self.by_step[event.step_key]:
+                outcome.message = failure.user_failure_data.description if failure.user_failure_data else _first_cause(failure.error)
+                outcome.trace = "" if failure.user_failure_data else failure.error.to_string()
+                if outcome.status == "skipped":
+                    outcome.status = "failed"
+
+    def _recorded(self, event: dg.AssetMaterialization | dg.AssetObservation) -> None:
+        outcome = self.by_key.get(event.asset_key)
         if outcome is None:  # a dbt model that is not a product
-            continue
+            return
         metadata = {k: v.value for k, v in event.metadata.items()}
         outcome.rows = metadata.get("dagster/row_count")
         outcome.status = "published" if metadata.get("published") else "not published"
@@ -205,10 +278,11 @@ def outcomes_of(
             outcome.notes.append(f"the source has column {', '.join(unread)}, which the contract does not read {RENAMED}")
         if unterminated := metadata.get("source_files_without_final_newline"):
             outcome.notes.append(f"no newline at the end of {', '.join(unterminated)}: a last line cut short (a file still being written)?")
-    for evaluation in result.get_asset_check_evaluations():
-        outcome = by_key.get(evaluation.asset_key)
+
+    def _checked(self, evaluation: dg.AssetCheckEvaluation) -> None:
+        outcome = self.by_key.get(evaluation.asset_key)
         if outcome is None:
-            continue
+            return
         if evaluation.passed:
             outcome.passed.append(evaluation.check_name)
             if evaluation.check_name == "schema" and (empty := evaluation.metadata.get("empty_columns")) and empty.value:
@@ -217,19 +291,15 @@ def outcomes_of(
             outcome.warned.append(evaluation.check_name)
         else:
             outcome.failed.append(evaluation.check_name)
-    for event in result.get_step_failure_events():
-        failure = event.event_specific_data
-        for outcome in by_step[event.step_key]:
-            outcome.message = failure.user_failure_data.description if failure.user_failure_data else _first_cause(failure.error)
-            outcome.trace = "" if failure.user_failure_data else failure.error.to_string()
-            if outcome.status == "skipped":
-                outcome.status = "failed"
-    for product in products:  # Dagster skips a step whose input step failed: say which input
-        outcome = outcomes[product.id]
-        stopped = [i for i in product.inputs if i in outcomes and outcomes[i].status != "published"]
-        if outcome.status == "skipped" and not outcome.message and stopped:
-            outcome.message = f"not built: {', '.join(stopped)} {'was' if len(stopped) == 1 else 'were'} not published in this run"
-    return list(outcomes.values())
+
+    def final(self) -> list[Outcome]:
+        """Every outcome, a product Dagster skipped saying which of its inputs stopped it."""
+        for product in self.products:
+            outcome = self.outcomes[product.id]
+            stopped = [i for i in product.inputs if i in self.outcomes and self.outcomes[i].status != "published"]
+            if outcome.status == "skipped" and not outcome.message and stopped:
+                outcome.message = f"not built: {', '.join(stopped)} {'was' if len(stopped) == 1 else 'were'} not published in this run"
+        return list(self.outcomes.values())
 
 
 def _first_cause(error) -> str:
@@ -237,6 +307,11 @@ def _first_cause(error) -> str:
     while error.cause:
         error = error.cause
     return error.message.strip()
+
+
+def _without_product(outcome: Outcome) -> str:
+    """The outcome's message without the product's id the error may start with."""
+    return outcome.message.removeprefix(f"{outcome.product}: ")
 
 
 def _checks(outcome: Outcome) -> str:
@@ -258,7 +333,7 @@ def print_summary(outcomes: list[Outcome]) -> None:
         if o.notes:
             print(f"\n{o.product}: note: {'; '.join(o.notes)}")
         if o.message:
-            print(f"\n{o.product}: {o.message.removeprefix(f'{o.product}: ')}")
+            print(f"\n{o.product}: {_without_product(o)}")
     traces: dict[str, list[str]] = {}  # the products of a dbt project share their step's
     for o in outcomes:
         if o.trace:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import dagster as dg
@@ -201,10 +202,35 @@ def test_stdout_holds_only_the_summary_and_what_steps_print_goes_to_stderr(mesh_
     assert "Running with dbt=" in err and "Done. PASS=" in err, "dagster-dbt prints dbt's log lines"
 
 
+def progress_lines(err: str) -> list[str]:
+    """The lines `mesh materialize` prints as steps start and end, without their time of day."""
+    return [line[10:] for line in err.splitlines() if re.match(r"\d\d:\d\d:\d\d  (building |[a-z_]+\.[a-z_]+: )", line)]
+
+
+def test_progress_lines_say_what_each_step_builds_and_how_it_ended_as_the_run_goes(mesh_dir, capfd):
+    source = mesh_dir / "sources" / "customers" / "customers.csv"
+    source.write_text(source.read_text().splitlines()[0] + "\n")
+    assert main(["materialize", "customers", "orders.raw_order_lines"]) == 1
+    out, err = capfd.readouterr()
+    (lines,) = expected("SELECT count(*) FROM {lines}", mesh_dir)
+    progress = progress_lines(err)
+    assert [re.sub(r"\(\d+\.\d s\)", "(S)", line) for line in progress] == [
+        "building customers.raw_customers",
+        f"customers.raw_customers: failed (S): the source has no data rows ({source}); refusing to replace the product with nothing",
+        "building orders.raw_order_lines",
+        f"orders.raw_order_lines: published, {lines[0]:,} rows, checks 2 ok (S)",
+    ], err
+    # The summary is still the whole story, on stdout; customer_profiles, never started, is only there.
+    assert "customers.customer_profiles: not built: customers.raw_customers was not published in this run" in out
+
+    assert main(["materialize", "--quiet", "orders.raw_order_lines"]) == 0
+    assert progress_lines(capfd.readouterr().err) == []
+
+
 def test_the_summary_says_why_and_only_an_unexpected_error_prints_its_stack(mesh_dir, capfd):
     source = mesh_dir / "sources" / "customers" / "customers.csv"
     source.write_text(source.read_text().splitlines()[0] + "\n")  # an export that lost its rows: refused
-    assert main(["materialize", "customers"]) == 1
+    assert main(["materialize", "--quiet", "customers"]) == 1
     out, err = capfd.readouterr()
     assert "customers.raw_customers: the source has no data rows" in out
     assert "customers.customer_profiles: not built: customers.raw_customers was not published in this run" in out
