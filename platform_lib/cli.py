@@ -71,13 +71,14 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     # stdout is the summary's: what steps print there (dagster-dbt re-prints dbt's log lines,
     # a pandas transform may print) goes to stderr, as a build tool's progress does.
     with contextlib.redirect_stdout(sys.stderr):
+        progress = None if args.quiet else sys.stderr
         if not products:
             built = []
         elif distributed:
             with DagsterInstance.get() as instance:
-                built = materialize_distributed(products, instance)
+                built = materialize_distributed(products, instance, progress)
         else:
-            built = materialize_products(products, progress=None if args.quiet else sys.stderr)
+            built = materialize_products(products, progress=progress)
     outcomes = sorted(built + skipped, key=lambda o: o.product)
     if outcomes:
         print_summary(outcomes)

@@ -7,13 +7,16 @@ recorded in the instance of DAGSTER_HOME when it is set, so the UI shows it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import socket
 import sys
+import threading
 import time
-from collections.abc import Collection
+import uuid
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -167,7 +170,7 @@ def materialize_products(
     run_config = _run_config()
     loggers = {"console": dg.colored_console_logger}
     if progress:
-        loggers[PROGRESS] = _progress_logger(RunOutcomes(products, assets), progress)
+        loggers[PROGRESS] = Progress(RunOutcomes(products, assets), progress).logger()
         run_config["loggers"][PROGRESS] = {}
     job = dg.Definitions(assets=assets, jobs=[dg.define_asset_job(JOB)], loggers=loggers).resolve_job_def(JOB)
     tags = {"mesh/cli": "materialize", "mesh/host": socket.gethostname(), "mesh/pid": str(os.getpid())}
@@ -175,58 +178,103 @@ def materialize_products(
     return outcomes_of(result, products, assets)
 
 
-def _progress_logger(outcomes: RunOutcomes, out: TextIO) -> dg.LoggerDefinition:
-    """Dagster hands each event of a run to the run's loggers as it happens: this one keeps
-    the outcomes up to date and prints what a step started and what it ended with."""
-    started: dict[str, float] = {}
-
-    def line(text: str) -> None:
-        print(f"{time.strftime('%H:%M:%S')}  {text}", file=out, flush=True)
-
-    class Progress(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            event = record.dagster_meta["dagster_event"]  # set by Dagster's log manager on every record
-            if event is None or event.step_key not in outcomes.by_step:
-                return
-            outcomes.add(event)
-            step = outcomes.by_step[event.step_key]
-            if event.event_type == dg.DagsterEventType.STEP_START:
-                started[event.step_key] = time.monotonic()
-                line(f"building {', '.join(o.product for o in step)}")
-            elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-                seconds = time.monotonic() - started.get(event.step_key, time.monotonic())
-                for o in step:
-                    rows = "" if o.rows is None else f", {o.rows:,} rows"
-                    checks = f", checks {_checks(o)}" if o.passed or o.failed or o.warned else ""
-                    why = _without_product(o).partition("\n")[0]
-                    line(f"{o.product}: {o.status}{rows}{checks} ({seconds:.1f} s){': ' + why if why else ''}")
-
-    def progress(_) -> logging.Logger:
-        logger = logging.Logger(PROGRESS, logging.DEBUG)
-        logger.addHandler(Progress())
-        return logger
-
-    return dg.LoggerDefinition(progress, description="the progress lines of `mesh materialize`")
-
-
-def materialize_distributed(products: list[Product], instance: dg.DagsterInstance) -> list[Outcome]:
+def materialize_distributed(products: list[Product], instance: dg.DagsterInstance, progress: TextIO | None = None) -> list[Outcome]:
     """The same run on the deployment's executor (MESH_EXECUTOR), whose workers rebuild the
-    job from `platform_lib.whole_mesh`; needs a persistent instance they share."""
+    job from `platform_lib.whole_mesh`; needs a persistent instance they share. The steps'
+    events happen on the workers: `progress` follows them in the instance."""
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
     from platform_lib import whole_mesh
     from platform_lib.storage import REPO_ROOT
 
     repository = ReconstructableRepository.for_module(whole_mesh.__name__, "defs", working_directory=str(REPO_ROOT))
-    with dg.execute_job(
-        repository.get_reconstructable_job(whole_mesh.JOB),
-        instance=instance,
-        asset_selection=[asset_key(p.id) for p in products],
-        raise_on_error=False,
-        tags={"mesh/cli": "materialize"},
-        run_config=_run_config(),
-    ) as result:
-        return outcomes_of(result, products, mesh_assets(products))
+    assets = mesh_assets(products)
+    tags = {"mesh/cli": "materialize", "mesh/invocation": uuid.uuid4().hex}
+    with contextlib.ExitStack() as following:
+        if progress:
+            following.enter_context(Progress(RunOutcomes(products, assets), progress).following(instance, tags))
+        with dg.execute_job(
+            repository.get_reconstructable_job(whole_mesh.JOB),
+            instance=instance,
+            asset_selection=[asset_key(p.id) for p in products],
+            raise_on_error=False,
+            tags=tags,
+            run_config=_run_config(),
+        ) as result:
+            return outcomes_of(result, products, assets)
+
+
+class Progress(logging.Handler):
+    """Prints a line as each step of a run starts, and one for each of its products as it
+    ends, from the run's events as they come: as a log handler of an in-process run, to
+    which Dagster hands each event as it happens, or `following` a run in the instance."""
+
+    def __init__(self, outcomes: RunOutcomes, out: TextIO):
+        super().__init__(logging.DEBUG)
+        self.outcomes = outcomes
+        self.out = out
+        self.started: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = record.dagster_meta["dagster_event"]  # Dagster's log manager sets it on every record
+        if event is not None:
+            self.receive(event, record.created)
+
+    def receive(self, event: dg.DagsterEvent, timestamp: float) -> None:
+        step = self.outcomes.by_step.get(event.step_key)
+        if step is None:
+            return
+        self.outcomes.add(event)
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            self.started[event.step_key] = timestamp
+            self._line(timestamp, f"building {', '.join(o.product for o in step)}")
+        elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+            seconds = timestamp - self.started.get(event.step_key, timestamp)
+            for o in step:
+                rows = "" if o.rows is None else f", {o.rows:,} rows"
+                checks = f", checks {_checks(o)}" if o.passed or o.failed or o.warned else ""
+                why = _without_product(o).partition("\n")[0]
+                self._line(timestamp, f"{o.product}: {o.status}{rows}{checks} ({seconds:.1f} s){': ' + why if why else ''}")
+
+    def _line(self, timestamp: float, text: str) -> None:
+        print(f"{time.strftime('%H:%M:%S', time.localtime(timestamp))}  {text}", file=self.out, flush=True)
+
+    def logger(self) -> dg.LoggerDefinition:
+        def progress_logger(_) -> logging.Logger:
+            logger = logging.Logger(PROGRESS, logging.DEBUG)
+            logger.addHandler(self)
+            return logger
+
+        return dg.LoggerDefinition(progress_logger, description="the progress lines of `mesh materialize`")
+
+    @contextlib.contextmanager
+    def following(self, instance: dg.DagsterInstance, tags: dict[str, str], interval: float = 0.5) -> Iterator[None]:
+        """For a run whose steps run elsewhere: a thread reads the events of the run with
+        `tags` from the instance, where the workers write them, until the block ends."""
+        done = threading.Event()
+
+        def follow() -> None:
+            cursor = None
+            while True:
+                ending = done.wait(interval)
+                runs = instance.get_run_records(RunsFilter(tags=tags), limit=1)
+                more = False
+                if runs:
+                    read = instance.get_records_for_run(runs[0].dagster_run.run_id, cursor=cursor)
+                    cursor, more = read.cursor, read.has_more
+                    for record in read.records:
+                        if record.event_log_entry.dagster_event:
+                            self.receive(record.event_log_entry.dagster_event, record.event_log_entry.timestamp)
+                if ending and not more:
+                    return
+
+        thread = threading.Thread(target=follow, name=PROGRESS, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
 
 def outcomes_of(
