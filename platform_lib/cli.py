@@ -4,6 +4,7 @@
     mesh materialize [--dry-run] [-q] [DOMAIN|PRODUCT ...]  build, check and publish products in dependency order
                                       (+X: with X's upstream, X+: its downstream; selection.py)
                                       (on the executor MESH_EXECUTOR names, see executor.py)
+    mesh status [DOMAIN|PRODUCT ...]  what each port serves, its age against the freshness SLO, blocked candidates
     mesh prepare-dbt                  parse the domains' dbt projects into their manifests
     mesh validate                     check every domain against the global policies
     mesh contract-diff --base REF     classify contract changes since a git ref; fail on unversioned breaks
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from platform_lib import sample_data, selection
-from platform_lib.mesh import load_mesh, products_by_id
+from platform_lib.mesh import LoadedDomain, load_mesh, products_by_id
 from platform_lib.storage import PortError
 
 
@@ -47,10 +48,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     from platform_lib.materialize import buildable, in_dependency_order, materialize_distributed, materialize_products, print_summary
 
     mesh = load_mesh()
-    unknown = selection.unknown(mesh, args.selection)
-    if unknown:
-        print(f"unknown domain(s) or product(s): {', '.join(unknown)}; the mesh has the domains "
-              f"{', '.join(sorted(d.path.name for d in mesh))} (`mesh catalog` lists their products)", file=sys.stderr)
+    if _names_unknown(mesh, args.selection):
         return 2
     distributed = executor_name() != "in_process"
     if distributed and not os.environ.get("DAGSTER_HOME"):
@@ -85,6 +83,33 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     if broken:
         return 2
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _names_unknown(mesh: list[LoadedDomain], names: list[str]) -> bool:
+    """Say so if the mesh has no domain or product by some of `names`."""
+    unknown = selection.unknown(mesh, names)
+    if unknown:
+        print(f"unknown domain(s) or product(s): {', '.join(unknown)}; the mesh has the domains "
+              f"{', '.join(sorted(d.path.name for d in mesh))} (`mesh catalog` lists their products)", file=sys.stderr)
+    return bool(unknown)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from platform_lib.status import PROBLEMS, status, table
+
+    mesh = load_mesh()
+    if _names_unknown(mesh, args.selection):
+        return 2
+    chosen = selection.select(mesh, args.selection)
+    broken = [d for d in mesh if d.error and d.path.name in chosen.domains]
+    for domain in broken:
+        print(f"cannot load domain {domain.path.name}: {domain.error}", file=sys.stderr)
+    statuses = [status(p) for p in sorted(products_by_id(mesh).values(), key=lambda p: p.id) if p.id in chosen.products]
+    if statuses:
+        print("\n".join(table(statuses)))
+    if broken:
+        return 2
+    return 1 if any(s.state in PROBLEMS for s in statuses) else 0
 
 
 def cmd_prepare_dbt(args: argparse.Namespace) -> int:
@@ -259,6 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     materialize.add_argument("--dry-run", action="store_true", help="print the products it would build, in dependency order, and build none")
     materialize.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr as steps start and end: the summary only")
     materialize.set_defaults(run=cmd_materialize)
+    state = commands.add_parser(
+        "status", help="what each product's port serves, its age against the freshness SLO, blocked candidates; exits 1 on a problem"
+    )
+    state.add_argument("selection", nargs="*", metavar="DOMAIN|PRODUCT", help="as for materialize (default: all)")
+    state.set_defaults(run=cmd_status)
     prepare_dbt = commands.add_parser("prepare-dbt", help="parse the domains' dbt projects into their manifests (make does this)")
     prepare_dbt.set_defaults(run=cmd_prepare_dbt)
     validate = commands.add_parser("validate", help="check every domain against the global policies")

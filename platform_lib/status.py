@@ -1,0 +1,76 @@
+"""`mesh status`: what each product's output port serves now, and whether that is a problem.
+
+The answer a cron job or a monitoring probe needs without Dagster's daemon: the served
+version and its age against the contract's freshness SLO, a candidate its blocking checks
+kept from replacing it, a product never published. The exit status says whether any is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from platform_lib import output_port
+from platform_lib.contract import Product, parse_duration
+from platform_lib.storage import PortError
+
+OK, WARN = "ok", "warn"
+UNREADABLE, BLOCKED, STALE, NEVER = "UNREADABLE", "BLOCKED", "STALE", "never published"
+PROBLEMS = (UNREADABLE, BLOCKED, STALE, NEVER)
+"""The states that make `mesh status` exit 1."""
+
+
+@dataclass(frozen=True)
+class Status:
+    product: str
+    state: str
+    version: str = ""
+    age: str = ""
+    """How long ago the served version was published: 3m, 5h, 2d."""
+    slo: str = ""
+    """The contract's freshness SLO: fail_after (warn_after)."""
+    why: str = ""
+
+
+def status(product: Product, now: datetime | None = None) -> Status:
+    now = now or datetime.now(timezone.utc)
+    slo = ""
+    if product.freshness:
+        warn = product.freshness.warn_after
+        slo = f"{product.freshness.fail_after}" + (f" (warn {warn})" if warn else "")
+    try:
+        served, blocked = output_port.current(product.id), output_port.blocked(product.id)
+    except PortError as error:  # a damaged file of the port: consumers cannot read it either
+        return Status(product.id, UNREADABLE, slo=slo, why=str(error))
+    stopped = f"run {blocked['run_id']} at {blocked['at']}: {', '.join(blocked['failed_checks'])} failed" if blocked else ""
+    if served is None:
+        return Status(product.id, NEVER, slo=slo, why=stopped)
+    age = now - datetime.fromisoformat(served.published_at)
+    state, why = OK, []
+    if blocked:
+        state = BLOCKED
+        why.append(f"a candidate was not published ({stopped}); consumers read {served.version}")
+    if product.freshness and age > parse_duration(product.freshness.fail_after):
+        state = state if state == BLOCKED else STALE
+        why.append(f"older than its freshness SLO of {product.freshness.fail_after}")
+    elif product.freshness and product.freshness.warn_after and age > parse_duration(product.freshness.warn_after):
+        state = state if state == BLOCKED else WARN
+        why.append(f"older than {product.freshness.warn_after}, its SLO's warning")
+    return Status(product.id, state, served.version, _age(age.total_seconds()), slo, "; ".join(why))
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def table(statuses: list[Status]) -> list[str]:
+    """The statuses as aligned lines, one per product, then why for each that has a reason."""
+    header = ("product", "state", "served version", "age", "freshness SLO")
+    rows = [header, *((s.product, s.state, s.version, s.age, s.slo) for s in statuses)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines += [f"\n{s.product}: {s.why}" for s in statuses if s.why]
+    return lines

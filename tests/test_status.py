@@ -1,0 +1,73 @@
+"""`mesh status` on real output ports: never published, served, blocked, stale, unreadable."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from platform_lib import output_port
+from platform_lib.cli import main
+from platform_lib.mesh import load_mesh, products_by_id
+from platform_lib.status import BLOCKED, NEVER, OK, STALE, UNREADABLE, WARN, status
+from tests.helpers import add_csv_row
+
+CUSTOMERS = ["customers.raw_customers", "customers.customer_profiles"]
+
+
+def states(out: str) -> dict[str, list[str]]:
+    """The table's rows by product: state and the cells after it."""
+    rows = [line.split("  ") for line in out.split("\n\n")[0].splitlines()[1:]]
+    return {row[0]: [cell.strip() for cell in row[1:] if cell.strip()] for row in rows}
+
+
+def test_status_says_what_each_port_serves_and_exits_1_on_a_problem(mesh_dir, capsys):
+    assert main(["status"]) == 1
+    assert {row[0] for row in states(capsys.readouterr().out).values()} == {NEVER}
+
+    assert main(["materialize", "--quiet", "customers"]) == 0
+    capsys.readouterr()
+    assert main(["status", "customers"]) == 0
+    shown = states(capsys.readouterr().out)
+    assert shown == {
+        "customers.customer_profiles": [OK, output_port.current("customers.customer_profiles").version, shown["customers.customer_profiles"][2], "26h (warn 24h)"],
+        "customers.raw_customers": [OK, output_port.current("customers.raw_customers").version, shown["customers.raw_customers"][2]],
+    }
+    assert shown["customers.raw_customers"][2].endswith("s"), "published seconds ago"
+
+    # A segment the contract does not know: customer_profiles' blocking check fails, its port still serves the last good version.
+    served = output_port.current("customers.customer_profiles").version
+    add_csv_row(mesh_dir, "999999,bad@example.com,Bad Row,NL,2024-01-01,vip")
+    assert main(["materialize", "--quiet", "customers"]) == 1
+    capsys.readouterr()
+    assert main(["status", "customers.customer_profiles+"]) == 1
+    out = capsys.readouterr().out
+    assert states(out)["customers.customer_profiles"][:2] == [BLOCKED, served]
+    blocked = output_port.blocked("customers.customer_profiles")
+    assert (f"customers.customer_profiles: a candidate was not published (run {blocked['run_id']} at {blocked['at']}: "
+            f"column_values_to_be_in_set__segment failed); consumers read {served}") in out
+    assert set(states(out)) == {"customers.customer_profiles", "marketing.customer_lifetime_value", "marketing.segment_revenue", "orders.order_lines"}
+
+
+def test_a_served_version_older_than_the_freshness_slo_is_stale(mesh_dir, capsys):
+    assert main(["materialize", "--quiet", "customers"]) == 0
+    products = products_by_id(load_mesh())
+    profiles = products["customers.customer_profiles"]  # freshness: fail_after 26h, warn_after 24h
+    published = datetime.fromisoformat(output_port.current(profiles.id).published_at)
+    assert status(profiles, published + timedelta(hours=23)).state == OK
+    warned = status(profiles, published + timedelta(hours=25))
+    assert (warned.state, warned.age, warned.why) == (WARN, "1d", "older than 24h, its SLO's warning")
+    stale = status(profiles, published + timedelta(hours=27))
+    assert (stale.state, stale.why) == (STALE, "older than its freshness SLO of 26h")
+    # raw_customers has no SLO: never stale.
+    assert status(products["customers.raw_customers"], published + timedelta(days=400)).state == OK
+
+
+def test_a_damaged_port_is_unreadable_and_the_others_are_still_shown(mesh_dir, capsys):
+    assert main(["materialize", "--quiet", "customers"]) == 0
+    pointer = output_port.port_dir("customers.raw_customers") / output_port.POINTER
+    pointer.write_text("{ not json")
+    capsys.readouterr()
+    assert main(["status", "customers"]) == 1
+    out = capsys.readouterr().out
+    assert states(out)["customers.raw_customers"] == [UNREADABLE]
+    assert states(out)["customers.customer_profiles"][0] == OK
+    assert f"customers.raw_customers: {pointer}: product customers.raw_customers: not valid JSON" in out
