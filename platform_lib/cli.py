@@ -4,7 +4,7 @@
     mesh materialize [--dry-run] [-q] [DOMAIN|PRODUCT ...]  build, check and publish products in dependency order
                                       (+X: with X's upstream, X+: its downstream; selection.py)
                                       (on the executor MESH_EXECUTOR names, see executor.py)
-    mesh status [DOMAIN|PRODUCT ...]  what each port serves, its age against the freshness SLO, blocked candidates
+    mesh status [--json] [DOMAIN|PRODUCT ...]  what each port serves, its age against the freshness SLO, blocked candidates
     mesh prepare-dbt                  parse the domains' dbt projects into their manifests
     mesh validate                     check every domain against the global policies
     mesh contract-diff --base REF     classify contract changes since a git ref; fail on unversioned breaks
@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import dataclasses
 import gc
+import json
 import os
 import sys
 import threading
@@ -105,7 +107,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for domain in broken:
         print(f"cannot load domain {domain.path.name}: {domain.error}", file=sys.stderr)
     statuses = [status(p) for p in sorted(products_by_id(mesh).values(), key=lambda p: p.id) if p.id in chosen.products]
-    if statuses:
+    if args.json:
+        print(json.dumps([dataclasses.asdict(s) for s in statuses], indent=2))
+    elif statuses:
         print("\n".join(table(statuses)))
     if broken:
         return 2
@@ -288,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         "status", help="what each product's port serves, its age against the freshness SLO, blocked candidates; exits 1 on a problem"
     )
     state.add_argument("selection", nargs="*", metavar="DOMAIN|PRODUCT", help="as for materialize (default: all)")
+    state.add_argument("--json", action="store_true", help="a JSON list, one object per product, for a monitoring probe")
     state.set_defaults(run=cmd_status)
     prepare_dbt = commands.add_parser("prepare-dbt", help="parse the domains' dbt projects into their manifests (make does this)")
     prepare_dbt.set_defaults(run=cmd_prepare_dbt)

@@ -25,11 +25,21 @@ class Status:
     product: str
     state: str
     version: str = ""
-    age: str = ""
-    """How long ago the served version was published: 3m, 5h, 2d."""
+    published_at: str = ""
+    age_seconds: int | None = None
     slo: str = ""
-    """The contract's freshness SLO: fail_after (warn_after)."""
+    """The contract's freshness SLO: fail_after (warn warn_after)."""
     why: str = ""
+
+    @property
+    def age(self) -> str:
+        """How long ago the served version was published, in its largest unit: 3m, 5h, 2d."""
+        if self.age_seconds is None:
+            return ""
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if self.age_seconds >= size:
+                return f"{self.age_seconds // size}{unit}"
+        return f"{self.age_seconds}s"
 
 
 def status(product: Product, now: datetime | None = None) -> Status:
@@ -56,14 +66,7 @@ def status(product: Product, now: datetime | None = None) -> Status:
     elif product.freshness and product.freshness.warn_after and age > parse_duration(product.freshness.warn_after):
         state = state if state == BLOCKED else WARN
         why.append(f"older than {product.freshness.warn_after}, its SLO's warning")
-    return Status(product.id, state, served.version, _age(age.total_seconds()), slo, "; ".join(why))
-
-
-def _age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
+    return Status(product.id, state, served.version, served.published_at, int(age.total_seconds()), slo, "; ".join(why))
 
 
 def table(statuses: list[Status]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from platform_lib import output_port
@@ -40,6 +41,10 @@ def test_status_says_what_each_port_serves_and_exits_1_on_a_problem(mesh_dir, ca
     capsys.readouterr()
     assert main(["status", "customers.customer_profiles+"]) == 1
     out = capsys.readouterr().out
+    assert main(["status", "--json", "customers.customer_profiles"]) == 1
+    [record] = json.loads(capsys.readouterr().out)
+    assert (record["state"], record["version"], record["published_at"]) == (BLOCKED, served, output_port.current("customers.customer_profiles").published_at)
+    assert record["age_seconds"] >= 0 and record["slo"] == "26h (warn 24h)" and "column_values_to_be_in_set__segment failed" in record["why"]
     assert states(out)["customers.customer_profiles"][:2] == [BLOCKED, served]
     blocked = output_port.blocked("customers.customer_profiles")
     assert (f"customers.customer_profiles: a candidate was not published (run {blocked['run_id']} at {blocked['at']}: "
