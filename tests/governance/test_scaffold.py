@@ -126,7 +126,7 @@ def test_the_walkthrough_takes_a_new_domain_to_a_product_another_new_domain_cons
     assert commands[:3] == [
         "mesh new-domain shipping --owner team-shipping", "mesh new-product shipping shipments --kind ingest", "mesh validate"
     ]
-    assert {"mesh materialize support", "mesh lineage support.late_shipments", "mesh catalog", "mesh costs"} <= set(commands)
+    assert {"mesh materialize support", "mesh lineage support.late_shipments", "mesh catalog", "mesh costs", "mesh status shipping support"} <= set(commands)
 
     shipments = json.loads((mesh_dir / "published/shipping/shipments/current.json").read_text())
     late = json.loads((mesh_dir / "published/support/late_shipments/current.json").read_text())
