@@ -1,7 +1,7 @@
 """`mesh`: the command line of the platform.
 
     mesh sample-data [--scale S]      write the sample mesh's source files
-    mesh materialize [--dry-run] [-q] [DOMAIN|PRODUCT ...]  build, check and publish products in dependency order
+    mesh materialize [--dry-run] [--full-refresh] [-q] [DOMAIN|PRODUCT ...]  build, check and publish products in dependency order
                                       (+X: with X's upstream, X+: its downstream; selection.py)
                                       (on the executor MESH_EXECUTOR names, see executor.py)
     mesh status [--json] [DOMAIN|PRODUCT ...]  what each port serves, its age against the freshness SLO, blocked candidates
@@ -76,9 +76,9 @@ def cmd_materialize(args: argparse.Namespace) -> int:
             built = []
         elif distributed:
             with DagsterInstance.get() as instance:
-                built = materialize_distributed(products, instance, progress)
+                built = materialize_distributed(products, instance, progress, args.full_refresh)
         else:
-            built = materialize_products(products, progress=progress)
+            built = materialize_products(products, progress=progress, full_refresh=args.full_refresh)
     outcomes = sorted(built + skipped, key=lambda o: o.product)
     if outcomes:
         print_summary(outcomes)
@@ -286,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         help="domains, or products (orders.order_lines), to materialize (default: all); +X adds what X reads, upstream, X+ what reads X",
     )
     materialize.add_argument("--dry-run", action="store_true", help="print the products it would build, in dependency order, and build none")
+    materialize.add_argument(
+        "--full-refresh", action="store_true", help="read every file of an append-only source, not only those new since its published version"
+    )
     materialize.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr as steps start and end: the summary only")
     materialize.set_defaults(run=cmd_materialize)
     state = commands.add_parser(

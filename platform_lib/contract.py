@@ -179,6 +179,11 @@ class Source(_Strict):
     path: str
     """A file or a glob under the sources folder ($MESH_DATA_DIR/sources); CSV and JSON files
     may be compressed (.gz, .zst)."""
+    append_only: bool = Field(default=False, strict=True)
+    """Files are only ever added under `path` (a file a day): a run reads the files the
+    published version was not read from and adds their rows to it. A file read before is
+    not read again, changed (the summary notes it) or gone; `mesh materialize --full-refresh`
+    reads every file. Not for a public product with PII: its port masks the rows."""
     max_bad_fraction: float = Field(default=0.0, ge=0, le=1, strict=True)
     """The fraction of rows that may go to the quarantine before the ingest fails."""
     encoding: str = "utf-8"
@@ -387,6 +392,11 @@ class Product(_Strict):
             raise ValueError("a product has either a `source` (ingest) or a `transform` (sql, pandas, dbt)")
         if self.source and self.inputs:
             raise ValueError("an ingest product (with `source`) takes no `inputs`")
+        if self.source and self.source.append_only and self.masked_columns:
+            raise ValueError(
+                f"source.append_only adds rows to the published version, but this public product's port masks its PII column "
+                f"{', '.join(c.name for c in self.masked_columns)}: make it `access: internal` (the products reading it mask) or leave append_only out"
+            )
         if (self.transform == "dbt") != (self.dbt is not None):
             raise ValueError("`transform: dbt` and `dbt: {project: ...}` go together")
         if self.transform and self.transform != "dbt" and not self.inputs:

@@ -27,6 +27,7 @@ from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
 from platform_lib.contract import Product, load_domain
 from platform_lib.domain import domain_assets
+from platform_lib.factories.append_only import FULL_REFRESH_TAG
 from platform_lib.factories.quality import asset_key
 
 
@@ -159,10 +160,11 @@ def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
 
 
 def materialize_products(
-    products: list[Product], instance: dg.DagsterInstance | None = None, progress: TextIO | None = None
+    products: list[Product], instance: dg.DagsterInstance | None = None, progress: TextIO | None = None, full_refresh: bool = False
 ) -> list[Outcome]:
     """One in-process run building `products`; with `progress`, a line there as each step
-    starts and one for each product as its step ends."""
+    starts and one for each product as its step ends; `full_refresh` reads every file of
+    an append-only source."""
     assets = mesh_assets(products)
     instance = instance or _instance()
     if not instance.is_ephemeral:
@@ -173,12 +175,18 @@ def materialize_products(
         loggers[PROGRESS] = Progress(RunOutcomes(products, assets), progress).logger()
         run_config["loggers"][PROGRESS] = {}
     job = dg.Definitions(assets=assets, jobs=[dg.define_asset_job(JOB)], loggers=loggers).resolve_job_def(JOB)
-    tags = {"mesh/cli": "materialize", "mesh/host": socket.gethostname(), "mesh/pid": str(os.getpid())}
+    tags = {"mesh/cli": "materialize", "mesh/host": socket.gethostname(), "mesh/pid": str(os.getpid()), **_refresh(full_refresh)}
     result = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags, run_config=run_config)
     return outcomes_of(result, products, assets)
 
 
-def materialize_distributed(products: list[Product], instance: dg.DagsterInstance, progress: TextIO | None = None) -> list[Outcome]:
+def _refresh(full: bool) -> dict[str, str]:
+    return {FULL_REFRESH_TAG: "true"} if full else {}
+
+
+def materialize_distributed(
+    products: list[Product], instance: dg.DagsterInstance, progress: TextIO | None = None, full_refresh: bool = False
+) -> list[Outcome]:
     """The same run on the deployment's executor (MESH_EXECUTOR), whose workers rebuild the
     job from `platform_lib.whole_mesh`; needs a persistent instance they share. The steps'
     events happen on the workers: `progress` follows them in the instance."""
@@ -189,7 +197,7 @@ def materialize_distributed(products: list[Product], instance: dg.DagsterInstanc
 
     repository = ReconstructableRepository.for_module(whole_mesh.__name__, "defs", working_directory=str(REPO_ROOT))
     assets = mesh_assets(products)
-    tags = {"mesh/cli": "materialize", "mesh/invocation": uuid.uuid4().hex}
+    tags = {"mesh/cli": "materialize", "mesh/invocation": uuid.uuid4().hex, **_refresh(full_refresh)}
     with contextlib.ExitStack() as following:
         if progress:
             following.enter_context(Progress(RunOutcomes(products, assets), progress).following(instance, tags))
@@ -324,6 +332,11 @@ class RunOutcomes:
             outcome.notes.append(f"{quarantined} source row(s) quarantined, within max_bad_fraction (`mesh quarantine {outcome.product}` lists them)")
         if unread := metadata.get("source_columns_not_read"):
             outcome.notes.append(f"the source has column {', '.join(unread)}, which the contract does not read {RENAMED}")
+        if changed := metadata.get("source_files_changed_not_read_again"):
+            outcome.notes.append(
+                f"{', '.join(changed)} changed since read into an earlier version, whose rows of it stay as they were "
+                f"(append-only; `mesh materialize --full-refresh {outcome.product}` reads every file again)"
+            )
         if unterminated := metadata.get("source_files_without_final_newline"):
             outcome.notes.append(f"no newline at the end of {', '.join(unterminated)}: a last line cut short (a file still being written)?")
 

@@ -46,6 +46,9 @@ class Snapshot:
     contract_version: str
     run_id: str
     inputs: dict[str, str] = field(default_factory=dict)
+    source_files: dict[str, str] = field(default_factory=dict)
+    """An append-only source's files this version was read from, relative to the sources
+    folder, each with its size and modification time (factories/append_only.py)."""
 
     @property
     def path(self) -> Path:
@@ -132,6 +135,7 @@ def publish(
     contract_version: str,
     run_id: str,
     inputs: dict[str, str],
+    source_files: dict[str, str] | None = None,
 ) -> Snapshot:
     """Write `select_sql` as a new snapshot and switch the pointer to it. The caller prunes
     (`prune`) once nothing it owns reads the old versions."""
@@ -155,6 +159,7 @@ def publish(
         contract_version=contract_version,
         run_id=run_id,
         inputs=inputs,
+        source_files=source_files or {},
     )
     _write_json_atomically(staging / MANIFEST, asdict(snapshot))
     os.rename(staging, port / version)

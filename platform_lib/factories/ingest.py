@@ -46,6 +46,7 @@ from typing import BinaryIO, Iterator
 import duckdb
 
 from platform_lib.contract import Column, Product
+from platform_lib.factories import append_only
 from platform_lib.storage import WHOLE_NUMBER_TYPES, candidate, cast, column_types, create_candidate, literal, quote, relation_kind, sources_dir
 
 
@@ -71,6 +72,8 @@ class IngestReport:
     files: int
     rows: int
     quarantined: int
+    plan: append_only.Plan
+    """The files read: all of them, or an append-only source's new ones."""
     first_bad_rows: tuple[BadRow, ...] = ()
     """The first `SHOWN_BAD_ROWS` quarantined rows, in file and line order (without a PII column's value)."""
     unread_columns: tuple[str, ...] = ()
@@ -631,13 +634,17 @@ def quarantined(connection: duckdb.DuckDBPyConnection, product: Product, limit: 
     return total, rows
 
 
-def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestReport:
+def ingest(connection: duckdb.DuckDBPyConnection, product: Product, full_refresh: bool = False) -> IngestReport:
     """Build the product's candidate (`storage.candidate`) from the source files; raise IngestError above the
-    threshold, or if no row is left: an export that lost its rows must not replace the product with nothing."""
+    threshold, or if no row is left: an export that lost its rows must not replace the product with nothing.
+    An append-only source's candidate is its published version and the rows of its new files (append_only.py)."""
     _, files = source_files(product)
+    plan = append_only.plan(connection, product, {relative_to_sources(str(f)): f for f in files}, full_refresh)
     connection.execute(f"CREATE OR REPLACE TABLE {_quarantine(product)} ({QUARANTINE_COLUMNS})")
-    unread, cut_short = _read(connection, product, files)
-    rows = connection.execute(f"SELECT count(*) FROM {candidate(product.name)}").fetchone()[0]
+    unread, cut_short = _read(connection, product, plan.read) if plan.read else ((), ())
+    rows = connection.execute(f"SELECT count(*) FROM {candidate(product.name)}").fetchone()[0] if plan.read else 0
+    if plan.base:
+        append_only.add_base(connection, product, plan)
     quarantined = connection.execute(f"SELECT count(*) FROM {_quarantine(product)}").fetchone()[0]
     shown = connection.execute(f"SELECT file, line, column_name, error FROM {_quarantine(product)} ORDER BY file, line LIMIT {SHOWN_BAD_ROWS}")
     pii = {c.name for c in product.pii_columns}
@@ -646,7 +653,7 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestRep
         BadRow(file, line, column, f"{error.split(':', 1)[0]}: the value is withheld, the column is PII (the quarantine table has it)" if column in pii else error)
         for file, line, column, error in shown.fetchall()
     )
-    report = IngestReport(len(files), rows, quarantined, first_bad_rows, unread, cut_short)
+    report = IngestReport(len(plan.read), rows, quarantined, plan, first_bad_rows, unread, cut_short)
     if report.bad_fraction > product.source.max_bad_fraction:
         not_utf8 = connection.execute(
             f"SELECT EXISTS (SELECT 1 FROM {_quarantine(product)} WHERE {' OR '.join(f'starts_with(error, {literal(kind)})' for kind in NOT_UTF8)})"
@@ -658,7 +665,7 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product) -> IngestRep
             f"All bad rows are in the table {_quarantine(product)} (`mesh quarantine {product.id}` lists them)."
             + (" Some lines are not UTF-8: a file in another encoding needs it in the contract (source.encoding: cp1252, say)." if not_utf8 else "")
         )
-    if not rows:
+    if not rows and not plan.base:
         bad_ones = f", only bad ones ({report.quarantined} in {_quarantine(product)})" if report.quarantined else ""
         raise IngestError(
             f"{product.id}: the source has no data rows ({', '.join(map(str, files))}){bad_ones}; refusing to replace the product with nothing"

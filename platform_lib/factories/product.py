@@ -17,7 +17,7 @@ import dagster as dg
 
 from platform_lib import output_port, storage
 from platform_lib.contract import Product, parse_duration
-from platform_lib.factories import ingest, serve, transform
+from platform_lib.factories import append_only, ingest, serve, transform
 from platform_lib.factories.quality import asset_key, check_specs, run_checks
 
 KIND_TAGS = {"ingest": None, "sql": "sql", "pandas": "pandas", "dbt": "dbt"}
@@ -46,15 +46,31 @@ def blocked_message(product: Product, blocked: dict[str, dict]) -> str:
     return f"{product.id} is not built while an input is blocked: {reasons}. Fix the input and materialize it again."
 
 
-def build_candidate(connection, product: Product) -> tuple[dict[str, str], dict[str, dg.MetadataValue]]:
-    """Write the product's candidate (`storage.candidate`); return the input versions read and metadata about the build."""
+@dataclass(frozen=True)
+class Built:
+    """A product's candidate, written: what it was built from and metadata about the build."""
+
+    inputs: dict[str, str]
+    """The input products' versions read."""
+    metadata: dict[str, object]
+    source_files: dict[str, str] | None = None
+    """An append-only source's files, for the published version to record."""
+
+
+def build_candidate(connection, product: Product, full_refresh: bool = False) -> Built:
+    """Write the product's candidate (`storage.candidate`)."""
     if product.source:
-        report = ingest.ingest(connection, product)
-        metadata = {
+        report = ingest.ingest(connection, product, full_refresh)
+        metadata: dict[str, object] = {
             "source_files": report.files,
             "quarantined_rows": report.quarantined,
             "quarantine_table": f"_quarantine.{product.name}",
         }
+        if report.plan.base:
+            metadata["source_files_read_before"] = report.plan.read_before
+            metadata["added_to_version"] = report.plan.base.version
+        if report.plan.changed:
+            metadata["source_files_changed_not_read_again"] = list(report.plan.changed)
         if report.first_bad_rows:
             metadata["first_bad_row"] = report.first_bad
             metadata["first_quarantined_rows"] = dg.MetadataValue.table(
@@ -68,13 +84,13 @@ def build_candidate(connection, product: Product) -> tuple[dict[str, str], dict[
             metadata["source_columns_not_read"] = list(report.unread_columns)
         if report.unterminated_files:
             metadata["source_files_without_final_newline"] = list(report.unterminated_files)
-        return {}, metadata
+        return Built({}, metadata, report.plan.record or None)
     versions = transform.attach_inputs(connection, product)
     if product.transform == "sql":
         transform.run_sql(connection, product)
     else:
         transform.run_pandas(connection, product)
-    return versions, {"input_versions": versions}
+    return Built(versions, {"input_versions": versions})
 
 
 @dataclass(frozen=True)
@@ -87,7 +103,13 @@ class Audit:
 
 
 def audit_and_publish(
-    connection, product: Product, candidate: str, run_id: str, inputs: dict[str, str], failed_elsewhere: tuple[str, ...] = ()
+    connection,
+    product: Product,
+    candidate: str,
+    run_id: str,
+    inputs: dict[str, str],
+    failed_elsewhere: tuple[str, ...] = (),
+    source_files: dict[str, str] | None = None,
 ) -> Audit:
     """Check `candidate` against the contract; publish it if no blocking check (here or
     in `failed_elsewhere`, e.g. dbt's tests) failed, else mark the port blocked."""
@@ -102,7 +124,7 @@ def audit_and_publish(
         served = output_port.current(product.id)
         metadata.update(published=False, served_version=served.version if served else "none")
     else:
-        snapshot = serve.publish(connection, product, candidate, run_id, inputs)
+        snapshot = serve.publish(connection, product, candidate, run_id, inputs, source_files)
         metadata.update(
             published=True,
             published_version=snapshot.version,
@@ -127,15 +149,15 @@ def materialize(
     candidate = storage.candidate(product.name)
     with closing(storage.connect(product.domain)) as connection:
         try:
-            versions, metadata = build_candidate(connection, product)
+            built = build_candidate(connection, product, full_refresh=context.run.tags.get(append_only.FULL_REFRESH_TAG) == "true")
         except (ingest.IngestError, transform.TransformError) as error:
             raise dg.Failure(description=str(error)) from None
-        audit = audit_and_publish(connection, product, candidate, context.run_id, versions)
+        audit = audit_and_publish(connection, product, candidate, context.run_id, built.inputs, source_files=built.source_files)
         storage.keep_candidate(connection, product.name, keep=bool(audit.failed))
     if not audit.failed:
-        yield dg.MaterializeResult(metadata={**metadata, **audit.metadata}, check_results=audit.checks)
+        yield dg.MaterializeResult(metadata={**built.metadata, **audit.metadata}, check_results=audit.checks)
     else:  # no new version: an observation, so that the asset's latest materialization and freshness stay the served one's
-        yield dg.AssetObservation(asset_key=asset_key(product.id), metadata={**metadata, **audit.metadata})
+        yield dg.AssetObservation(asset_key=asset_key(product.id), metadata={**built.metadata, **audit.metadata})
         yield from audit.checks
         messages = "; ".join(f"{c.check_name}: {c.description}" for c in audit.checks if c.check_name in audit.failed)
         raise dg.Failure(

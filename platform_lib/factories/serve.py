@@ -40,7 +40,12 @@ def published_select(product: Product, relation: str) -> str:
 
 
 def publish(
-    connection: duckdb.DuckDBPyConnection, product: Product, relation: str, run_id: str, inputs: dict[str, str]
+    connection: duckdb.DuckDBPyConnection,
+    product: Product,
+    relation: str,
+    run_id: str,
+    inputs: dict[str, str],
+    source_files: dict[str, str] | None = None,
 ) -> output_port.Snapshot:
     """Publish `relation` as the product's new version, point the domain's view at it, prune
     the versions beyond retention (only now: until the view switched, it read the last one)."""
@@ -51,6 +56,7 @@ def publish(
         contract_version=product.version,
         run_id=run_id,
         inputs=inputs,
+        source_files=source_files,
     )
     connection.execute(
         f"CREATE OR REPLACE VIEW main.{quote(product.name)} AS SELECT * FROM read_parquet({literal(str(snapshot.path))})"
