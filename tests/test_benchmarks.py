@@ -44,3 +44,9 @@ def test_bench_scale():
     figures = bench_figures("bench_scale.py", MESH_BENCH_SCALE="1")
     assert figures["same_output"] == "true"
     assert float(figures["in_process_s"]) > 0 and float(figures["distributed_s"]) > 0 and float(figures["floor_s"]) > 0
+
+
+def test_bench_append():
+    figures = bench_figures("bench_append.py", "--days", "3", "--lines", "1000")
+    assert (figures["rows"], figures["same_output"]) == ("5000", "true")
+    assert float(figures["append_s"]) > 0 and float(figures["full_refresh_s"]) > 0
