@@ -265,15 +265,18 @@ class Progress(logging.Handler):
             cursor = None
             while True:
                 ending = done.wait(interval)
-                runs = instance.get_run_records(RunsFilter(tags=tags), limit=1)
-                more = False
-                if runs:
-                    read = instance.get_records_for_run(runs[0].dagster_run.run_id, cursor=cursor)
-                    cursor, more = read.cursor, read.has_more
+                try:
+                    runs = instance.get_run_records(RunsFilter(tags=tags), limit=1)
+                    read = instance.get_records_for_run(runs[0].dagster_run.run_id, cursor=cursor) if runs else None
+                except Exception as error:  # the instance's database went away: stop the lines, not the run
+                    print(f"no more progress lines: reading the run's events failed: {error}", file=self.out)
+                    return
+                if read:
+                    cursor = read.cursor
                     for record in read.records:
                         if record.event_log_entry.dagster_event:
                             self.receive(record.event_log_entry.dagster_event, record.event_log_entry.timestamp)
-                if ending and not more:
+                if ending and not (read and read.has_more):
                     return
 
         thread = threading.Thread(target=follow, name=PROGRESS, daemon=True)

@@ -117,7 +117,7 @@ def compare(base: Product, head: Product) -> list[Change]:
         changes.append((True, f"freshness SLO loosened from {base.freshness.fail_after} to {loosened}"))
     if base.description != head.description:
         changes.append((False, "description changed"))
-    for field in ("inputs", "schedule", "retention", "quality", "tier", "owner"):
+    for field in ("source", "inputs", "schedule", "retention", "quality", "tier", "owner"):
         if getattr(base, field) != getattr(head, field):
             changes.append((False, f"{field} changed"))
     return [Change(head.id, breaking, what) for breaking, what in changes]

@@ -38,9 +38,11 @@ def test_compatible_changes_pass(repo, edit, capsys):
          "{name: signup_date, type: DATE, required: true}\n  - {name: referrer, type: VARCHAR}")
     edit(PROFILES, "description: One row per customer with", "description: Exactly one row per customer with")
     edit("orders/products/raw_orders.yaml", "tier: bronze", "tier: bronze\naccess: public")
+    edit("orders/products/raw_order_lines.yaml", "max_bad_fraction: 0.001}", "max_bad_fraction: 0.001, append_only: true}")
     assert diff(capsys) == (0, [
         "compatible customers.customer_profiles: column referrer added as nullable",
         "compatible customers.customer_profiles: description changed",
+        "compatible orders.raw_order_lines: source changed",
         "compatible orders.raw_orders: access widened from internal to public",
     ])
 
