@@ -27,7 +27,8 @@ class Node:
         if self.snapshot is None:
             return f"{self.product} {self.version} (pruned: no longer retained)"
         found = self.snapshot
-        text = f"{self.product} {self.version} ({found.rows} rows, contract {found.contract_version}, published {found.published_at})"
+        files = f", from {len(found.source_files)} source files" if found.source_files else ""  # append-only
+        text = f"{self.product} {self.version} ({found.rows} rows{files}, contract {found.contract_version}, published {found.published_at})"
         if self.current and self.current != self.version:
             text += f" [current is {self.current}]"
         return text

@@ -55,7 +55,7 @@ def metadata(instance: dg.DagsterInstance) -> dict:
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
-def test_a_run_reads_only_the_new_files_and_adds_their_rows(lines_append_only):
+def test_a_run_reads_only_the_new_files_and_adds_their_rows(lines_append_only, capsys):
     sources = lines_append_only
     instance = dg.DagsterInstance.ephemeral()
     assert materialize(instance=instance).ok
@@ -71,6 +71,8 @@ def test_a_run_reads_only_the_new_files_and_adds_their_rows(lines_append_only):
     assert read_published(LINES) == all_lines(sources)
     second = output_port.current(LINES)
     assert second.rows == first.rows + 5 and len(second.source_files) == 3
+    assert main(["lineage", LINES]) == 0
+    assert f"{LINES} {second.version} ({second.rows} rows, from 3 source files, contract" in capsys.readouterr().out
 
     # Nothing new: the same rows again, as a new version.
     assert materialize().ok
