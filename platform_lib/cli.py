@@ -47,7 +47,8 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
     from platform_lib.executor import executor_name
     from platform_lib.governance import location_errors
-    from platform_lib.materialize import buildable, in_dependency_order, materialize_distributed, materialize_products, print_summary
+    from platform_lib.materialize import buildable, in_dependency_order, materialize_distributed, materialize_products
+    from platform_lib.outcomes import print_summary
 
     mesh = load_mesh()
     if _names_unknown(mesh, args.selection):

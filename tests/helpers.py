@@ -7,7 +7,8 @@ from pathlib import Path
 import duckdb
 
 from platform_lib import output_port
-from platform_lib.materialize import Outcome, materialize_products
+from platform_lib.materialize import materialize_products
+from platform_lib.outcomes import Outcome
 from platform_lib.mesh import load_mesh
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from platform_lib.materialize import Outcome, materialize_products
+from platform_lib.materialize import materialize_products
+from platform_lib.outcomes import Outcome
 from platform_lib.mesh import load_mesh
 from platform_lib.storage import REPO_ROOT
 

@@ -16,7 +16,8 @@ from platform_lib.contract import Retention
 from platform_lib.factories.serve import publish
 from platform_lib.factories.transform import attach_inputs
 from platform_lib.lineage import readers
-from platform_lib.materialize import Outcome, materialize_products
+from platform_lib.materialize import materialize_products
+from platform_lib.outcomes import Outcome
 from platform_lib.mesh import load_mesh, products_by_id
 
 PROFILES = "customers.customer_profiles"
