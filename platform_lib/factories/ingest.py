@@ -69,17 +69,21 @@ class BadRow:
 
 @dataclass(frozen=True)
 class IngestReport:
-    files: int
-    rows: int
-    quarantined: int
     plan: append_only.Plan
     """The files read: all of them, or an append-only source's new ones."""
+    rows: int
+    """The rows read from them."""
+    quarantined: int
     first_bad_rows: tuple[BadRow, ...] = ()
     """The first `SHOWN_BAD_ROWS` quarantined rows, in file and line order (without a PII column's value)."""
     unread_columns: tuple[str, ...] = ()
     """Columns of a JSON or Parquet source that the contract does not name (CSV's go to the schema check)."""
     unterminated_files: tuple[str, ...] = ()
     """CSV or JSON files, relative to the sources folder, whose last line has no newline (`unterminated`)."""
+
+    @property
+    def files(self) -> int:
+        return len(self.plan.read)
 
     @property
     def bad_fraction(self) -> float:
@@ -653,7 +657,7 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product, full_refresh
         BadRow(file, line, column, f"{error.split(':', 1)[0]}: the value is withheld, the column is PII (the quarantine table has it)" if column in pii else error)
         for file, line, column, error in shown.fetchall()
     )
-    report = IngestReport(len(plan.read), rows, quarantined, plan, first_bad_rows, unread, cut_short)
+    report = IngestReport(plan, rows, quarantined, first_bad_rows, unread, cut_short)
     if report.bad_fraction > product.source.max_bad_fraction:
         not_utf8 = connection.execute(
             f"SELECT EXISTS (SELECT 1 FROM {_quarantine(product)} WHERE {' OR '.join(f'starts_with(error, {literal(kind)})' for kind in NOT_UTF8)})"
