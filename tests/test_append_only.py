@@ -31,7 +31,7 @@ def lines_append_only(domains_copy, mesh_dir):
 
 
 def write_lines(path, first_line_no: int, count: int = 5) -> None:
-    """New lines of existing orders (order_id 1 to count), with line numbers no sample line has."""
+    """Line `first_line_no` of orders 1 to `count`: new keys from 101 on (a sample order has a few lines), repeated below."""
     path.write_text("".join(
         json.dumps({"order_id": i, "line_no": first_line_no, "product_sku": f"SKU-{i:04d}", "quantity": 1, "unit_price": 9.5}) + "\n"
         for i in range(1, count + 1)
