@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from platform_lib import output_port
+from platform_lib.alerts import status_alerts
 from platform_lib.contract import Domain, Product, load_domain, load_products
 from platform_lib.executor import mesh_executor
 from platform_lib.factories.product import blocked_inputs, blocked_message, product_asset
@@ -67,7 +68,8 @@ def build_definitions(domain: Domain, products: list[Product]) -> dg.Definitions
                 default_status=dg.DefaultSensorStatus.RUNNING,
                 minimum_interval_seconds=15,
                 description="Materializes missing products and follows input updates, never past a failed blocking check.",
-            )
+            ),
+            status_alerts(domain, products),
         ],
         jobs=[dg.define_asset_job(f"materialize_{domain.name}", selection=dg.AssetSelection.groups(domain.name))],
         executor=mesh_executor(),

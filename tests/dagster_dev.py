@@ -54,16 +54,22 @@ class DagsterDev:
 
 
 def start(
-    root: Path, sources: Path, workspace: Path = REPO_ROOT / "workspace.yaml", timeout: float = 180, published: bool = False
+    root: Path,
+    sources: Path,
+    workspace: Path = REPO_ROOT / "workspace.yaml",
+    timeout: float = 180,
+    published: bool = False,
+    env: dict[str, str] | None = None,
 ) -> DagsterDev:
-    """`dagster dev` on a new instance and data folder; `published` materializes the mesh with
-    the CLI first, so the automation daemon starts with nothing missing to build."""
+    """`dagster dev` on a new instance and data folder, with `env` added to this process's;
+    `published` materializes the mesh with the CLI first, so the automation daemon starts
+    with nothing missing to build."""
     home, data = root / "dagster_home", root / "mesh"
     home.mkdir(parents=True)
     shutil.copy(REPO_ROOT / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
     shutil.copytree(sources, data / "sources")
     port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "MESH_DATA_DIR": str(data), "PYTHONPATH": str(REPO_ROOT)}
+    env = {**os.environ, **(env or {}), "DAGSTER_HOME": str(home), "MESH_DATA_DIR": str(data), "PYTHONPATH": str(REPO_ROOT)}
     log = root / "dagster_dev.log"
     if published:
         built = subprocess.run([str(BIN / "mesh"), "materialize"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import duckdb
@@ -37,3 +42,26 @@ def read_published(product_id: str) -> list[tuple]:
     assert snapshot is not None, f"{product_id} was never published"
     with duckdb.connect() as connection:
         return sorted(connection.execute(f"SELECT * FROM read_parquet('{snapshot.path}')").fetchall(), key=repr)
+
+
+@contextmanager
+def webhook() -> Iterator[tuple[str, list[dict]]]:
+    """An HTTP endpoint on this machine, and the JSON bodies posted to it so far."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -78,4 +78,4 @@ def test_the_domain_component_builds_the_same_location(tmp_path):
     built = component_defs(component=MeshDomain(path=str(folder)))
     direct = domain_definitions(folder)
     assert built.resolve_asset_graph().get_all_asset_keys() == direct.resolve_asset_graph().get_all_asset_keys()
-    assert [s.name for s in built.sensors] == ["customers_automation"]
+    assert [s.name for s in built.sensors] == ["customers_automation", "customers_status_alerts"]

@@ -14,6 +14,7 @@ import pytest
 
 from platform_lib import output_port
 from tests import dagster_dev
+from tests.helpers import webhook
 from platform_lib.localstack import wait_for
 
 pytestmark = pytest.mark.slow
@@ -36,8 +37,15 @@ RUN_TAGS = """query ($runId: ID!) { runOrError(runId: $runId) { ... on Run { tag
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, sample_sources, monkeypatch_module):
-    running = dagster_dev.start(tmp_path_factory.mktemp("dev"), sample_sources)
+def alerts():
+    """The teams' webhook: every domain's status alerts sensor posts here."""
+    with webhook() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, sample_sources, monkeypatch_module, alerts):
+    running = dagster_dev.start(tmp_path_factory.mktemp("dev"), sample_sources, env={"MESH_ALERT_WEBHOOK": alerts[0]})
     monkeypatch_module.setenv("MESH_DATA_DIR", str(running.data_dir))
     yield running
     running.stop()
@@ -58,7 +66,9 @@ def test_ui_serves_every_domain_with_schedules_and_sensors_running(server):
     }
     for location in ("customers", "orders", "marketing"):
         sensors = server.graphql(SENSORS, {"location": location})["sensorsOrError"]["results"]
-        assert [(s["name"], s["sensorState"]["status"]) for s in sensors] == [(f"{location}_automation", "RUNNING")]
+        assert [(s["name"], s["sensorState"]["status"]) for s in sensors] == [
+            (f"{location}_automation", "RUNNING"), (f"{location}_status_alerts", "RUNNING")
+        ]
     schedules = server.graphql(SCHEDULES, {"location": "orders"})["schedulesOrError"]["results"]
     assert [(s["name"], s["scheduleState"]["status"]) for s in schedules] == [("order_lines_schedule", "RUNNING")]
 
@@ -68,7 +78,8 @@ def test_the_mesh_materializes_itself_on_first_start(server):
 
 
 def _ticks_after(server, location: str, since: float) -> int:
-    (sensor,) = server.graphql(SENSORS, {"location": location})["sensorsOrError"]["results"]
+    sensors = server.graphql(SENSORS, {"location": location})["sensorsOrError"]["results"]
+    [sensor] = [s for s in sensors if s["name"] == f"{location}_automation"]
     return sum(1 for t in sensor["sensorState"]["ticks"] if t["timestamp"] > since and t["status"] in ("SKIPPED", "SUCCESS"))
 
 
@@ -82,8 +93,13 @@ def _launchers_since(server, product_id: str, since: float) -> set[str]:
     return launchers
 
 
-def test_automation_in_another_location_waits_for_a_failed_check(server):
-    """marketing follows customers by automation (eager); orders.order_lines by its schedule."""
+def alerted(alerts, product_id: str, state: str) -> bool:
+    return any(a["product"] == product_id and a["state"] == state for a in alerts[1])
+
+
+def test_automation_in_another_location_waits_for_a_failed_check(server, alerts):
+    """marketing follows customers by automation (eager); orders.order_lines by its schedule.
+    The daemon's status alerts sensor tells team-customers, and tells it again when it is fixed."""
     value_before = output_port.current("marketing.customer_lifetime_value")
     source = server.data_dir / "sources" / "customers" / "customers.csv"
     good = source.read_text()
@@ -98,6 +114,9 @@ def test_automation_in_another_location_waits_for_a_failed_check(server):
     # failed customer_profiles materialization; none may build on it.
     wait_for(lambda: _ticks_after(server, "marketing", failed_at) >= 3, 180, "three automation ticks in marketing")
     assert output_port.current("marketing.customer_lifetime_value") == value_before
+    wait_for(lambda: alerted(alerts, "customers.customer_profiles", "BLOCKED"), 120, "the alert that customer_profiles is blocked")
+    [alert] = [a for a in alerts[1] if a["state"] == "BLOCKED"]
+    assert (alert["owner"], alert["was"]) == ("team-customers", "ok")
 
     source.write_text(good)
     fixed = server.mesh("materialize", "customers")
@@ -114,5 +133,6 @@ def test_automation_in_another_location_waits_for_a_failed_check(server):
         lambda: _launchers_since(server, "marketing.customer_lifetime_value", failed_at), 60, "the rebuild's materialization event"
     )
     assert launchers == {"marketing_automation"}
+    wait_for(lambda: alerted(alerts, "customers.customer_profiles", "ok"), 120, "the alert that customer_profiles is fixed")
     # order_lines' cron ("0 * * * *") may fire during the test; nothing else may build it.
     assert _launchers_since(server, "orders.order_lines", failed_at) <= {"order_lines_schedule"}
