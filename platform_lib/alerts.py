@@ -2,7 +2,8 @@
 `mesh status`'s record of a product to a webhook when its state changes.
 
 A product turning `warn`, `STALE`, `BLOCKED` or `UNREADABLE` is posted, and so is its
-return to `ok` (`"was"` says from what). A product not yet published is not: a new mesh
+return to `ok` (`"was"` says from what), with a sentence in `"text"`, the field chat
+tools' incoming webhooks (Slack, Mattermost) show. A product not yet published is not: a new mesh
 starts that way. The webhook is `MESH_ALERT_WEBHOOK_<DOMAIN>`, else `MESH_ALERT_WEBHOOK`
 (a chat's incoming webhook, an Alertmanager or a router that reads `owner`); without
 one the sensor is stopped. A post that fails fails the tick, which Dagster shows, and
@@ -38,7 +39,9 @@ def changes(products: list[Product], last: dict[str, str]) -> tuple[dict[str, st
         now[product.id] = current.state
         was = last.get(product.id, OK)
         if current.state != was and (current.state in WATCHED or was in WATCHED):
-            posts.append({**asdict(current), "was": was, "domain": product.domain, "owner": product.owner})
+            said = f": {current.why}" if current.why else ""
+            text = f"{product.id} ({product.owner}) is {current.state}, was {was}{said}"
+            posts.append({"text": text, **asdict(current), "was": was, "domain": product.domain, "owner": product.owner})
     return now, posts
 
 

@@ -46,6 +46,7 @@ def test_a_blocked_product_is_posted_once_and_so_is_its_recovery(mesh_dir, hook,
         "customers.customer_profiles", "BLOCKED", "ok", "team-customers", served.version
     )
     assert "column_values_to_be_in_set__segment failed" in alert["why"] and said == "posted 1 change(s)"
+    assert alert["text"] == f"customers.customer_profiles (team-customers) is BLOCKED, was ok: {alert['why']}"
     cursor, said = tick(cursor)
     assert len(received) == 1 and said == "no change", "a state is posted when it changes, not every tick"
 
@@ -54,6 +55,7 @@ def test_a_blocked_product_is_posted_once_and_so_is_its_recovery(mesh_dir, hook,
     assert all(o.ok for o in run("customers").values())
     cursor, said = tick(cursor)
     assert [(a["product"], a["state"], a["was"]) for a in received[1:]] == [("customers.customer_profiles", "ok", "BLOCKED")]
+    assert received[1]["text"] == "customers.customer_profiles (team-customers) is ok, was BLOCKED"
 
 
 def test_a_failed_post_fails_the_tick_and_is_posted_again(mesh_dir, hook, monkeypatch):
