@@ -98,7 +98,7 @@ def _names_unknown(mesh: list[LoadedDomain], names: list[str]) -> bool:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from platform_lib.status import PROBLEMS, status, table
+    from platform_lib.status import PROBLEMS, status
 
     mesh = load_mesh()
     if _names_unknown(mesh, args.selection):
@@ -111,7 +111,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([dataclasses.asdict(s) for s in statuses], indent=2))
     elif statuses:
-        print("\n".join(table(statuses)))
+        header = ["product", "state", "served version", "age", "freshness SLO"]
+        print("\n".join(_aligned([header, *([s.product, s.state, s.version, s.age, s.slo] for s in statuses)])))
+        for s in statuses:
+            if s.why:
+                print(f"\n{s.product}: {s.why}")
     if broken:
         return 2
     return 1 if any(s.state in PROBLEMS for s in statuses) else 0
@@ -239,8 +243,13 @@ def _quarantine_table(rows: list[tuple]) -> list[str]:
 
     header = ["file", "line", "column", "reason", "row"]
     cells = [[relative_to_sources(f), "" if n is None else str(n), c or "", cut(e, 60), cut(r, 80)] for f, n, c, e, r in rows]
-    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
-    return ["  ".join(cell.rjust(w) if i == 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in [header, *cells]]
+    return _aligned([header, *cells], right=(1,))
+
+
+def _aligned(rows: list[list[str]], right: tuple[int, ...] = ()) -> list[str]:
+    """Rows of text as columns two spaces apart, each as wide as its widest cell; the columns in `right` aligned right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
 
 
 def cmd_costs(args: argparse.Namespace) -> int:

@@ -68,12 +68,3 @@ def status(product: Product, now: datetime | None = None) -> Status:
         why.append(f"older than {product.freshness.warn_after}, its SLO's warning")
     return Status(product.id, state, served.version, served.published_at, int(age.total_seconds()), slo, "; ".join(why))
 
-
-def table(statuses: list[Status]) -> list[str]:
-    """The statuses as aligned lines, one per product, then why for each that has a reason."""
-    header = ("product", "state", "served version", "age", "freshness SLO")
-    rows = [header, *((s.product, s.state, s.version, s.age, s.slo) for s in statuses)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    lines += [f"\n{s.product}: {s.why}" for s in statuses if s.why]
-    return lines

@@ -28,7 +28,7 @@ import duckdb
 
 from platform_lib import output_port
 from platform_lib.contract import Product
-from platform_lib.storage import PortError, candidate, column_types, create_candidate, literal
+from platform_lib.storage import PortError, candidate, column_types, create_candidate, literal, sources_dir
 
 FULL_REFRESH_TAG = "mesh/full_refresh"
 """A run with this tag set to "true" reads every file of an append-only source."""
@@ -57,11 +57,15 @@ class Plan:
         return len(self.record) - len(self.read)
 
 
-def plan(connection: duckdb.DuckDBPyConnection, product: Product, files: dict[str, Path], full_refresh: bool) -> Plan:
-    """`files`: the source's files by their path relative to the sources folder."""
-    marks = {name: fingerprint(file) for name, file in files.items()} if product.source.append_only else {}
-    every = Plan(list(files.values()), marks)
-    if not product.source.append_only or full_refresh:
+def plan(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path], full_refresh: bool) -> Plan:
+    """`files`: the source's files, under the sources folder."""
+    if not product.source.append_only:
+        return Plan(files, {})
+    root = sources_dir().resolve()
+    by_name = {str(file.relative_to(root)): file for file in files}
+    marks = {name: fingerprint(file) for name, file in by_name.items()}
+    every = Plan(files, marks)
+    if full_refresh:
         return every
     try:
         base = output_port.current(product.id)
@@ -74,7 +78,7 @@ def plan(connection: duckdb.DuckDBPyConnection, product: Product, files: dict[st
     # A file read before keeps its mark: changed, it is noted until a full refresh; gone
     # (archived) and back, it is not read twice.
     changed = tuple(name for name, mark in base.source_files.items() if name in marks and marks[name] != mark)
-    return Plan([files[name] for name in new], {**base.source_files, **new}, base, changed)
+    return Plan([by_name[name] for name in new], {**base.source_files, **new}, base, changed)
 
 
 def add_base(connection: duckdb.DuckDBPyConnection, product: Product, plan: Plan) -> None:

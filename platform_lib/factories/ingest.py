@@ -643,7 +643,7 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product, full_refresh
     threshold, or if no row is left: an export that lost its rows must not replace the product with nothing.
     An append-only source's candidate is its published version and the rows of its new files (append_only.py)."""
     _, files = source_files(product)
-    plan = append_only.plan(connection, product, {relative_to_sources(str(f)): f for f in files}, full_refresh)
+    plan = append_only.plan(connection, product, files, full_refresh)
     connection.execute(f"CREATE OR REPLACE TABLE {_quarantine(product)} ({QUARANTINE_COLUMNS})")
     unread, cut_short = _read(connection, product, plan.read) if plan.read else ((), ())
     rows = connection.execute(f"SELECT count(*) FROM {candidate(product.name)}").fetchone()[0] if plan.read else 0
