@@ -1,7 +1,7 @@
 """Tell the owning team when a product's port goes wrong: a sensor per domain that posts
 `mesh status`'s record of a product to a webhook when its state changes.
 
-A product turning `warn`, `STALE`, `BLOCKED` or `UNREADABLE` is posted, and so is its
+A product turning `warn`, `STALE`, `BLOCKED`, `FAILED` or `UNREADABLE` is posted, and so is its
 return to `ok` (`"was"` says from what), with a sentence in `"text"`, the field chat
 tools' incoming webhooks (Slack, Mattermost) show. A product not yet published is not: a new mesh
 starts that way. The webhook is `MESH_ALERT_WEBHOOK_<DOMAIN>`, else `MESH_ALERT_WEBHOOK`
@@ -58,7 +58,7 @@ def status_alerts(domain: Domain, products: list[Product]) -> dg.SensorDefinitio
         name=f"{domain.name}_status_alerts",
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING if webhook(domain.name) else dg.DefaultSensorStatus.STOPPED,
-        description=f"Posts a product of {domain.name} turning stale, blocked or unreadable (and back) to the team's webhook.",
+        description=f"Posts a product of {domain.name} turning stale, blocked, failed or unreadable (and back) to the team's webhook.",
     )
     def _alerts(context: dg.SensorEvaluationContext):
         url = webhook(domain.name)

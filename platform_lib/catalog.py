@@ -1,7 +1,7 @@
 """`mesh catalog`: every data product of every domain, as one static HTML page and a JSON export.
 
 The catalog joins three sources: the contracts (owner, description, access, schema,
-SLOs, inputs), the output ports (latest published version, blocked candidates) and,
+SLOs, inputs), the output ports (latest published version, blocked candidates, failed runs) and,
 when a Dagster instance is given, the latest result of every asset check. Consumers
 are derived from the other products' inputs, across domains. A column on the page is
 as consumers read it (`served_type`, `served_required`, `masked`: a hashed PII column
@@ -91,6 +91,7 @@ def entries(mesh: list[LoadedDomain], instance: dg.DagsterInstance | None = None
                     "consumers": consumers[p.id],
                     "published": asdict(served) if served else None,
                     "blocked": output_port.blocked(p.id),
+                    "failed": output_port.failed(p.id),
                     "checks": checks.get(p.id, []),
                 }
             )
@@ -116,6 +117,7 @@ def _product_html(p: dict[str, Any]) -> str:
     published = p["published"]
     served = f"{_e(published['version'])}: {published['rows']} rows, {_e(published['published_at'])}" if published else "never published"
     blocked = f'<p class="bad">Blocked: {_e(", ".join(p["blocked"]["failed_checks"]))} failed in run {_e(p["blocked"]["run_id"])}</p>' if p["blocked"] else ""
+    failed = f'<p class="bad">The latest run, {_e(p["failed"]["run_id"])}, failed before its checks: {_e(p["failed"]["error"])}</p>' if p["failed"] else ""
     checks = "".join(
         f'<li class="{"ok" if c["status"] == "SUCCEEDED" else "bad"}">{_e(c["check"])}: {_e(c["status"])} {_e(c["description"])}</li>'
         for c in p["checks"]
@@ -128,7 +130,7 @@ def _product_html(p: dict[str, Any]) -> str:
      &middot; freshness SLO {_e(freshness)} &middot; keeps {contract['retention']['snapshots']} snapshots (a replaced one {_e(contract['retention']['grace'])} at least)
      &middot; schedule {_e(contract['schedule'] or 'follows its inputs')}</p>
   <p>Upstreams: {_links(p['upstreams'])} &middot; Consumers: {_links(p['consumers'])}</p>
-  <p>Published: {served}</p>{blocked}
+  <p>Published: {served}</p>{blocked}{failed}
   <table><tr><th>column</th><th>type</th><th>required</th><th>PII mask</th><th>description</th></tr>{columns}</table>
   <ul class="checks">{checks}</ul>
 </section>"""

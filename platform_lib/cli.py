@@ -4,7 +4,7 @@
     mesh materialize [--dry-run] [--full-refresh] [-q] [DOMAIN|PRODUCT ...]  build, check and publish products in dependency order
                                       (+X: with X's upstream, X+: its downstream; selection.py)
                                       (on the executor MESH_EXECUTOR names, see executor.py)
-    mesh status [--json] [DOMAIN|PRODUCT ...]  what each port serves, its age against the freshness SLO, blocked candidates
+    mesh status [--json] [DOMAIN|PRODUCT ...]  what each port serves, its age against the freshness SLO, blocked candidates, failed runs
     mesh prepare-dbt                  parse the domains' dbt projects into their manifests
     mesh validate                     check every domain against the global policies
     mesh contract-diff --base REF     classify contract changes since a git ref; fail on unversioned breaks
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     materialize.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr as steps start and end: the summary only")
     materialize.set_defaults(run=cmd_materialize)
     state = commands.add_parser(
-        "status", help="what each product's port serves, its age against the freshness SLO, blocked candidates; exits 1 on a problem"
+        "status", help="what each product's port serves, its age against the freshness SLO, blocked candidates, failed runs; exits 1 on a problem"
     )
     state.add_argument("selection", nargs="*", metavar="DOMAIN|PRODUCT", help="as for materialize (default: all)")
     state.add_argument("--json", action="store_true", help="a JSON list, one object per product, for a monitoring probe")

@@ -5,6 +5,7 @@
       <version>/snapshot.json   what that version is and which input versions it was built from
       current.json              the pointer: which version consumers read
       blocked.json              present while the latest candidate failed a blocking check
+      failed.json               present while the latest run failed before its checks
 
 A snapshot is written to a hidden temporary folder and renamed into place; only then
 is the pointer replaced, with an atomic rename. A process killed at any moment leaves
@@ -29,6 +30,8 @@ from platform_lib.storage import PortError, literal, published_dir
 
 POINTER = "current.json"
 BLOCKED = "blocked.json"
+FAILED = "failed.json"
+FAILED_ERROR_CHARS = 500  # of the error kept in failed.json: its start says what failed, where
 SNAPSHOT_FILE = "data.parquet"
 MANIFEST = "snapshot.json"
 TEMP_PREFIX = ".tmp-"
@@ -106,11 +109,27 @@ def blocked(product_id: str) -> dict[str, Any] | None:
     return _read_json(port_dir(product_id) / BLOCKED, product_id)
 
 
-def mark_blocked(product_id: str, run_id: str, failures: list[str]) -> None:
+def failed(product_id: str) -> dict[str, Any] | None:
+    """Why the product's latest run made no candidate (its source, its SQL), while that is still so.
+    Unlike a blocked one, it stops no consumer: nothing new was made, the served version is as good as before."""
+    return _read_json(port_dir(product_id) / FAILED, product_id)
+
+
+def _mark(product_id: str, name: str, run_id: str, **why: Any) -> None:
     port = port_dir(product_id)
     port.mkdir(parents=True, exist_ok=True)
     at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    _write_json_atomically(port / BLOCKED, {"run_id": run_id, "at": at, "failed_checks": failures})
+    _write_json_atomically(port / name, {"run_id": run_id, "at": at, **why})
+
+
+def mark_blocked(product_id: str, run_id: str, failures: list[str]) -> None:
+    _mark(product_id, BLOCKED, run_id, failed_checks=failures)
+    (port_dir(product_id) / FAILED).unlink(missing_ok=True)  # this run got as far as its checks
+
+
+def mark_failed(product_id: str, run_id: str, error: str) -> None:
+    """Record a run that failed before its checks, with `error` on one line (dbt's messages take several)."""
+    _mark(product_id, FAILED, run_id, error=" ".join(line.strip() for line in error.splitlines() if line.strip())[:FAILED_ERROR_CHARS])
 
 
 STAMP = "%Y%m%dT%H%M%S%fZ"
@@ -166,6 +185,7 @@ def publish(
     # The candidate passed its checks: unblock first, so a kill between the two never leaves
     # a good new pointer behind a stale blocked.json (consumers would refuse it).
     (port / BLOCKED).unlink(missing_ok=True)
+    (port / FAILED).unlink(missing_ok=True)
     _write_json_atomically(port / POINTER, asdict(snapshot))
     return snapshot
 

@@ -2,7 +2,9 @@
 
 The answer a cron job or a monitoring probe needs without Dagster's daemon: the served
 version and its age against the contract's freshness SLO, a candidate its blocking checks
-kept from replacing it, a product never published. The exit status says whether any is.
+kept from replacing it, a run that failed before its checks (an unreadable source, an SQL
+error: consumers keep the served version, which would only turn STALE later), a product
+never published. The exit status says whether any is.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from platform_lib.contract import Product, parse_duration
 from platform_lib.storage import PortError
 
 OK, WARN = "ok", "warn"
-UNREADABLE, BLOCKED, STALE, NEVER = "UNREADABLE", "BLOCKED", "STALE", "never published"
-PROBLEMS = (UNREADABLE, BLOCKED, STALE, NEVER)
+UNREADABLE, BLOCKED, FAILED, STALE, NEVER = "UNREADABLE", "BLOCKED", "FAILED", "STALE", "never published"
+PROBLEMS = (UNREADABLE, BLOCKED, FAILED, STALE, NEVER)
 """The states that make `mesh status` exit 1."""
 
 
@@ -49,22 +51,27 @@ def status(product: Product, now: datetime | None = None) -> Status:
         warn = product.freshness.warn_after
         slo = f"{product.freshness.fail_after}" + (f" (warn {warn})" if warn else "")
     try:
-        served, blocked = output_port.current(product.id), output_port.blocked(product.id)
+        served, blocked, failed = output_port.current(product.id), output_port.blocked(product.id), output_port.failed(product.id)
     except PortError as error:  # a damaged file of the port: consumers cannot read it either
         return Status(product.id, UNREADABLE, slo=slo, why=str(error))
     stopped = f"run {blocked['run_id']} at {blocked['at']}: {', '.join(blocked['failed_checks'])} failed" if blocked else ""
+    attempt = f"run {failed['run_id']} at {failed['at']} failed before its checks: {failed['error']}" if failed else ""
     if served is None:
-        return Status(product.id, NEVER, slo=slo, why=stopped)
+        return Status(product.id, NEVER, slo=slo, why="; ".join(filter(None, (stopped, attempt))))
     age = now - datetime.fromisoformat(served.published_at)
     state, why = OK, []
     if blocked:
         state = BLOCKED
-        why.append(f"a candidate was not published ({stopped}); consumers read {served.version}")
+        why.append(f"a candidate was not published ({stopped})")
+    if failed:
+        state = FAILED if state == OK else state
+        why.append(f"the latest {attempt}")
+    if blocked or failed:
+        why.append(f"consumers read {served.version}")
     if product.freshness and age > parse_duration(product.freshness.fail_after):
-        state = state if state == BLOCKED else STALE
+        state = STALE if state == OK else state
         why.append(f"older than its freshness SLO of {product.freshness.fail_after}")
     elif product.freshness and product.freshness.warn_after and age > parse_duration(product.freshness.warn_after):
-        state = state if state == BLOCKED else WARN
+        state = WARN if state == OK else state
         why.append(f"older than {product.freshness.warn_after}, its SLO's warning")
     return Status(product.id, state, served.version, served.published_at, int(age.total_seconds()), slo, "; ".join(why))
-

@@ -58,6 +58,27 @@ def test_a_blocked_product_is_posted_once_and_so_is_its_recovery(mesh_dir, hook,
     assert received[1]["text"] == "customers.customer_profiles (team-customers) is ok, was BLOCKED"
 
 
+def test_a_run_that_fails_before_its_checks_is_posted(mesh_dir, hook, monkeypatch):
+    url, received = hook
+    monkeypatch.setenv("MESH_ALERT_WEBHOOK", url)
+    assert all(o.ok for o in run("customers").values())
+    cursor, _ = tick(None)
+    source = mesh_dir / "sources" / "customers" / "customers.csv"
+    export = source.read_text()
+    source.write_text(export.splitlines()[0] + "\n")
+    assert not run("customers")["customers.raw_customers"].ok
+    cursor, _ = tick(cursor)
+    [alert] = received
+    assert (alert["product"], alert["state"], alert["was"]) == ("customers.raw_customers", "FAILED", "ok")
+    assert alert["text"].startswith("customers.raw_customers (team-customers) is FAILED, was ok: the latest run ")
+    assert "failed before its checks: customers.raw_customers: the source has no data rows" in alert["text"]
+
+    source.write_text(export)
+    assert all(o.ok for o in run("customers").values())
+    tick(cursor)
+    assert [(a["product"], a["state"], a["was"]) for a in received[1:]] == [("customers.raw_customers", "ok", "FAILED")]
+
+
 def test_a_failed_post_fails_the_tick_and_is_posted_again(mesh_dir, hook, monkeypatch):
     url, received = hook
     assert all(o.ok for o in run("customers").values())

@@ -1,4 +1,4 @@
-"""`mesh status` on real output ports: never published, served, blocked, stale, unreadable."""
+"""`mesh status` on real output ports: never published, served, blocked, failed, stale, unreadable."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from platform_lib import output_port
 from platform_lib.cli import main
 from platform_lib.mesh import load_mesh, products_by_id
-from platform_lib.status import BLOCKED, NEVER, OK, STALE, UNREADABLE, WARN, status
+from platform_lib.status import BLOCKED, FAILED, NEVER, OK, STALE, UNREADABLE, WARN, status
+from platform_lib.storage import warehouse_path
 from tests.helpers import add_csv_row
 
 CUSTOMERS = ["customers.raw_customers", "customers.customer_profiles"]
@@ -76,3 +77,43 @@ def test_a_damaged_port_is_unreadable_and_the_others_are_still_shown(mesh_dir, c
     assert states(out)["customers.raw_customers"] == [UNREADABLE]
     assert states(out)["customers.customer_profiles"][0] == OK
     assert f"customers.raw_customers: {pointer}: product customers.raw_customers: not valid JSON" in out
+
+    failed = output_port.port_dir("customers.customer_profiles") / output_port.FAILED
+    failed.write_text("{")
+    assert status(products_by_id(load_mesh())["customers.customer_profiles"]).state == UNREADABLE
+    assert main(["materialize", "--quiet", "customers"]) == 0, "it stops no one"
+    assert not failed.exists()
+
+
+def test_a_run_that_fails_before_its_checks_is_failed_until_one_gets_to_them(mesh_dir, capsys):
+    assert main(["materialize", "--quiet", "customers"]) == 0
+    served = output_port.current("customers.raw_customers").version
+    source = mesh_dir / "sources" / "customers" / "customers.csv"
+    export = source.read_text(encoding="utf-8")
+    source.write_text(export.splitlines()[0] + "\n", encoding="utf-8")  # an export that lost its rows
+    assert main(["materialize", "--quiet", "customers"]) == 1
+    capsys.readouterr()
+    assert main(["status", "--json", "customers"]) == 1
+    records = {r["product"]: r for r in json.loads(capsys.readouterr().out)}
+    failed = output_port.failed("customers.raw_customers")
+    assert (records["customers.raw_customers"]["state"], records["customers.raw_customers"]["version"]) == (FAILED, served)
+    assert records["customers.raw_customers"]["why"] == (
+        f"the latest run {failed['run_id']} at {failed['at']} failed before its checks: customers.raw_customers: the source has no "
+        f"data rows ({source}); refusing to replace the product with nothing; consumers read {served}"
+    )
+    assert records["customers.customer_profiles"]["state"] == OK, "not built on top of it, and still as good as before"
+
+    # Something else than the source: the domain's DuckDB file is damaged. The error's first line is kept, with its kind.
+    source.write_text(export, encoding="utf-8")
+    warehouse = warehouse_path("customers")
+    warehouse.write_bytes(b"not a DuckDB file" * 1000)
+    assert main(["materialize", "--quiet", "customers.raw_customers"]) == 1
+    error = output_port.failed("customers.raw_customers")["error"]
+    assert error.startswith("customers.raw_customers: IOException: ") and str(warehouse) in error and "\n" not in error
+    assert status(products_by_id(load_mesh())["customers.raw_customers"]).state == FAILED
+
+    warehouse.unlink()
+    assert main(["materialize", "--quiet", "customers"]) == 0
+    assert output_port.failed("customers.raw_customers") is None
+    capsys.readouterr()
+    assert main(["status", "customers"]) == 0

@@ -51,7 +51,7 @@ from dagster_dbt.asset_utils import (
 from dagster_dbt.core.dbt_cli_event import EventHistoryMetadata, _build_column_lineage_metadata
 from packaging import version
 
-from platform_lib import dbt_fork, dbt_project, storage
+from platform_lib import dbt_fork, dbt_project, output_port, storage
 from platform_lib.contract import GENERATING_TABLE_FUNCTIONS, Domain, Product
 from platform_lib.dbt_project import CANDIDATE_SCHEMA
 from platform_lib.factories import transform
@@ -59,6 +59,7 @@ from platform_lib.factories.product import (
     audit_and_publish,
     automation_condition,
     definition_metadata,
+    failure_recorded,
     freshness_policy,
     product_tags,
     refuse_blocked_inputs,
@@ -531,7 +532,11 @@ def build(
     for product in selected:
         refuse_blocked_inputs(product, rebuilt)
     models = {p.dbt_model: p for p in products.values()}
-    events, outcome = _run_dbt(context, project, manifest, models, tuple(p.dbt_model for p in selected))
+    with failure_recorded(selected, context.run_id):
+        events, outcome = _run_dbt(context, project, manifest, models, tuple(p.dbt_model for p in selected))
+    for product in (p for p in selected if p.dbt_model not in outcome.audits):  # the checks never decided
+        why = outcome.problems.get(product.dbt_model) or outcome.error or project.problem("built but neither checked nor published", product.dbt_model)
+        output_port.mark_failed(product.id, context.run_id, why)
     if not outcome.ran:
         raise dg.Failure(description=outcome.error)
     problems = list(outcome.problems.values())

@@ -10,7 +10,7 @@ look into, and fails the run with the checks' messages.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 
 import dagster as dg
@@ -142,16 +142,30 @@ def still_served(audit: Audit) -> str:
     return "No version was published before: consumers have none." if version == "none" else f"Consumers keep reading {version}."
 
 
+@contextmanager
+def failure_recorded(products: Collection[Product], run_id: str) -> Iterator[None]:
+    """Record in the products' ports (`output_port.mark_failed`) an error that stops their
+    run before their checks decide, for `mesh status` and its alerts; an ingest's or a
+    transform's error, which names file and product, fails the step with its message alone."""
+    try:
+        yield
+    except (ingest.IngestError, transform.TransformError) as error:
+        for product in products:
+            output_port.mark_failed(product.id, run_id, str(error))
+        raise dg.Failure(description=str(error)) from None
+    except Exception as error:
+        for product in products:
+            output_port.mark_failed(product.id, run_id, f"{product.id}: {type(error).__name__}: {error}")
+        raise
+
+
 def materialize(
     context: dg.AssetExecutionContext, product: Product
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
     refuse_blocked_inputs(product)
     candidate = storage.candidate(product.name)
-    with closing(storage.connect(product.domain)) as connection:
-        try:
-            built = build_candidate(connection, product, full_refresh=context.run.tags.get(append_only.FULL_REFRESH_TAG) == "true")
-        except (ingest.IngestError, transform.TransformError) as error:
-            raise dg.Failure(description=str(error)) from None
+    with failure_recorded([product], context.run_id), closing(storage.connect(product.domain)) as connection:
+        built = build_candidate(connection, product, full_refresh=context.run.tags.get(append_only.FULL_REFRESH_TAG) == "true")
         audit = audit_and_publish(connection, product, candidate, context.run_id, built.inputs, source_files=built.source_files)
         storage.keep_candidate(connection, product.name, keep=bool(audit.failed))
     if not audit.failed:

@@ -8,6 +8,7 @@ from platform_lib import output_port
 from platform_lib.cli import main
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh
+from platform_lib.status import FAILED, OK, status
 from platform_lib.storage import sources_dir
 from tests.dbt.dbt_helpers import add_order
 from tests.helpers import products, read_published, run
@@ -63,6 +64,7 @@ def test_a_source_that_is_no_published_product_fails_the_run_not_the_mesh(publis
     assert "dbt project orders, model order_lines (models/order_lines.sql)" in message
     assert "customers.customer_scores has never been published" in message
     assert output_port.current("orders.order_lines") == good
+    assert "customers.customer_scores has never been published" in output_port.failed("orders.order_lines")["error"]
 
 
 def test_a_sql_error_in_a_model_fails_the_run_and_keeps_the_published_version(published_mesh):
@@ -78,6 +80,13 @@ def test_a_sql_error_in_a_model_fails_the_run_and_keeps_the_published_version(pu
     assert outcomes["marketing.customer_lifetime_value"].status == "skipped"
     assert output_port.current("orders.order_lines") == good
     assert output_port.blocked("orders.order_lines") is None
+    failed = output_port.failed("orders.order_lines")  # for `mesh status`: consumers read `good`, the run failed
+    assert failed["error"].startswith("dbt project orders, model order_lines (models/order_lines.sql): ") and "unit_price_in_cents" in failed["error"]
+    assert status(by_id("orders.order_lines")[0]).state == FAILED
+
+    edit(published_mesh / "dbt_projects/orders/models/order_lines.sql", "l.unit_price_in_cents", "l.unit_price")
+    assert run("orders")["orders.order_lines"].ok
+    assert output_port.failed("orders.order_lines") is None and status(by_id("orders.order_lines")[0]).state == OK
 
 
 def test_a_model_that_reads_a_product_without_source_does_not_publish(published_mesh):
