@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from platform_lib import sample_data, selection
+from platform_lib.columns import aligned
 from platform_lib.mesh import LoadedDomain, load_mesh, products_by_id
 from platform_lib.storage import PortError
 
@@ -68,10 +69,12 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         print("\n".join(p.id for p in in_dependency_order(products)))
         for outcome in skipped:
             print(f"{outcome.product}: {outcome.message}", file=sys.stderr)
-        return 2 if broken else 0
+        return 2 if broken else 1 if skipped else 0  # as the run would
     # stdout is the summary's: what steps print there (dagster-dbt re-prints dbt's log lines,
-    # a pandas transform may print) goes to stderr, as a build tool's progress does.
-    with contextlib.redirect_stdout(sys.stderr):
+    # a pandas transform may print) goes to stderr, as a build tool's progress does; with
+    # --quiet nowhere (a failure's message is in the summary, dbt's log in its run's folder).
+    steps_out = open(os.devnull, "w") if args.quiet else contextlib.nullcontext(sys.stderr)
+    with steps_out as out, contextlib.redirect_stdout(out):
         progress = None if args.quiet else sys.stderr
         if not products:
             built = []
@@ -112,7 +115,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps([dataclasses.asdict(s) for s in statuses], indent=2))
     elif statuses:
         header = ["product", "state", "served version", "age", "freshness SLO"]
-        print("\n".join(_aligned([header, *([s.product, s.state, s.version, s.age, s.slo] for s in statuses)])))
+        print("\n".join(aligned([header, *([s.product, s.state, s.version, s.age, s.slo] for s in statuses)])))
         for s in statuses:
             if s.why:
                 print(f"\n{s.product}: {s.why}")
@@ -243,18 +246,12 @@ def _quarantine_table(rows: list[tuple]) -> list[str]:
 
     header = ["file", "line", "column", "reason", "row"]
     cells = [[relative_to_sources(f), "" if n is None else str(n), c or "", cut(e, 60), cut(r, 80)] for f, n, c, e, r in rows]
-    return _aligned([header, *cells], right=(1,))
-
-
-def _aligned(rows: list[list[str]], right: tuple[int, ...] = ()) -> list[str]:
-    """Rows of text as columns two spaces apart, each as wide as its widest cell; the columns in `right` aligned right."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
+    return aligned([header, *cells], right=(1,))
 
 
 def cmd_costs(args: argparse.Namespace) -> int:
     if not os.environ.get("DAGSTER_HOME"):
-        print("set DAGSTER_HOME to the Dagster instance whose runs to account (make sets it to .dagster_home)", file=sys.stderr)
+        print("set DAGSTER_HOME to the Dagster instance whose runs to account (`make dev`'s is .dagster_home)", file=sys.stderr)
         return 2
     import dagster as dg
 
@@ -285,10 +282,15 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (home := os.environ.get("DAGSTER_HOME")) and not os.path.isabs(home):  # Dagster takes only an absolute one
+        os.environ["DAGSTER_HOME"] = os.path.abspath(home)
     parser = argparse.ArgumentParser(prog="mesh", description="The data mesh platform's command line.")
     commands = parser.add_subparsers(dest="command", required=True)
     sample = commands.add_parser("sample-data", help="write the sample mesh's source files")
-    sample.add_argument("--scale", type=float, default=float(os.environ.get("MESH_SCALE", "1")))
+    sample.add_argument(
+        "--scale", type=float, default=float(os.environ.get("MESH_SCALE", "1")),
+        help="1 is 1,000 customers, 10,000 orders, about 20,000 order lines; 500 is the benchmark's 10 million lines (default: $MESH_SCALE, else 1)",
+    )
     sample.set_defaults(run=cmd_sample_data)
     materialize = commands.add_parser("materialize", help="build, check and publish products in dependency order")
     materialize.add_argument(
@@ -299,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     materialize.add_argument(
         "--full-refresh", action="store_true", help="read every file of an append-only source, not only those new since its published version"
     )
-    materialize.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr as steps start and end: the summary only")
+    materialize.add_argument("-q", "--quiet", action="store_true", help="the summary only: no progress lines on stderr, nor what the steps print (dbt's log lines)")
     materialize.set_defaults(run=cmd_materialize)
     state = commands.add_parser(
         "status", help="what each product's port serves, its age against the freshness SLO, blocked candidates, failed runs; exits 1 on a problem"
@@ -315,13 +317,16 @@ def main(argv: list[str] | None = None) -> int:
     diff.add_argument("--base", required=True, help="git ref to compare with, e.g. main")
     diff.set_defaults(run=cmd_contract_diff)
     domain = commands.add_parser("new-domain", help="create a domain from the template, with its code location")
-    domain.add_argument("name")
+    domain.add_argument("name", help="the domain's name, lower case with underscores, e.g. shipping")
     domain.add_argument("--owner", required=True, help="the owning team, e.g. team-shipping")
     domain.set_defaults(run=cmd_new_domain)
     product = commands.add_parser("new-product", help="add a product skeleton with its contract")
-    product.add_argument("domain")
-    product.add_argument("name")
-    product.add_argument("--kind", required=True, choices=["ingest", "sql", "pandas", "dbt"])
+    product.add_argument("domain", help="the domain it belongs to, e.g. shipping")
+    product.add_argument("name", help="the product's name in its domain, e.g. shipments")
+    product.add_argument(
+        "--kind", required=True, choices=["ingest", "sql", "pandas", "dbt"],
+        help="ingest reads source files, sql and pandas transform input products, dbt points at a model of the domain's dbt project",
+    )
     product.add_argument("--input", dest="inputs", action="append", default=[], help="a product it reads (repeat for more)")
     product.set_defaults(run=cmd_new_product)
     lineage = commands.add_parser("lineage", help="the upstream versions a product was built from, and who read it")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Collection
@@ -26,16 +27,20 @@ from platform_lib.factories.append_only import FULL_REFRESH_TAG
 from platform_lib.factories.quality import asset_key
 from platform_lib.outcomes import Outcome, RunOutcomes, outcomes_of
 from platform_lib.progress import PROGRESS, Progress
+from platform_lib.storage import REPO_ROOT
 
 
 JOB = "mesh_materialize"
+LOCAL_INSTANCE = REPO_ROOT / "deploy" / "dagster.local.yaml"
 
 
 def _instance() -> dg.DagsterInstance:
     """The DAGSTER_HOME instance, else an ephemeral one.
 
-    Dagster creates its SQLite tables on first use without a lock: two runs starting on a
-    fresh DAGSTER_HOME both try, and one fails with "table already exists". Serialize that.
+    A new DAGSTER_HOME gets the local instance's configuration, as `make dev` gives it
+    (the domains' DuckDB pools, no telemetry), not Dagster's defaults. Dagster creates its
+    SQLite tables on first use without a lock: two runs starting on a fresh DAGSTER_HOME
+    both try, and one fails with "table already exists". Serialize that.
     """
     home = os.environ.get("DAGSTER_HOME")
     if not home:
@@ -43,6 +48,8 @@ def _instance() -> dg.DagsterInstance:
     Path(home).mkdir(parents=True, exist_ok=True)
     with open(Path(home) / ".mesh-instance.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (Path(home) / "dagster.yaml").exists() and LOCAL_INSTANCE.exists():
+            shutil.copyfile(LOCAL_INSTANCE, Path(home) / "dagster.yaml")
         return dg.DagsterInstance.get()
 
 

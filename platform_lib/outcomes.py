@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from platform_lib.columns import aligned
 from platform_lib.contract import Product
 from platform_lib.factories.quality import asset_key
 
@@ -134,18 +135,18 @@ def without_product(outcome: Outcome) -> str:
 
 
 def checks_summary(outcome: Outcome) -> str:
+    """How its checks went, or nothing if none ran (a product skipped, or failed before them)."""
+    if not (outcome.passed or outcome.failed or outcome.warned):
+        return ""
     failed = f", {len(outcome.failed)} FAILED" if outcome.failed else ""
     warned = f", {len(outcome.warned)} warn" if outcome.warned else ""
     return f"{len(outcome.passed)} ok{failed}{warned}"
 
 
 def print_summary(outcomes: list[Outcome]) -> None:
-    width = max(len(o.product) for o in outcomes)
-    checks_width = max(len("checks"), *(len(checks_summary(o)) for o in outcomes))
-    print(f"{'product':<{width}}  {'status':<13} {'rows':>10}  {'checks':<{checks_width}} version")
-    for o in outcomes:
-        rows = "" if o.rows is None else o.rows
-        print(f"{o.product:<{width}}  {o.status:<13} {rows:>10}  {checks_summary(o):<{checks_width}} {o.version or ''}")
+    rows = [["product", "status", "rows", "checks", "version"]]
+    rows += [[o.product, o.status, "" if o.rows is None else str(o.rows), checks_summary(o), o.version or ""] for o in outcomes]
+    print("\n".join(aligned(rows, right=(2,))))
     for o in outcomes:
         if o.warned:
             print(f"\n{o.product}: warning: {', '.join(o.warned)} failed (severity warn: reported, not blocking)")

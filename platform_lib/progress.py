@@ -46,7 +46,8 @@ class Progress(logging.Handler):
             seconds = timestamp - self.started.get(event.step_key, timestamp)
             for o in step:
                 rows = "" if o.rows is None else f", {o.rows:,} rows"
-                checks = f", checks {checks_summary(o)}" if o.passed or o.failed or o.warned else ""
+                summary = checks_summary(o)
+                checks = f", checks {summary}" if summary else ""
                 why = without_product(o).partition("\n")[0]
                 self._line(timestamp, f"{o.product}: {o.status}{rows}{checks} ({seconds:.1f} s){': ' + why if why else ''}")
 

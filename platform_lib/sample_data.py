@@ -1,6 +1,6 @@
 """The sample mesh's source files, generated deterministically with DuckDB SQL.
 
-Scale 1 is 1,000 customers, 10,000 orders and about 25,000 order lines; rows grow
+Scale 1 is 1,000 customers, 10,000 orders and about 20,000 order lines; rows grow
 linearly with the scale. Every value is a function of the row number, so the same
 scale always yields the same files. One format per ingest path: customers as CSV,
 orders as Parquet, order lines as newline-delimited JSON.

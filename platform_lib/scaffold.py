@@ -15,6 +15,7 @@ from string import Template
 
 import yaml
 
+from platform_lib.columns import aligned
 from platform_lib.contract import NAME, PRODUCT_ID, Product, domain_name_problem
 from platform_lib.contract_schema import modeline
 from platform_lib.mesh import domains_dir, load_mesh, products_by_id
@@ -71,10 +72,12 @@ def new_domain(name: str, owner: str) -> list[str]:
         f"created {target} with the example product {name}.items, and its code location in {workspace.name}",
         f"sample source data for it: {source}",
         "next:",
-        f"  mesh materialize {name}          ingest, check and publish {name}.items",
-        f"  mesh new-product {name} NAME --kind ingest|sql|pandas|dbt   add your own products",
-        "  mesh validate                    check the global policies",
-        "  make dev                         see the domain in the Dagster UI",
+        *aligned([
+            [f"mesh materialize {name}", f"ingest, check and publish {name}.items"],
+            [f"mesh new-product {name} NAME --kind ingest|sql|pandas|dbt", "add your own products"],
+            ["mesh validate", "check the global policies"],
+            ["make dev", "see the domain in the Dagster UI"],
+        ], indent="  "),
     ]
 
 

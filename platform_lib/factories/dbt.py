@@ -34,6 +34,7 @@ import json
 import os
 import pickle
 import shutil
+import sys
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -416,6 +417,8 @@ def _start_build(
         "DAGSTER_DBT_CLI": "true",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_LOG_FORMAT": "json",  # the lines DbtCliInvocation reads
+        # dagster-dbt prints their messages as they are: colour codes only for a terminal
+        "DBT_USE_COLORS": os.environ.get("DBT_USE_COLORS", "true" if sys.stderr.isatty() else "false"),
         "DBT_TARGET_PATH": str(target),
         "DBT_LOG_PATH": str(target),
         "DBT_PROFILES_DIR": str(project.write_profile()),

@@ -23,9 +23,8 @@ class RuleResult:
 
     @property
     def summary(self) -> str:
-        """One line for logs and failure messages."""
-        verdict = "passed" if self.success else "FAILED"
-        parts = [f"{self.rule.check_name} {verdict}"]
+        """One line for the check's result and failure messages, which name the check beside it."""
+        parts = ["passed" if self.success else "FAILED"]
         if self.details.get("exception"):
             parts.append(f"Great Expectations could not compute it: {self.details['exception']}")
         if self.unexpected_count is not None and self.element_count is not None:

@@ -12,6 +12,7 @@ from platform_lib.costs import product_costs
 from platform_lib.lineage import readers, upstream
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
+from platform_lib.storage import REPO_ROOT
 from tests.helpers import add_csv_row
 
 CUSTOMERS = ["customers.raw_customers", "customers.customer_profiles"]
@@ -88,3 +89,14 @@ def test_a_run_stopped_by_a_blocked_input_is_charged_and_leaves_the_last_check_r
         checks = latest_checks([products["orders.order_lines"]], instance)["orders.order_lines"]
     assert costs["orders.order_lines"].steps == 2
     assert {c["status"] for c in checks} == {"SUCCEEDED"} and {c["run_id"] for c in checks} != {None}
+
+
+def test_a_relative_dagster_home_is_made_absolute_and_a_new_one_gets_the_local_instance(mesh_dir, tmp_path, monkeypatch, capsys):
+    """As a shell line writes it (`DAGSTER_HOME=.dagster_home mesh costs`): Dagster itself refuses a relative path."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", "home")
+    assert main(["materialize", "--quiet", "customers"]) == 0
+    assert (tmp_path / "home" / "dagster.yaml").read_text() == (REPO_ROOT / "deploy" / "dagster.local.yaml").read_text()
+    capsys.readouterr()
+    assert main(["costs"]) == 0
+    assert "customers.raw_customers" in capsys.readouterr().out
