@@ -72,7 +72,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         return 2 if broken else 1 if skipped else 0  # as the run would
     # stdout is the summary's: what steps print there (dagster-dbt re-prints dbt's log lines,
     # a pandas transform may print) goes to stderr, as a build tool's progress does; with
-    # --quiet nowhere (a failure's message is in the summary, dbt's log in its run's folder).
+    # --quiet nowhere (a failure's message is in the summary, a failed dbt run's log in its folder).
     steps_out = open(os.devnull, "w") if args.quiet else contextlib.nullcontext(sys.stderr)
     with steps_out as out, contextlib.redirect_stdout(out):
         progress = None if args.quiet else sys.stderr
