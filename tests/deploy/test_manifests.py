@@ -103,3 +103,32 @@ def test_the_celery_workers_take_the_queue_the_code_locations_send_steps_to():
     config_map = next(d for d in documents if d["kind"] == "ConfigMap")["data"]
     [worker] = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"]
     assert worker["command"][worker["command"].index("-q") + 1] == config_map["MESH_CELERY_QUEUE"]
+
+
+def test_the_workers_and_the_chart_share_the_image_the_database_and_the_volume():
+    [values] = load(DEPLOY / "helm" / "values.yaml")
+    documents = load(DEPLOY / "k8s" / "mesh.yaml")
+    config_map = next(d for d in documents if d["kind"] == "ConfigMap")["data"]
+    [worker] = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"]
+    deployments = values["dagster-user-deployments"]["deployments"]
+    dockerfile = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+
+    image = deployments[0]["image"]
+    assert all(d["image"] == image for d in deployments)
+    assert worker["image"] == f"{image['repository']}:{image['tag']}"
+    assert f"-t {worker['image']} ." in dockerfile
+
+    postgres = values["postgresql"]
+    assert {k: config_map[k] for k in ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_DB")} == {
+        "DAGSTER_PG_HOST": postgres["postgresqlHost"], "DAGSTER_PG_PORT": str(postgres["service"]["port"]),
+        "DAGSTER_PG_USER": postgres["postgresqlUsername"], "DAGSTER_PG_DB": postgres["postgresqlDatabase"],
+    }
+
+    # Code servers, their runs and the workers mount one volume where MESH_DATA_DIR and the ports are.
+    [mount] = worker["volumeMounts"]
+    assert all(d["volumeMounts"] == [mount] for d in deployments)
+    assert config_map["MESH_DATA_DIR"] == mount["mountPath"] and f"MESH_DATA_DIR={mount['mountPath']}" in dockerfile
+    assert config_map["MESH_PORTS_URL"].removeprefix("file://").startswith(mount["mountPath"] + "/")
+    # The workers find deploy/celery.yaml and the instance file where the image puts them.
+    assert worker["command"][worker["command"].index("-y") + 1] == "deploy/celery.yaml" and "WORKDIR /opt/mesh" in dockerfile
+    assert 'cp deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml"' in dockerfile
