@@ -98,8 +98,9 @@ class Column(_Strict):
     pii: bool = Field(default=False, strict=True)
     """Personal data: masked in what other domains read (`mask`), withheld from error messages."""
     mask: Literal["hash", "redact"] | None = None
-    """How a PII column of a public product leaves the domain: `hash` (salted SHA-256, still
-    joinable) or `redact` (NULL), the default."""
+    """How a PII column of a public product leaves the domain: `hash` (SHA-256 salted with
+    MESH_PII_SALT, still joinable; plain SHA-256 while that is unset: set it in production)
+    or `redact` (NULL), the default."""
 
     @field_validator("name")
     @classmethod
@@ -140,7 +141,8 @@ class QualityRule(BaseModel):
     severity: Literal["error", "warn"] = "error"
     """`error` blocks publication, `warn` only reports."""
     name: str | None = None
-    """The check's name in Dagster, if the default (the expectation and its column) is taken."""
+    """The check's name in Dagster, if the default (the expectation and its column) is taken;
+    not `schema` or `primary_key`, the platform's own checks."""
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -187,14 +189,16 @@ class Source(_Strict):
     max_bad_fraction: float = Field(default=0.0, ge=0, le=1, strict=True)
     """The fraction of rows that may go to the quarantine before the ingest fails."""
     encoding: str = "utf-8"
-    """The text encoding of CSV and JSON files, any Python codec name (latin-1, cp1252, utf-16, ...)."""
+    """The text encoding of CSV and JSON files, any Python codec name (latin-1, cp1252, utf-16, ...);
+    not for Parquet."""
     # How a CSV file writes numbers and times, which DuckDB's reader does not guess (it
     # does find the delimiter): a European spreadsheet's export writes 1.234,50 and 31.12.2024.
     decimal_separator: Literal[".", ","] = "."
-    """What a CSV file writes before decimals."""
+    """What a CSV file writes before decimals (this and the three fields below: CSV only)."""
     thousands_separator: Literal[".", ",", " ", "'"] | None = None
-    """What a CSV file groups thousands with, if anything; a space stands for the no-break
-    spaces spreadsheets write too (U+00A0, U+202F)."""
+    """What a CSV file groups thousands with, if anything, never the decimal separator
+    (`.` needs `decimal_separator: ','`); a space stands for the no-break spaces
+    spreadsheets write too (U+00A0, U+202F)."""
     date_format: str | None = None
     """How a CSV file writes dates, as a strptime format: '%d.%m.%Y' (default: ISO 8601)."""
     timestamp_format: str | None = None
@@ -263,9 +267,10 @@ class DbtModel(_Strict):
 
 class Freshness(_Strict):
     fail_after: str
-    """How old the published version may get before the freshness check fails: 30m, 2h, 1d."""
+    """How old the published version may get before the freshness check fails: 30m, 2h, 1d
+    (at least 1m)."""
     warn_after: str | None = None
-    """A shorter age at which it warns."""
+    """A shorter age at which it warns (shorter than fail_after)."""
 
     @field_validator("fail_after", "warn_after")
     @classmethod
@@ -563,13 +568,19 @@ def load_product(path: Path, domain: Domain) -> Product:
     return product
 
 
+PLATFORM_CHECKS = ("schema", "primary_key")
+"""The checks every product has besides its rules (factories/quality.py)."""
+
+
 def _check_rules(product: Product) -> None:
     """Rules fail at load, not at run time: unknown expectation, bad kwarg, unknown column."""
     from platform_lib.quality import validate_rule
 
-    seen: set[str] = {"schema", "primary_key"}
+    seen: set[str] = set()
     for index, rule in enumerate(product.quality):
         field = f"quality[{index}]"
+        if rule.check_name in PLATFORM_CHECKS:
+            raise ContractError(product.path, product.id, field, f"'{rule.check_name}' is the name of the platform's own check; give the rule another `name`")
         if rule.check_name in seen:
             raise ContractError(product.path, product.id, field, f"check name '{rule.check_name}' is used twice; give one rule a `name`")
         seen.add(rule.check_name)

@@ -81,6 +81,8 @@ def test_a_valid_product(domain_dir):
         (("column: id, min_value: 0", "column: id, min_value: 0, mostly: '0.5'"), "quality[0].mostly", "Input should be a valid number"),
         (("column: id, min_value: 0", "column: id, min_value: 10, max_value: 1"), "quality[0].expect_column_values_to_be_between",
          "min_value 10 is above max_value 1: the rule could never pass"),
+        (("column: id, min_value: 0", "column: id, min_value: 10, max_value: 1, row_condition: 'id > 0'"),  # run by GE, which accepts it
+         "quality[0].expect_column_values_to_be_between", "min_value 10 is above max_value 1: the rule could never pass"),
         (("transform: sql", "transform: spark"), "transform", "'sql', 'pandas' or 'dbt'"),
         (("transform: sql\ninputs: [customers.customer_profiles]", "source: {format: csv, path: shop/*.csv, encoding: ansi}"),
          "source.encoding", "'ansi' is not an encoding Python knows"),
@@ -97,6 +99,8 @@ def test_a_valid_product(domain_dir):
         (("expect_column_values_to_be_between", "expect_column_values_to_be_fabulous"), "quality[0].expect_column_values_to_be_fabulous", "not a Great Expectations expectation"),
         (("column: id, min_value: 0", "column: nope, min_value: 0"), "quality[0].expect_column_values_to_be_between", "column 'nope' is not a column"),
         (("column: id, min_value: 0", "column: id, min_value: 0, name: id_present, severity: fatal"), "quality[0].severity", "'error' or 'warn'"),
+        (("column: id, min_value: 0", "column: id, min_value: 0, name: schema"), "quality[0]",
+         "'schema' is the name of the platform's own check; give the rule another `name`"),
     ],
 )
 def test_mistakes_name_file_product_and_field(domain_dir, change, field, problem):

@@ -97,7 +97,8 @@ def primary_key_problems(connection: duckdb.DuckDBPyConnection, product: Product
         GROUP BY ALL HAVING count(*) > 1 ORDER BY copies DESC, {keys}"""
     ).fetchall()
     extra_rows = sum(row[-1] - 1 for row in duplicates)
-    shown = not any(c.pii for c in product.columns if c.name in product.primary_key)
+    withheld = [c.name for c in product.pii_columns if c.name in product.primary_key]
+    shown = not withheld
     sample = [dict(zip([*product.primary_key, "copies"], map(_plain, row))) for row in duplicates[:SAMPLE_SIZE]] if shown else []
     problems = []
     if null_rows:
@@ -105,7 +106,14 @@ def primary_key_problems(connection: duckdb.DuckDBPyConnection, product: Product
     if duplicates:
         example = f", e.g. {sample[0]}" if shown else " (the key is PII: values not shown)"
         problems.append(f"{len(duplicates)} duplicated key value{'s' if len(duplicates) > 1 else ''} ({extra_rows} extra rows){example}")
-    return problems, {"null_key_rows": null_rows, "duplicated_keys": len(duplicates), "duplicate_rows": extra_rows, "duplicate_sample": sample}
+    metadata = {"null_key_rows": null_rows, "duplicated_keys": len(duplicates), "duplicate_rows": extra_rows, "duplicate_sample": sample}
+    if withheld:
+        metadata["values_withheld"] = _withheld(withheld)
+    return problems, metadata
+
+
+def _withheld(columns: list[str]) -> str:
+    return f"{', '.join(columns)} is PII: query the candidate in the domain's warehouse"
 
 
 def _plain(value: Any) -> Any:
@@ -113,16 +121,18 @@ def _plain(value: Any) -> Any:
 
 
 def _without_pii_values(result: RuleResult, pii: set[str]) -> RuleResult:
+    """Counts only: GE's other fields may hold values too (a KL divergence's partition lists them)."""
     if not pii.intersection(result.rule.columns):
         return result
-    return dataclasses.replace(result, partial_unexpected_list=[], observed_value=None)
+    counts = {k: v for k, v in result.details.items() if k == "exception" or isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return dataclasses.replace(result, partial_unexpected_list=[], observed_value=None, details=counts)
 
 
 def _rule_metadata(result: RuleResult, pii: set[str]) -> dict[str, Any]:
     metadata: dict[str, Any] = {"engine": result.engine, "expectation": result.rule.expect, "kwargs": _json_safe(result.rule.kwargs)}
     withheld = sorted(pii.intersection(result.rule.columns))
     if withheld:
-        metadata["values_withheld"] = f"{', '.join(withheld)} is PII: query the candidate in the domain's warehouse"
+        metadata["values_withheld"] = _withheld(withheld)
     for field in ("element_count", "unexpected_count", "unexpected_percent", "observed_value"):
         value = getattr(result, field)
         if value is not None:

@@ -106,19 +106,20 @@ class Signature:
         found += [f"kwarg '{k}' {p}" for k, v in kwargs.items() if k in allowed and (p := allowed[k](v))]
         if self.needs_bound and kwargs.get("min_value") is None and kwargs.get("max_value") is None:
             found.append("give min_value, max_value or both")
-        low, high = kwargs.get("min_value"), kwargs.get("max_value")
-        if not found and _exceeds(low, high):
-            found.append(f"min_value {low} is above max_value {high}: the rule could never pass")
+        if not found and (crossed := crossed_bounds(kwargs)):
+            found.append(crossed)
         return found or unknown_columns(kwargs, self.column_kwargs, columns)
 
 
-def _exceeds(low: Any, high: Any) -> bool:
-    """Whether a lower bound is above an upper one (ISO dates compare as text; bounds of
-    kinds that do not compare, a date and a number, are left to the run)."""
+def crossed_bounds(kwargs: dict[str, Any]) -> str | None:
+    """A `min_value` above its `max_value`, which GE itself accepts (ISO dates compare as
+    text; bounds of kinds that do not compare, a date and a number, are left to the run)."""
+    low, high = kwargs.get("min_value"), kwargs.get("max_value")
     try:
-        return low is not None and high is not None and low > high
+        crossed = low is not None and high is not None and low > high
     except TypeError:
-        return False
+        return None
+    return f"min_value {low} is above max_value {high}: the rule could never pass" if crossed else None
 
 
 def unknown_columns(kwargs: dict[str, Any], keys: tuple[str, ...], columns: set[str]) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Sequence
 import duckdb
 
 from platform_lib.contract import COLUMN_KWARGS, QualityRule
-from platform_lib.quality.catalog import compiled_signature, unknown_columns
+from platform_lib.quality.catalog import compiled_signature, crossed_bounds, unknown_columns
 from platform_lib.quality.compiler import Query, Table, compile_rule
 from platform_lib.quality.results import RuleResult
 
@@ -39,6 +39,8 @@ def _validate_with_ge(rule: QualityRule, columns: set[str]) -> None:
         expectation = build_expectation(rule)
     except Exception as error:  # GE raises pydantic and its own errors for bad kwargs
         raise ValueError(f"invalid kwargs for {rule.expect}: {str(error).splitlines()[0]}") from None
+    if crossed := crossed_bounds(rule.kwargs):
+        raise ValueError(crossed)
     unknown = sorted(condition_columns(expectation) - columns)  # raises for a query pandas cannot read
     if unknown:  # GE would fail the check on every run
         raise ValueError(f"row_condition reads {', '.join(map(repr, unknown))}: not a column of this product")

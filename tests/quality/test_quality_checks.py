@@ -136,6 +136,7 @@ def test_primary_key_check_finds_the_same_duplicates_with_or_without_a_bitmap():
     secret = _order_lines().model_copy(update={"primary_key": ("code",), "columns": (Column(name="code", type="VARCHAR", pii=True),)})
     found, metadata = primary_key_problems(connection, secret, "keys")
     assert metadata["duplicate_sample"] == [] and "values not shown" in found[1] and "'7'" not in found[1]
+    assert metadata["values_withheld"] == "code is PII: query the candidate in the domain's warehouse"
     connection.execute("DELETE FROM keys WHERE id = 7 AND rowid > 999")
     for key in (("id", "part"), ("code", "part")):
         assert problems(*key)[0] == ["1 row with a null key"], key
@@ -152,3 +153,18 @@ def test_checks_on_pii_columns_report_counts_but_never_values():
     assert "quantity is PII" in quantity.metadata["values_withheld"].value
     amount = results["column_values_to_be_between__amount"]
     assert amount.metadata["unexpected_sample"].value == [-5.0] and "values_withheld" not in amount.metadata
+
+
+def test_a_pii_columns_values_stay_out_of_what_great_expectations_reports_besides():
+    """A KL divergence's result lists the column's values in its partition (GE's `details`)."""
+    columns = tuple(c.model_copy(update={"pii": c.name == "status"}) for c in COLUMNS)
+    rule = QualityRule(
+        expect="expect_column_kl_divergence_to_be_less_than", column="status", threshold=0.1,
+        partition_object={"values": ["placed"], "weights": [1.0]},
+    )
+    product = _order_lines().model_copy(update={"columns": columns, "quality": (rule,)})
+    connection = duckdb.connect()
+    [check] = [r for r in run_checks(connection, product, _candidate(connection, product)) if r.check_name == rule.check_name]
+    shown = repr({k: v.value for k, v in check.metadata.items()}) + check.description
+    assert check.metadata["engine"].value == "great_expectations" and "status is PII" in check.metadata["values_withheld"].value
+    assert not any(status in shown for status in ("shipped", "delivered", "returned")), shown
