@@ -211,8 +211,9 @@ class DbtProjectRef:
             return True
         return any(f.stat().st_mtime > built for f in self.project_files())
 
-    def problem(self, problem: str, model: str | None = None, file: str | None = None) -> str:
-        where = f"dbt project {self.name}" + (f", model {model}" if model else "") + (f" ({file})" if file else "")
+    def problem(self, problem: str, node: str | None = None, file: str | None = None, kind: str = "model") -> str:
+        """The problem, after where it is: the project, the node (a model, or a `kind` such as a test) and its file."""
+        where = f"dbt project {self.name}" + (f", {kind} {node}" if node else "") + (f" ({file})" if file else "")
         return f"{where}: {problem}"
 
 
@@ -323,27 +324,28 @@ def source_relation(source: dict[str, Any]) -> tuple[str, str]:
     return source["schema"], source.get("identifier") or source["name"]
 
 
-def _contract_problems(product: Product, manifest: Manifest, node: dict[str, Any]) -> list[str]:
+def _contract_problems(product: Product, manifest: Manifest, node: dict[str, Any]) -> list[tuple[str, str]]:
+    """What keeps the model from being the product, each with the field of the model's YAML it is about."""
     problems = []
     if not node["config"].get("contract", {}).get("enforced"):
-        problems.append("the model needs `config: {contract: {enforced: true}}` to be a data product")
+        problems.append(("config.contract", "the model needs `config: {contract: {enforced: true}}` to be a data product"))
     if product.access == "public" and node.get("access") != "public":
-        problems.append(f"a public product needs `access: public` on its model (it is {node.get('access')})")
+        problems.append(("access", f"a public product needs `access: public` on its model (it is {node.get('access')})"))
     declared = {name: column.get("data_type") for name, column in node["columns"].items()}
     for column in product.columns:
         if column.name not in declared:
-            problems.append(f"column {column.name} of the contract is not a column of the model")
+            problems.append(("columns", f"column {column.name} of the contract is not a column of the model"))
         elif not declared[column.name]:
-            problems.append(f"column {column.name} has no data_type")
+            problems.append(("columns", f"column {column.name} has no data_type"))
         else:
             try:
                 dbt_type = normalize_type(declared[column.name])
             except ValueError as error:
-                problems.append(f"column {column.name}: {error}")
+                problems.append(("columns", f"column {column.name}: {error}"))
                 continue
             if dbt_type != column.type:
-                problems.append(f"column {column.name} is {declared[column.name]} in dbt but {column.type} in the contract")
-    problems += [f"column {name} of the model is not in the contract" for name in declared if name not in product.column_types]
+                problems.append(("columns", f"column {column.name} is {declared[column.name]} in dbt but {column.type} in the contract"))
+    problems += [("columns", f"column {name} of the model is not in the contract") for name in declared if name not in product.column_types]
     return problems
 
 
@@ -358,8 +360,10 @@ def _bind(product: Product, manifest: Manifest, in_project: dict[str, Product]) 
     problems = _contract_problems(product, manifest, node)
     if problems:
         file = manifest.yaml_file(node)
+        fields = {field for field, _ in problems}
         raise ContractError(
-            project.path / file, product.id, "columns", project.problem("; ".join(problems), product.dbt_model, file)
+            project.path / file, product.id, fields.pop() if len(fields) == 1 else None,
+            project.problem("; ".join(problem for _, problem in problems), product.dbt_model, file),
         )
     inputs = []
     for parent in manifest.upstream(node, stop_at=in_project):  # another product model's inputs are its own

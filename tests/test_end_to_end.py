@@ -110,6 +110,9 @@ def test_a_dry_run_lists_what_a_selection_builds_in_dependency_order_and_builds_
 
 
 def test_cli_materializes_single_products_on_their_inputs_published_versions(mesh_dir, capsys):
+    assert main(["materialize", "customers.customer_profiles"]) == 1
+    assert ("customers.customer_profiles: input customers.raw_customers has never been published; materialize it first"
+            in capsys.readouterr().out)
     assert main(["materialize", "customers"]) == 0
     raw = output_port.current("customers.raw_customers").version
     capsys.readouterr()

@@ -148,7 +148,7 @@ def _node_problems(project: dbt_project.DbtProjectRef, manifest: dbt_project.Man
         not_built = node and node["resource_type"] == "model" and result["status"] in ("error", "skipped")
         if not_built or (node and node["resource_type"] == "test" and result["status"] == "error"):
             message = (result.get("message") or "skipped because an upstream node failed").strip()
-            problems[node["name"]] = project.problem(message, node["name"], node["original_file_path"])
+            problems[node["name"]] = project.problem(message, node["name"], node["original_file_path"], node["resource_type"])
     return problems
 
 

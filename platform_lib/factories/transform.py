@@ -17,6 +17,7 @@ import duckdb
 
 from platform_lib import output_port
 from platform_lib.contract import Column, Product
+from platform_lib.mesh import domains_dir
 from platform_lib.storage import WHOLE_NUMBER_TYPES, cast, column_types, create_candidate, data_frame, literal, quote
 
 if TYPE_CHECKING:
@@ -51,6 +52,10 @@ def attach_inputs(
         except output_port.PortError as error:
             raise TransformError(f"{product.id}: input {input_id}: {error}") from None
         if snapshot is None:
+            domain, name = input_id.split(".", 1)
+            contract = domains_dir() / domain / "products" / f"{name}.yaml"
+            if not contract.exists():  # a dbt source's name is checked only here (mesh.input_errors)
+                raise TransformError(f"{product.id}: input {input_id} is no product of the mesh (there is no {contract}): is its name right?")
             raise TransformError(f"{product.id}: input {input_id} has never been published; materialize it first")
         if not snapshot.path.is_file():
             raise TransformError(

@@ -35,10 +35,18 @@ def test_a_contract_mismatch_fails_loading_only_that_domain(published_mesh, caps
     errors = errors_by_domain()
     assert "dbt project orders, model order_lines (models/order_lines.yml)" in errors["orders"]
     assert "column amount is decimal(10,2) in dbt but DECIMAL(12,2) in the contract" in errors["orders"]
+    assert "product orders.order_lines: field 'columns': dbt project orders" in errors["orders"]
     assert errors["customers"] is None and errors["marketing"] is None
     assert main(["materialize", "orders"]) == 2
     assert "model order_lines" in capsys.readouterr().err
     assert output_port.current("orders.order_lines") == good
+
+
+def test_a_model_that_is_no_public_product_names_the_field_to_change(published_mesh):
+    edit(published_mesh / "dbt_projects/orders/models/order_lines.yml", "    access: public\n", "")
+    error = errors_by_domain()["orders"]
+    assert "product orders.order_lines: field 'access': dbt project orders, model order_lines" in error
+    assert "a public product needs `access: public` on its model (it is protected)" in error
 
 
 def test_a_missing_source_names_project_model_and_file(published_mesh):
@@ -50,7 +58,7 @@ def test_a_missing_source_names_project_model_and_file(published_mesh):
     assert "Model 'model.orders.order_lines' (models/order_lines.sql) depends on a source named 'customers.customer_profile'" in error
 
 
-def test_a_source_that_is_no_published_product_fails_the_run_not_the_mesh(published_mesh):
+def test_a_source_that_is_no_product_fails_the_run_not_the_mesh(published_mesh):
     sources = published_mesh / "dbt_projects/orders/models/sources.yml"
     edit(sources, "      - name: customer_profiles", "      - name: customer_profiles\n      - name: customer_scores")
     edit(published_mesh / "dbt_projects/orders/models/order_lines.sql", "as c using (customer_id)",
@@ -62,9 +70,10 @@ def test_a_source_that_is_no_published_product_fails_the_run_not_the_mesh(publis
     assert outcomes["orders.order_lines"].status == "failed"
     message = outcomes["orders.order_lines"].message
     assert "dbt project orders, model order_lines (models/order_lines.sql)" in message
-    assert "customers.customer_scores has never been published" in message
+    assert "input customers.customer_scores is no product of the mesh (there is no " in message
+    assert "customer_scores.yaml): is its name right?" in message
     assert output_port.current("orders.order_lines") == good
-    assert "customers.customer_scores has never been published" in output_port.failed("orders.order_lines")["error"]
+    assert "customers.customer_scores is no product of the mesh" in output_port.failed("orders.order_lines")["error"]
 
 
 def test_a_sql_error_in_a_model_fails_the_run_and_keeps_the_published_version(published_mesh):

@@ -71,6 +71,14 @@ def test_a_failing_singular_test_on_two_relations_blocks_the_product(published_m
     assert output_port.blocked("orders.order_lines")["failed_checks"] == ["no_line_of_sixty"]
 
 
+def test_a_singular_test_that_cannot_run_is_named_as_a_test(published_mesh):
+    tests = published_mesh / "dbt_projects" / "orders" / "tests"
+    tests.mkdir(exist_ok=True)
+    (tests / "no_such_column.sql").write_text("SELECT no_such_column FROM {{ ref('order_lines') }}\n")
+    order_lines = run("orders")["orders.order_lines"]
+    assert not order_lines.ok and "dbt project orders, test no_such_column (tests/no_such_column.sql): " in order_lines.message
+
+
 def test_a_refused_dbt_product_is_observed_not_materialized(published_mesh):
     instance = dg.DagsterInstance.ephemeral()
     key = dg.AssetKey(["orders", "order_lines"])
