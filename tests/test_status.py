@@ -103,7 +103,7 @@ def test_a_run_that_fails_before_its_checks_is_failed_until_one_gets_to_them(mes
     )
     assert records["customers.customer_profiles"]["state"] == OK, "not built on top of it, and still as good as before"
 
-    # Something else than the source: the domain's DuckDB file is damaged. The error's first line is kept, with its kind.
+    # Something else than the source: the domain's DuckDB file is damaged. The error is kept on one line, with its kind.
     source.write_text(export, encoding="utf-8")
     warehouse = warehouse_path("customers")
     warehouse.write_bytes(b"not a DuckDB file" * 1000)
