@@ -106,8 +106,6 @@ class Signature:
         found += [f"kwarg '{k}' {p}" for k, v in kwargs.items() if k in allowed and (p := allowed[k](v))]
         if self.needs_bound and kwargs.get("min_value") is None and kwargs.get("max_value") is None:
             found.append("give min_value, max_value or both")
-        if not found and (crossed := crossed_bounds(kwargs)):
-            found.append(crossed)
         return found or unknown_columns(kwargs, self.column_kwargs, columns)
 
 

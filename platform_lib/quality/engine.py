@@ -19,12 +19,12 @@ from platform_lib.quality.results import RuleResult
 def validate_rule(rule: QualityRule, columns: set[str]) -> None:
     """Raise ValueError naming the field if the rule cannot run on a table with `columns`."""
     signature = compiled_signature(rule.expect, rule.kwargs)
-    if signature is not None:
-        problems = signature.problems(rule.kwargs, columns)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return
-    _validate_with_ge(rule, columns)
+    if signature is None:
+        _validate_with_ge(rule, columns)
+    elif problems := signature.problems(rule.kwargs, columns):
+        raise ValueError("; ".join(problems))
+    if crossed := crossed_bounds(rule.kwargs):  # whichever engine runs it: GE accepts such bounds too
+        raise ValueError(crossed)
 
 
 def _validate_with_ge(rule: QualityRule, columns: set[str]) -> None:
@@ -39,8 +39,6 @@ def _validate_with_ge(rule: QualityRule, columns: set[str]) -> None:
         expectation = build_expectation(rule)
     except Exception as error:  # GE raises pydantic and its own errors for bad kwargs
         raise ValueError(f"invalid kwargs for {rule.expect}: {str(error).splitlines()[0]}") from None
-    if crossed := crossed_bounds(rule.kwargs):
-        raise ValueError(crossed)
     unknown = sorted(condition_columns(expectation) - columns)  # raises for a query pandas cannot read
     if unknown:  # GE would fail the check on every run
         raise ValueError(f"row_condition reads {', '.join(map(repr, unknown))}: not a column of this product")
