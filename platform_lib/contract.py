@@ -25,6 +25,8 @@ from typing import Any, Iterator, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from platform_lib.storage import UnreadableSql, normalize_type, relations_read, time_format
+
 PRODUCT_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # A consumer reads `<domain>.<product>` from a schema named after the domain in its own
@@ -100,7 +102,8 @@ class Column(_Strict):
     mask: Literal["hash", "redact"] | None = None
     """How a PII column of a public product leaves the domain: `hash` (SHA-256 salted with
     MESH_PII_SALT, still joinable; plain SHA-256 while that is unset: set it in production)
-    or `redact` (NULL), the default."""
+    or `redact` (NULL). The `pii-masked` policy of `mesh validate` wants it written out;
+    a port left without one redacts."""
 
     @field_validator("name")
     @classmethod
@@ -112,8 +115,6 @@ class Column(_Strict):
     @field_validator("type")
     @classmethod
     def _type(cls, value: str) -> str:
-        from platform_lib.storage import normalize_type
-
         return normalize_type(value)
 
     @model_validator(mode="after")
@@ -239,8 +240,6 @@ class Source(_Strict):
     @field_validator("date_format", "timestamp_format")
     @classmethod
     def _strptime(cls, value: str | None) -> str | None:
-        from platform_lib.storage import time_format
-
         return None if value is None else time_format(value)
 
     @property
@@ -358,7 +357,8 @@ class Product(_Strict):
     freshness: Freshness | None = None
     """The freshness SLO, a Dagster freshness policy."""
     retention: Retention = Retention(snapshots=10)
-    """What the output port keeps of the versions it published."""
+    """What the output port keeps of the versions it published. The `retention` policy of
+    `mesh validate` wants it written out; a port left without one keeps 10."""
     primary_key: tuple[str, ...] = ()
     """The columns that identify a row: checked unique, and `required: true` each."""
     columns: tuple[Column, ...] = Field(min_length=1)
@@ -634,8 +634,6 @@ def _check_sql_reads_inputs(product: Product) -> None:
     of every product any of its transforms read, so SQL could name one it does not declare,
     or read a port's files directly: that input's version would go unrecorded, its blocked
     state would not stop this product, and its access would not be checked."""
-    from platform_lib.storage import UnreadableSql, relations_read
-
     sql_file = product.sibling(".sql")
     try:
         tables, functions = relations_read(product.sql)

@@ -324,7 +324,7 @@ def source_relation(source: dict[str, Any]) -> tuple[str, str]:
     return source["schema"], source.get("identifier") or source["name"]
 
 
-def _contract_problems(product: Product, manifest: Manifest, node: dict[str, Any]) -> list[tuple[str, str]]:
+def _contract_problems(product: Product, node: dict[str, Any]) -> list[tuple[str, str]]:
     """What keeps the model from being the product, each with the field of the model's YAML it is about."""
     problems = []
     if not node["config"].get("contract", {}).get("enforced"):
@@ -357,7 +357,7 @@ def _bind(product: Product, manifest: Manifest, in_project: dict[str, Product]) 
         raise ContractError(
             product.path, product.id, "dbt.model", project.problem(f"has no model {product.dbt_model} (its models: {known})")
         )
-    problems = _contract_problems(product, manifest, node)
+    problems = _contract_problems(product, node)
     if problems:
         file = manifest.yaml_file(node)
         fields = {field for field, _ in problems}

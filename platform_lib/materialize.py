@@ -170,7 +170,6 @@ def materialize_distributed(
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
     from platform_lib import whole_mesh
-    from platform_lib.storage import REPO_ROOT
 
     repository = ReconstructableRepository.for_module(whole_mesh.__name__, "defs", working_directory=str(REPO_ROOT))
     assets = mesh_assets(products)

@@ -20,7 +20,7 @@ from platform_lib.contract import Product
 from platform_lib.quality import RuleResult, bitmap, evaluate_rules
 from platform_lib.storage import column_types, quote
 
-SAMPLE_SIZE = 10
+EXAMPLES_SHOWN = 10  # of duplicated keys and unexpected values, in a check's metadata
 
 
 def asset_key(product_id: str) -> dg.AssetKey:
@@ -99,7 +99,7 @@ def primary_key_problems(connection: duckdb.DuckDBPyConnection, product: Product
     extra_rows = sum(row[-1] - 1 for row in duplicates)
     withheld = [c.name for c in product.pii_columns if c.name in product.primary_key]
     shown = not withheld
-    sample = [dict(zip([*product.primary_key, "copies"], map(_plain, row))) for row in duplicates[:SAMPLE_SIZE]] if shown else []
+    sample = [dict(zip([*product.primary_key, "copies"], map(_plain, row))) for row in duplicates[:EXAMPLES_SHOWN]] if shown else []
     problems = []
     if null_rows:
         problems.append(f"{null_rows} row{'s' if null_rows > 1 else ''} with a null key")
@@ -138,7 +138,7 @@ def _rule_metadata(result: RuleResult, pii: set[str]) -> dict[str, Any]:
         if value is not None:
             metadata[field] = _json_safe(value)
     if result.partial_unexpected_list:
-        metadata["unexpected_sample"] = _json_safe(result.partial_unexpected_list[:SAMPLE_SIZE])
+        metadata["unexpected_sample"] = _json_safe(result.partial_unexpected_list[:EXAMPLES_SHOWN])
     metadata.update(_json_safe(result.details))
     return metadata
 

@@ -91,6 +91,8 @@ class Signature:
     """An expectation's kwargs: which are required, how each is checked, which name columns."""
 
     family: str
+    """The compiler's function for it (compiler.FAMILIES); each family tells its expectations
+    apart by their exact names, so one added to a family without its own case fails loudly."""
     required: dict[str, Check] = field(default_factory=dict)
     optional: dict[str, Check] = field(default_factory=dict)
     column_kwargs: tuple[str, ...] = ()
@@ -139,8 +141,12 @@ def _column_map(**required: Check) -> Signature:
     return Signature("column_map", {**COLUMN, **required}, column_kwargs=("column",), mostly=True)
 
 
-def _column_aggregate(**required: Check) -> Signature:
-    return Signature("column_aggregate", {**COLUMN, **required}, {} if required else BETWEEN, column_kwargs=("column",))
+def _column_statistic() -> Signature:
+    return Signature("column_statistic", COLUMN, BETWEEN, column_kwargs=("column",))
+
+
+def _distinct_values() -> Signature:
+    return Signature("distinct_values", {**COLUMN, "value_set": _values}, column_kwargs=("column",))
 
 
 SIGNATURES: dict[str, Signature] = {
@@ -155,26 +161,26 @@ SIGNATURES: dict[str, Signature] = {
     "expect_column_value_lengths_to_be_between": Signature("column_map", COLUMN, BETWEEN, ("column",), mostly=True, needs_bound=True),
     "expect_column_value_lengths_to_equal": _column_map(value=_count),
     "expect_column_values_to_be_of_type": Signature("column_type", {**COLUMN, "type_": _text}, column_kwargs=("column",), mostly=True),
-    "expect_column_min_to_be_between": _column_aggregate(),
-    "expect_column_max_to_be_between": _column_aggregate(),
-    "expect_column_mean_to_be_between": _column_aggregate(),
-    "expect_column_median_to_be_between": _column_aggregate(),
-    "expect_column_sum_to_be_between": _column_aggregate(),
-    "expect_column_stdev_to_be_between": _column_aggregate(),
-    "expect_column_unique_value_count_to_be_between": _column_aggregate(),
-    "expect_column_proportion_of_unique_values_to_be_between": _column_aggregate(),
-    "expect_column_distinct_values_to_be_in_set": _column_aggregate(value_set=_values),
-    "expect_column_distinct_values_to_contain_set": _column_aggregate(value_set=_values),
-    "expect_column_distinct_values_to_equal_set": _column_aggregate(value_set=_values),
-    "expect_table_row_count_to_be_between": Signature("table", optional=BETWEEN),
-    "expect_table_row_count_to_equal": Signature("table", {"value": _count}),
-    "expect_table_columns_to_match_ordered_list": Signature("table", optional={"column_list": _optional_names}),
-    "expect_table_columns_to_match_set": Signature("table", optional={"column_set": _optional_names, "exact_match": _flag}),
+    "expect_column_min_to_be_between": _column_statistic(),
+    "expect_column_max_to_be_between": _column_statistic(),
+    "expect_column_mean_to_be_between": _column_statistic(),
+    "expect_column_median_to_be_between": _column_statistic(),
+    "expect_column_sum_to_be_between": _column_statistic(),
+    "expect_column_stdev_to_be_between": _column_statistic(),
+    "expect_column_unique_value_count_to_be_between": _column_statistic(),
+    "expect_column_proportion_of_unique_values_to_be_between": _column_statistic(),
+    "expect_column_distinct_values_to_be_in_set": _distinct_values(),
+    "expect_column_distinct_values_to_contain_set": _distinct_values(),
+    "expect_column_distinct_values_to_equal_set": _distinct_values(),
+    "expect_table_row_count_to_be_between": Signature("row_count", optional=BETWEEN),
+    "expect_table_row_count_to_equal": Signature("row_count", {"value": _count}),
+    "expect_table_columns_to_match_ordered_list": Signature("column_list", optional={"column_list": _optional_names}),
+    "expect_table_columns_to_match_set": Signature("column_set", optional={"column_set": _optional_names, "exact_match": _flag}),
     "expect_compound_columns_to_be_unique": Signature(
-        "multicolumn", {"column_list": _names}, {"ignore_row_if": _one_of(*MULTI_IGNORE)}, ("column_list",), mostly=True
+        "compound_unique", {"column_list": _names}, {"ignore_row_if": _one_of(*MULTI_IGNORE)}, ("column_list",), mostly=True
     ),
     "expect_multicolumn_sum_to_equal": Signature(
-        "multicolumn", {"column_list": _names, "sum_total": _number}, {"ignore_row_if": _one_of(*MULTI_IGNORE)}, ("column_list",), mostly=True
+        "multicolumn_sum", {"column_list": _names, "sum_total": _number}, {"ignore_row_if": _one_of(*MULTI_IGNORE)}, ("column_list",), mostly=True
     ),
     "expect_column_pair_values_a_to_be_greater_than_b": Signature(
         "column_pair",

@@ -355,18 +355,25 @@ def _column_statistic(rule: QualityRule, table: Table, query: Query) -> Finish |
     return finish
 
 
+DISTINCT_VALUES = {
+    "expect_column_distinct_values_to_be_in_set": (True, False),
+    "expect_column_distinct_values_to_contain_set": (False, True),
+    "expect_column_distinct_values_to_equal_set": (True, True),
+}
+"""Whether a rule fails on values outside its set, and on members of the set missing from the column."""
+
+
 def _distinct_values(rule: QualityRule, table: Table, query: Query) -> Finish:
     """GE 1.x compares distinct values with the set: values outside it, members missing from the column.
 
     Distinct aggregates each need a hash table, so the scan only counts rows outside the
     set; how many distinct values they hold is asked afterwards, and only if there are some.
     """
+    wants_outside, wants_missing = DISTINCT_VALUES[rule.expect]
     column, value_set = rule.kwargs["column"], list(rule.kwargs["value_set"])
     value = table.value(column)
     member = _member(table, column, value_set)
     outside_where = f"{value} IS NOT NULL AND NOT ({member})"
-    wants_outside = not rule.expect.endswith("_contain_set")
-    wants_missing = not rule.expect.endswith("_be_in_set")
     outside_rows = query.add(f"count(*) FILTER (WHERE {outside_where})") if wants_outside else None
     present = query.add(f"list(DISTINCT {value}) FILTER (WHERE {member})") if wants_missing else None
 
@@ -401,23 +408,34 @@ def _column_type(rule: QualityRule, table: Table, query: Query) -> Finish:
     return lambda row: RuleResult(rule=rule, success=observed == expected, engine=ENGINE, observed_value=observed)
 
 
-def _table(rule: QualityRule, table: Table, query: Query) -> Finish:
+ROW_COUNT = {
+    "expect_table_row_count_to_be_between": within,
+    "expect_table_row_count_to_equal": lambda rows, kwargs: rows == kwargs["value"],
+}
+"""Whether a table's row count passes a rule's kwargs."""
+
+
+def _row_count(rule: QualityRule, table: Table, query: Query) -> Finish:
+    passes, rows = ROW_COUNT[rule.expect], query.add("count(*)")
+    return lambda row: RuleResult(rule=rule, success=passes(row[rows], rule.kwargs), engine=ENGINE, observed_value=row[rows])
+
+
+def _column_list(rule: QualityRule, table: Table, query: Query) -> Finish:
+    """expect_table_columns_to_match_ordered_list"""
+    names, expected = list(table.columns), rule.kwargs.get("column_list")
+    mismatched = [
+        {"Expected Column Position": i, "Expected": e, "Found": f}
+        for i, (e, f) in enumerate(_padded(list(expected or []), names))
+        if e != f
+    ]
+    success = expected is None or list(expected) == names
+    details = {} if success else {"mismatched": mismatched}
+    return lambda row: RuleResult(rule=rule, success=success, engine=ENGINE, observed_value=names, details=details)
+
+
+def _column_set(rule: QualityRule, table: Table, query: Query) -> Finish:
+    """expect_table_columns_to_match_set"""
     kwargs, names = rule.kwargs, list(table.columns)
-    if rule.expect.startswith("expect_table_row_count"):
-        rows = query.add("count(*)")
-        if rule.expect.endswith("_equal"):
-            return lambda row: RuleResult(rule=rule, success=row[rows] == kwargs["value"], engine=ENGINE, observed_value=row[rows])
-        return lambda row: RuleResult(rule=rule, success=within(row[rows], kwargs), engine=ENGINE, observed_value=row[rows])
-    if rule.expect.endswith("_ordered_list"):
-        expected = kwargs.get("column_list")
-        mismatched = [
-            {"Expected Column Position": i, "Expected": e, "Found": f}
-            for i, (e, f) in enumerate(_padded(list(expected or []), names))
-            if e != f
-        ]
-        success = expected is None or list(expected) == names
-        details = {} if success else {"mismatched": mismatched}
-        return lambda row: RuleResult(rule=rule, success=success, engine=ENGINE, observed_value=names, details=details)
     expected = set(kwargs.get("column_set") or [])
     unexpected, missing = sorted(set(names) - expected), sorted(expected - set(names))
     success = not missing and (not unexpected or not kwargs.get("exact_match", True))
@@ -462,12 +480,22 @@ def _pairs(found: list[dict[str, Any]]) -> list[list[Any]]:
     return [[item["A"], item["B"]] for item in found]
 
 
-def _multicolumn(rule: QualityRule, table: Table, query: Query) -> Finish | None:
+def _kept_rows(rule: QualityRule, table: Table, query: Query) -> tuple[list[str], str, str, str]:
+    """A multicolumn rule's columns, the rows its `ignore_row_if` keeps, and the aliases counting all rows and those."""
     columns = list(rule.kwargs["column_list"])
     keep = _keep_rows(table, columns, rule.kwargs.get("ignore_row_if", "all_values_are_missing"))
-    total, kept = query.add("count(*)"), query.add(f"count(*) FILTER (WHERE {keep})")
-    if rule.expect == "expect_compound_columns_to_be_unique":
-        return _unique(rule, table, query, columns, keep, considered=kept)
+    return columns, keep, query.add("count(*)"), query.add(f"count(*) FILTER (WHERE {keep})")
+
+
+def _compound_unique(rule: QualityRule, table: Table, query: Query) -> Finish:
+    """expect_compound_columns_to_be_unique"""
+    columns, keep, _, kept = _kept_rows(rule, table, query)
+    return _unique(rule, table, query, columns, keep, considered=kept)
+
+
+def _multicolumn_sum(rule: QualityRule, table: Table, query: Query) -> Finish | None:
+    """expect_multicolumn_sum_to_equal"""
+    columns, keep, total, kept = _kept_rows(rule, table, query)
     if not all(table.is_numeric(c) for c in columns):
         return None
     row_sum = " + ".join(table.value(c) for c in columns)  # a missing value makes the sum missing, as in GE
@@ -479,13 +507,15 @@ def _multicolumn(rule: QualityRule, table: Table, query: Query) -> Finish | None
 
 FAMILIES: dict[str, Callable[[QualityRule, Table, Query], Finish | None]] = {
     "column_map": _column_map,
-    "column_aggregate": lambda rule, table, query: (
-        _column_statistic(rule, table, query) if rule.expect in STATISTICS else _distinct_values(rule, table, query)
-    ),
+    "column_statistic": _column_statistic,
+    "distinct_values": _distinct_values,
     "column_type": _column_type,
-    "table": _table,
+    "row_count": _row_count,
+    "column_list": _column_list,
+    "column_set": _column_set,
     "column_pair": _column_pair,
-    "multicolumn": _multicolumn,
+    "compound_unique": _compound_unique,
+    "multicolumn_sum": _multicolumn_sum,
 }
 
 
