@@ -38,7 +38,7 @@ import sys
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Collection, Iterator, Mapping
 
 import dagster as dg
 import duckdb
@@ -52,7 +52,7 @@ from dagster_dbt.asset_utils import (
 from dagster_dbt.core.dbt_cli_event import EventHistoryMetadata, _build_column_lineage_metadata
 from packaging import version
 
-from platform_lib import dbt_fork, dbt_project, output_port, storage
+from platform_lib import dbt_fork, dbt_project, output_port, storage, withheld
 from platform_lib.contract import GENERATING_TABLE_FUNCTIONS, Domain, Product
 from platform_lib.dbt_project import CANDIDATE_SCHEMA
 from platform_lib.factories import transform
@@ -137,17 +137,20 @@ def dbt_project_assets(domain: Domain, project_name: str, products: list[Product
     return _dbt_models
 
 
-def _node_problems(project: dbt_project.DbtProjectRef, manifest: dbt_project.Manifest, results: list[dict]) -> dict[str, str]:
+def _node_problems(
+    project: dbt_project.DbtProjectRef, manifest: dbt_project.Manifest, results: list[dict], products: Collection[Product]
+) -> dict[str, str]:
     """What went wrong per node: a model not built (error, skipped) or a test that could not run, by node name.
 
-    Tests that ran and failed are check results, not problems of their own.
+    Tests that ran and failed are check results, not problems of their own. dbt's message
+    is `withheld` when it may quote a value of a PII column the project's products read.
     """
     problems = {}
     for result in results:
         node = manifest.data["nodes"].get(result["unique_id"])
         not_built = node and node["resource_type"] == "model" and result["status"] in ("error", "skipped")
         if not_built or (node and node["resource_type"] == "test" and result["status"] == "error"):
-            message = (result.get("message") or "skipped because an upstream node failed").strip()
+            message = withheld.shown((result.get("message") or "skipped because an upstream node failed").strip(), products)
             problems[node["name"]] = project.problem(message, node["name"], node["original_file_path"], node["resource_type"])
     return problems
 
@@ -271,7 +274,8 @@ class ProductModels:
                 self._audit(connection, versions, outcome)
                 return code
         except Exception as error:  # the step reports what was published before, and this
-            outcome.error = self.project.problem(f"checking and publishing the product models failed: {error!r}")
+            said = withheld.shown(str(error), self.products.values()) if isinstance(error, duckdb.Error) else repr(error)
+            outcome.error = self.project.problem(f"checking and publishing the product models failed: {said}")
             raise
         finally:
             self._write(outcome)
@@ -335,7 +339,7 @@ class ProductModels:
             return
         results = json.loads(results_file.read_bytes())["results"]
         manifest, project = self.manifest, self.project
-        outcome.ran, outcome.problems = True, _node_problems(project, manifest, results)
+        outcome.ran, outcome.problems = True, _node_problems(project, manifest, results, self.products.values())
         dbt_failures = _failed_tests(manifest, results)
         for name in (n for n in self.private if n in dbt_failures):  # the run reports no check of theirs
             outcome.problems[name] = project.problem(

@@ -14,8 +14,9 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 
 import dagster as dg
+import duckdb
 
-from platform_lib import output_port, storage
+from platform_lib import output_port, storage, withheld
 from platform_lib.contract import Product, parse_duration
 from platform_lib.factories import append_only, ingest, serve, transform
 from platform_lib.factories.quality import asset_key, check_specs, run_checks
@@ -146,7 +147,8 @@ def still_served(audit: Audit) -> str:
 def failure_recorded(products: Collection[Product], run_id: str) -> Iterator[None]:
     """Record in the products' ports (`output_port.mark_failed`) an error that stops their
     run before their checks decide, for `mesh status` and its alerts; an ingest's or a
-    transform's error, which names file and product, fails the step with its message alone."""
+    transform's error, which names file and product, fails the step with its message alone,
+    and so does a DuckDB error whose text `withheld` keeps from the event log."""
     try:
         yield
     except (ingest.IngestError, transform.TransformError) as error:
@@ -154,8 +156,11 @@ def failure_recorded(products: Collection[Product], run_id: str) -> Iterator[Non
             output_port.mark_failed(product.id, run_id, str(error))
         raise dg.Failure(description=str(error)) from None
     except Exception as error:
+        text = withheld.shown(str(error), products) if isinstance(error, duckdb.Error) else str(error)
         for product in products:
-            output_port.mark_failed(product.id, run_id, f"{product.id}: {type(error).__name__}: {error}")
+            output_port.mark_failed(product.id, run_id, f"{product.id}: {type(error).__name__}: {text}")
+        if text != str(error):
+            raise dg.Failure(description=f"{', '.join(p.id for p in products)}: {type(error).__name__}: {text}") from None
         raise
 
 

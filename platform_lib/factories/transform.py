@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 
 import duckdb
 
-from platform_lib import output_port
+from platform_lib import output_port, withheld
 from platform_lib.contract import Column, Product
 from platform_lib.mesh import domains_dir
 from platform_lib.storage import WHOLE_NUMBER_TYPES, cast, column_types, create_candidate, data_frame, literal, quote
@@ -74,7 +74,7 @@ def run_sql(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
     try:
         create_candidate(connection, product.name, product.sql)
     except duckdb.Error as error:
-        raise TransformError(f"{product.id}: {product.sibling('.sql')}: {str(error).strip()}") from None
+        raise TransformError(f"{product.id}: {product.sibling('.sql')}: {withheld.shown(str(error).strip(), [product])}") from None
 
 
 def _load_function(product: Product) -> Callable[..., pd.DataFrame]:
@@ -131,7 +131,8 @@ def run_pandas(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
         # The team's own line, since the step's failure shows a message, not the traceback.
         own = [f.lineno for f in traceback.extract_tb(error.__traceback__) if Path(f.filename) == product.sibling(".py")]
         where = f" at line {own[-1]}" if own else ""
-        raise TransformError(f"{product.id}: {product.sibling('.py')}: transform raised {error!r}{where}") from error
+        said = withheld.shown(repr(error), [product], kind=type(error).__name__)
+        raise TransformError(f"{product.id}: {product.sibling('.py')}: transform raised {said}{where}") from None
     if not isinstance(result, pd.DataFrame):
         raise TransformError(f"{product.id}: {product.sibling('.py')}: transform returned {type(result).__name__}, not a pandas DataFrame")
     twice = sorted({str(c) for c in result.columns[result.columns.duplicated()]})
@@ -146,6 +147,7 @@ def run_pandas(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
         selected += [quote(str(c)) for c in result.columns if c not in product.column_types]
         create_candidate(connection, product.name, f"SELECT {', '.join(selected)} FROM mesh_pandas_result")
     except duckdb.Error as error:
-        raise TransformError(f"{product.id}: the DataFrame does not fit the contract: {str(error).splitlines()[0]}") from None
+        said = withheld.shown(str(error).splitlines()[0], [product])
+        raise TransformError(f"{product.id}: the DataFrame does not fit the contract: {said}") from None
     finally:
         connection.unregister("mesh_pandas_result")

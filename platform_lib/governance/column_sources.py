@@ -22,9 +22,23 @@ def _counts(expression) -> bool:
     return isinstance(expression, exp.Count)
 
 
-def sql_column_sources(product: Product, inputs: Mapping[str, Product], columns: Iterable[str]) -> dict[str, set[tuple[str, str]]] | None:
+def _copied(node) -> bool:
+    """A lineage node whose expression passes its column's values on as they are, perhaps
+    cast, trimmed or case-folded: still the same person's e-mail address."""
+    from sqlglot import exp
+
+    expression = node.expression.unalias()
+    while isinstance(expression, (exp.Cast, exp.Lower, exp.Upper, exp.Trim)):
+        expression = expression.this
+    return isinstance(expression, exp.Column)
+
+
+def sql_column_sources(
+    product: Product, inputs: Mapping[str, Product], columns: Iterable[str], copies_only: bool = False
+) -> dict[str, set[tuple[str, str]]] | None:
     """For each of `columns` of `product`'s SQL, the `(input id, column)` pairs it is computed
-    from; None where sqlglot cannot follow the query (or DuckDB's dialect of it)."""
+    from, or with `copies_only` those it copies (`_copied` at every step); None where sqlglot
+    cannot follow the query (or DuckDB's dialect of it)."""
     import sqlglot
     from sqlglot import exp
     from sqlglot.lineage import lineage
@@ -52,6 +66,9 @@ def sql_column_sources(product: Product, inputs: Mapping[str, Product], columns:
             if selects[name].unalias().find(exp.Star):  # `to_json(*)`, `struct_pack(*)`: columns it does not trace
                 return None
             traced = lineage(name, query, schema=schema, db="main", dialect="duckdb")
+            if copies_only and not all(_copied(node) for node in traced.walk() if node.downstream):
+                sources[name] = set()
+                continue
             sources[name] = {
                 (tables[(leaf.source.db, leaf.source.name)], leaf.name.rsplit(".", 1)[-1].strip('"'))
                 for leaf in traced.walk()

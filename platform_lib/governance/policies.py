@@ -131,11 +131,24 @@ def pii_inherited(product: Product, lookup: Lookup) -> Iterator[Violation]:
     SQL transform, computed from it under any name. A public product whose columns cannot be
     followed to its inputs (a pandas or dbt transform, SQL sqlglot does not read) says of
     each column whether it holds PII. `pii: false`, written out, is a team's reviewed word
-    that a column holds none (`email IS NOT NULL AS has_email`)."""
+    that a column holds none (`email IS NOT NULL AS has_email`), but not of a SQL column
+    that copies a PII column (`full_name AS contact`, `lower(email)`)."""
     inputs = {i: upstream for i in product.inputs if (upstream := lookup(i))}
     personal = {(i, c.name) for i, upstream in inputs.items() for c in upstream.pii_columns}
     unmarked = [c.name for c in product.columns if "pii" not in c.model_fields_set]
-    if not personal or not unmarked:
+    said_not = [c.name for c in product.columns if "pii" in c.model_fields_set and not c.pii]
+    if not personal:
+        return
+    copies = (sql_column_sources(product, inputs, unmarked + said_not, copies_only=True) or {}) if product.transform == "sql" else {}
+    copied = {name: found for name, pairs in copies.items() if (found := sorted(f"{i}.{c}" for i, c in pairs if (i, c) in personal))}
+    for name in (n for n in said_not if n in copied):
+        yield _violation(
+            "pii-inherited",
+            product,
+            f"column {name} says `pii: false` but copies PII column {copied[name][0]}",
+            f"mark column {name} `pii: true` (with a `mask:`), or compute from it what holds no personal data",
+        )
+    if not unmarked:
         return
     computed = sql_column_sources(product, inputs, unmarked) if product.transform == "sql" else None
     if computed is None and product.access == "public":
@@ -155,7 +168,7 @@ def pii_inherited(product: Product, lookup: Lookup) -> Iterator[Violation]:
                 "pii-inherited",
                 product,
                 f"column {name} comes from PII column {(from_sql or named)[0]} but is not marked PII",
-                f"mark column {name} `pii: true` (with a `mask:`), or `pii: false` if it holds no personal data",
+                f"mark column {name} `pii: true` (with a `mask:`)" + ("" if name in copied else ", or `pii: false` if it holds no personal data"),
             )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from platform_lib import output_port
@@ -9,7 +10,7 @@ from platform_lib.cli import main
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh
 from platform_lib.status import FAILED, OK, status
-from platform_lib.storage import sources_dir
+from platform_lib.storage import REPO_ROOT, sources_dir
 from tests.dbt.dbt_helpers import add_order
 from tests.helpers import products, read_published, run
 
@@ -96,6 +97,22 @@ def test_a_sql_error_in_a_model_fails_the_run_and_keeps_the_published_version(pu
     edit(published_mesh / "dbt_projects/orders/models/order_lines.sql", "l.unit_price_in_cents", "l.unit_price")
     assert run("orders")["orders.order_lines"].ok
     assert output_port.failed("orders.order_lines") is None and status(by_id("orders.order_lines")[0]).state == OK
+
+
+def test_a_model_error_that_may_quote_a_pii_value_keeps_only_its_kind(published_mesh, monkeypatch):
+    domains = published_mesh / "domains"
+    shutil.copytree(REPO_ROOT / "domains", domains)
+    monkeypatch.setenv("MESH_DOMAINS_DIR", str(domains))
+    edit(domains / "orders/products/raw_order_lines.yaml", "{name: product_sku, type: VARCHAR, required: true}",
+         "{name: product_sku, type: VARCHAR, required: true, pii: true}")
+    edit(published_mesh / "dbt_projects/orders/models/order_lines.sql", "l.product_sku,", "cast(l.product_sku as integer)::varchar as product_sku,")
+
+    [outcome] = materialize_products(by_id("orders.order_lines"))
+
+    assert outcome.status == "failed"
+    assert "model order_lines (models/order_lines.sql): Conversion Error (the rest of its text is withheld" in outcome.message
+    assert "reads PII columns orders.raw_order_lines.product_sku" in outcome.message
+    assert "SKU-" not in outcome.message and "SKU-" not in output_port.failed("orders.order_lines")["error"]
 
 
 def test_a_model_that_reads_a_product_without_source_does_not_publish(published_mesh):

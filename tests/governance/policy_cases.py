@@ -58,7 +58,7 @@ CASES = {
         [(PROFILES, "pii: true, mask: hash,", "")],
         "pii-inherited customers.customer_profiles domains/customers/products/customer_profiles.yaml: "
         "column email comes from PII column customers.raw_customers.email but is not marked PII; "
-        "mark column email `pii: true` (with a `mask:`), or `pii: false` if it holds no personal data",
+        "mark column email `pii: true` (with a `mask:`)",
     ),
     "pii-inherited-renamed": (
         [(PROFILES, "{name: email, type: VARCHAR, pii: true, mask: hash,", "{name: contact, type: VARCHAR,"),
@@ -66,7 +66,7 @@ CASES = {
          (PROFILES_SQL, "lower(trim(email)) AS email", "lower(trim(email)) AS contact")],
         "pii-inherited customers.customer_profiles domains/customers/products/customer_profiles.yaml: "
         "column contact comes from PII column customers.raw_customers.email but is not marked PII; "
-        "mark column contact `pii: true` (with a `mask:`), or `pii: false` if it holds no personal data",
+        "mark column contact `pii: true` (with a `mask:`)",
     ),
     "pii-inherited-pandas": (
         [(CLV, "{name: segment, type: VARCHAR, required: true, pii: false}", "{name: segment, type: VARCHAR, required: true}")],

@@ -60,6 +60,16 @@ def test_pii_is_followed_through_sql_and_a_written_no_is_a_teams_reviewed_word(e
     edit(profiles, "{name: name_length, type: BIGINT}", "{name: name_length, type: BIGINT, pii: false}")
     assert _violations(capsys) == []
 
+    # ... but not of a column that copies one, renamed, cast or case-folded.
+    edit(sql, "length(full_name) AS name_length,", "length(full_name) AS name_length, upper(CAST(full_name AS VARCHAR)) AS contact,")
+    edit(profiles, "{name: name_length, type: BIGINT, pii: false}", "{name: name_length, type: BIGINT, pii: false}\n  - {name: contact, type: VARCHAR, pii: false}")
+    assert _violations(capsys) == [
+        f"{prefix}column contact says `pii: false` but copies PII column customers.raw_customers.full_name; "
+        "mark column contact `pii: true` (with a `mask:`), or compute from it what holds no personal data",
+    ]
+    edit(sql, "upper(CAST(full_name AS VARCHAR)) AS contact,", "")
+    edit(profiles, "\n  - {name: contact, type: VARCHAR, pii: false}", "")
+
     # A query sqlglot cannot follow: a public product reading PII must then say it of every column.
     (domains_copy / sql).write_text(
         "SELECT customer_id, COLUMNS('^e.*'), email IS NOT NULL AS has_email, length(full_name) AS name_length, upper(country) AS country,\n"
