@@ -27,7 +27,7 @@ from platform_lib.factories.append_only import FULL_REFRESH_TAG
 from platform_lib.factories.quality import asset_key
 from platform_lib.outcomes import Outcome, RunOutcomes, outcomes_of
 from platform_lib.progress import PROGRESS, Progress
-from platform_lib.storage import REPO_ROOT
+from platform_lib.storage import REPO_ROOT, process_alive
 
 
 JOB = "mesh_materialize"
@@ -107,16 +107,6 @@ def _run_config() -> dict:
     return {"loggers": {"console": {"config": {"log_level": os.environ.get("MESH_LOG_LEVEL", "CRITICAL")}}}}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
 def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     """Fail the runs of `mesh` processes on this host that died, and give back their pool slots.
 
@@ -129,7 +119,7 @@ def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     for record in instance.get_run_records(filters=started):
         run = record.dagster_run
         pid = int(run.tags.get("mesh/pid", 0))
-        if pid and not _alive(pid):
+        if pid and not process_alive(pid):
             instance.report_run_failed(run, message=f"the mesh process {pid} running it died")
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
             released.append(run.run_id)

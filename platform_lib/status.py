@@ -58,6 +58,9 @@ def status(product: Product, now: datetime | None = None) -> Status:
     attempt = f"run {failed['run_id']} at {failed['at']} failed before its checks: {failed['error']}" if failed else ""
     if served is None:
         return Status(product.id, NEVER, slo=slo, why="; ".join(filter(None, (stopped, attempt))))
+    if not served.path.is_file():  # consumers stop at it (transform.attach_inputs)
+        why = f"{output_port.port_dir(product.id) / output_port.POINTER} names version {served.version}, whose data {served.path} is missing"
+        return Status(product.id, UNREADABLE, served.version, served.published_at, slo=slo, why=why)
     age = now - datetime.fromisoformat(served.published_at)
     state, why = OK, []
     if blocked:

@@ -39,6 +39,18 @@ LOCK_WAIT_SECONDS = float(os.environ.get("MESH_LOCK_WAIT_SECONDS", "120"))
 TIME_ZONE = "UTC"  # every step's DuckDB session, dbt's included (`connect`)
 
 
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this host still runs (another user's counts): what a killed
+    run left behind is removed only once its process is gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
 def data_dir() -> Path:
     return Path(os.environ.get("MESH_DATA_DIR") or REPO_ROOT / ".mesh").resolve()
 

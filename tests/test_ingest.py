@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import duckdb
 import pytest
@@ -291,6 +292,29 @@ def test_a_compressed_file_cut_short_fails_the_read(mesh_dir, make_product, suff
     assert str(raised.value).startswith(f"lab.things: {full} cannot be decompressed (")
 
 
+@pytest.mark.parametrize("suffix", [".gz", ".zst"])
+def test_a_compressed_empty_file_is_refused_by_name(mesh_dir, make_product, suffix):
+    empty = compress(mesh_dir / "sources" / "lab" / f"a.csv{suffix}", b"")
+    with connect("lab") as connection, pytest.raises(IngestError) as raised:
+        ingest(connection, make_product("csv", f"lab/*.csv{suffix}", columns=NAMES))
+    assert str(raised.value) == f"lab.things: the source has no data rows ({empty}); refusing to replace the product with nothing"
+
+
+def test_copies_a_killed_run_left_are_removed_by_the_next_read(mesh_dir, make_product, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    left = tmp_path / "tmp" / f"mesh-source-{dead.stdout.strip()}-abc"
+    running = tmp_path / "tmp" / f"mesh-source-{os.getppid()}-def"  # a live process's, still reading
+    for folder in (left, running):
+        (folder / "0").mkdir(parents=True)
+        (folder / "0" / "a.csv").write_text("id,name\n")
+    compress(mesh_dir / "sources" / "lab" / "a.csv.gz", b"id,name\n1,a\n")
+    with connect("lab") as connection:
+        assert ingest(connection, make_product("csv", "lab/*.csv.gz", columns=NAMES)).rows == 1
+    assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == [running.name]
+
+
 def test_a_file_and_its_compressed_namesake_are_both_read(mesh_dir, make_product):
     """Their copies, decompressed and in UTF-8, must not be one file."""
     (mesh_dir / "sources" / "lab").mkdir(parents=True)
@@ -322,6 +346,17 @@ def test_a_byte_the_contracts_encoding_does_not_have_fails_the_read_naming_its_l
         ingest(connection, make_product("csv", "lab/*.csv", columns=NAMES, encoding="cp1252"))
     assert str(raised.value).startswith(f"lab.things: {path}, line 3: byte 0x81 is not cp1252 text")
     assert "source.encoding" in str(raised.value)
+
+
+def test_utf16_without_its_byte_order_mark_fails_the_read_naming_the_file(mesh_dir, make_product):
+    path = mesh_dir / "sources" / "lab" / "a.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"id,name\n1,a\n")
+    with connect("lab") as connection, pytest.raises(IngestError) as raised:
+        ingest(connection, make_product("csv", "lab/*.csv", columns=NAMES, encoding="utf-16"))
+    assert str(raised.value) == (
+        f"lab.things: {path} is not utf-16 text (UTF-16 stream does not start with BOM); is the contract's source.encoding right?"
+    )
 
 
 def test_lines_that_are_not_utf8_hint_at_the_contracts_encoding(mesh_dir, make_product):

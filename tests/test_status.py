@@ -78,6 +78,13 @@ def test_a_damaged_port_is_unreadable_and_the_others_are_still_shown(mesh_dir, c
     assert states(out)["customers.customer_profiles"][0] == OK
     assert f"customers.raw_customers: {pointer}: product customers.raw_customers: not valid JSON" in out
 
+    data = output_port.current("customers.customer_profiles").path
+    data.unlink()  # the pointer names a version whose data is gone: consumers stop at it
+    gone = status(products_by_id(load_mesh())["customers.customer_profiles"])
+    assert (gone.state, gone.version) == (UNREADABLE, data.parent.name) and f"whose data {data} is missing" in gone.why
+    assert main(["materialize", "--quiet", "customers"]) == 0
+    assert status(products_by_id(load_mesh())["customers.customer_profiles"]).state == OK
+
     failed = output_port.port_dir("customers.customer_profiles") / output_port.FAILED
     failed.write_text("{")
     assert status(products_by_id(load_mesh())["customers.customer_profiles"]).state == UNREADABLE

@@ -37,6 +37,7 @@ import gzip
 import itertools
 import json
 import os
+import shutil
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -47,7 +48,9 @@ import duckdb
 
 from platform_lib.contract import Column, Product
 from platform_lib.factories import append_only
-from platform_lib.storage import WHOLE_NUMBER_TYPES, candidate, cast, column_types, create_candidate, literal, quote, relation_kind, sources_dir
+from platform_lib.storage import (
+    WHOLE_NUMBER_TYPES, candidate, cast, column_types, create_candidate, literal, process_alive, quote, relation_kind, sources_dir,
+)
 
 
 class IngestError(RuntimeError):
@@ -184,6 +187,18 @@ def _zstd_frames(handle: BinaryIO) -> Iterator[bytes]:
         raise Undecompressable("the zstd stream ends inside a frame")
 
 
+COPIES_PREFIX = "mesh-source-"
+
+
+def _remove_copies_of_dead_runs() -> None:
+    """A run killed while it read leaves its copies, a compressed source uncompressed: the
+    folders are named after the process that made them, and removed once it is gone."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{COPIES_PREFIX}*-*"):
+        pid = folder.name.removeprefix(COPIES_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def readable(product: Product, files: list[Path]) -> Iterator[Readable]:
     """The files as plain UTF-8 for the time of the read: themselves, or copies in a temporary
@@ -192,7 +207,8 @@ def readable(product: Product, files: list[Path]) -> Iterator[Readable]:
     if not copied:
         yield Readable(files, {})
         return
-    with tempfile.TemporaryDirectory(prefix="mesh-source-") as folder:
+    _remove_copies_of_dead_runs()
+    with tempfile.TemporaryDirectory(prefix=f"{COPIES_PREFIX}{os.getpid()}-") as folder:
         copies = {}
         for number, file in enumerate(copied):
             # A folder for each copy, named without the compression's suffix: `a.csv` and `a.csv.gz` may both be sources.
@@ -227,6 +243,8 @@ def _as_utf8(product: Product, file: Path, chunks: Iterator[bytes]) -> Iterator[
                 f"{product.id}: {file}, line {line}: byte 0x{error.object[error.start]:02X} is not {encoding} text "
                 f"({error.reason}); is the contract's source.encoding right?"
             ) from None
+        except UnicodeError as error:  # the start of the file: UTF-16 without its byte order mark
+            raise IngestError(f"{product.id}: {file} is not {encoding} text ({error}); is the contract's source.encoding right?") from None
         lines += text.count("\n")
         yield text.encode("utf-8")
 
@@ -384,7 +402,8 @@ def unterminated(product: Product, read: Readable) -> tuple[str, ...]:
             handle.seek(-1, os.SEEK_END)
             return handle.read(1)
 
-    return tuple(relative_to_sources(str(read.source_of(f))) for f in read.files if last_byte(f) != b"\n")
+    # An empty file (a compressed one, read from its copy) has no last line to cut.
+    return tuple(relative_to_sources(str(read.source_of(f))) for f in read.files if f.stat().st_size and last_byte(f) != b"\n")
 
 
 def _first_line(file: Path) -> bytes:
