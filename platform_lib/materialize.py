@@ -12,8 +12,9 @@ import fcntl
 import os
 import shutil
 import socket
+import threading
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import TextIO
@@ -107,23 +108,51 @@ def _run_config() -> dict:
     return {"loggers": {"console": {"config": {"log_level": os.environ.get("MESH_LOG_LEVEL", "CRITICAL")}}}}
 
 
-def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+def release_dead_runs(instance: dg.DagsterInstance) -> None:
     """Fail the runs of `mesh` processes on this host that died, and give back their pool slots.
 
     Dagster frees a run's pool slots when the run ends. A run executing in a process that is
     killed (SIGKILL, out of memory) never ends, so every later run of its domain would wait
-    for the slot forever.
+    for the slot forever. (One killed before it started holds none, but would stay
+    "not started" in the run list for good.)
     """
-    started = RunsFilter(statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED], tags={"mesh/host": socket.gethostname()})
-    released = []
+    unfinished = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+    started = RunsFilter(statuses=unfinished, tags={"mesh/host": socket.gethostname()})
     for record in instance.get_run_records(filters=started):
         run = record.dagster_run
         pid = int(run.tags.get("mesh/pid", 0))
         if pid and not process_alive(pid):
             instance.report_run_failed(run, message=f"the mesh process {pid} running it died")
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-            released.append(run.run_id)
-    return released
+
+
+DEAD_RUNS_EVERY_SECONDS = 5
+
+
+@contextlib.contextmanager
+def releasing_dead_runs(instance: dg.DagsterInstance) -> Iterator[None]:
+    """`release_dead_runs` before a run, and every few seconds while it goes: a run killed
+    while it held a slot this one waits for would otherwise hold it up for good."""
+    if instance.is_ephemeral:
+        yield
+        return
+    release_dead_runs(instance)
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(DEAD_RUNS_EVERY_SECONDS):
+            try:
+                release_dead_runs(instance)
+            except Exception:  # a busy instance (SQLite locked): the next look will do
+                continue
+
+    watcher = threading.Thread(target=watch, name="mesh-dead-runs", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 def materialize_products(
@@ -134,8 +163,6 @@ def materialize_products(
     an append-only source."""
     assets = mesh_assets(products)
     instance = instance or _instance()
-    if not instance.is_ephemeral:
-        release_dead_runs(instance)
     run_config = _run_config()
     loggers = {"console": dg.colored_console_logger}
     if progress:
@@ -143,7 +170,8 @@ def materialize_products(
         run_config["loggers"][PROGRESS] = {}
     job = dg.Definitions(assets=assets, jobs=[dg.define_asset_job(JOB)], loggers=loggers).resolve_job_def(JOB)
     tags = {"mesh/cli": "materialize", "mesh/host": socket.gethostname(), "mesh/pid": str(os.getpid()), **_refresh(full_refresh)}
-    result = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags, run_config=run_config)
+    with releasing_dead_runs(instance):
+        result = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags, run_config=run_config)
     return outcomes_of(result, products, assets)
 
 

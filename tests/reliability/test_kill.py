@@ -78,3 +78,31 @@ def test_sigkill_leaves_valid_pointers_and_next_run_succeeds(moment, published_m
     for product_id in rebuilt:  # the history is what consumers were served: nothing lost, no orphan kept
         assert set(output_port.versions(product_id)) == {before[product_id], after[product_id], final[product_id]}
     assert not leftovers()
+
+
+def test_a_run_waiting_for_the_slot_of_a_run_then_killed_goes_on(published_mesh, dagster_home, tmp_path):
+    """The domain's pool has one slot: the second run waits for it, and must not wait for
+    good once the run holding it is killed."""
+    import dagster as dg
+
+    marker = tmp_path / "reached"
+    holding = start("after_ingest", marker, dagster_home)
+    while not marker.exists():
+        assert holding.poll() is None, holding.stdout.read().decode()[-3000:]
+        time.sleep(0.01)
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "platform_lib.cli", "materialize", "--quiet", DOMAIN],
+        env=mesh_env(DAGSTER_HOME=str(dagster_home)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        while len(instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))) < 2:
+            assert waiting.poll() is None, waiting.stdout.read()[-3000:]
+            time.sleep(0.1)
+    os.killpg(holding.pid, signal.SIGKILL)
+    holding.wait()
+    holding.stdout.close()
+    try:
+        out, _ = waiting.communicate(timeout=120)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 0, out[-3000:]
