@@ -14,6 +14,7 @@ import pytest
 from platform_lib import output_port, storage
 from platform_lib.cli import main
 from platform_lib.domain import product_schedule
+from platform_lib.status import FAILED, status
 from tests.helpers import add_csv_row, products, read_published, run
 
 BAD_SEGMENT = "99999,bad@example.com,Bad Row,NL,2021-01-01,vip"
@@ -72,6 +73,11 @@ def test_later_runs_do_not_build_on_a_blocked_input(mesh_dir):
     assert outcome.status == "failed"
     assert "customers.customer_profiles failed column_values_to_be_in_set__segment" in outcome.message
     assert output_port.current("orders.order_lines") == before
+    # `mesh status` tells the consumers' teams why their products stand still.
+    for consumer in ("orders.order_lines", "marketing.customer_lifetime_value"):
+        run(consumer.split(".")[0])
+        assert "is not built while an input is blocked: customers.customer_profiles failed" in output_port.failed(consumer)["error"]
+        assert status({p.id: p for p in products()}[consumer]).state == FAILED
 
     (schedule,) = [product_schedule(p) for p in products("orders") if p.schedule]
     with dg.build_schedule_context() as context:
@@ -87,6 +93,7 @@ def test_later_runs_do_not_build_on_a_blocked_input(mesh_dir):
         assert isinstance(schedule(context), dg.RunRequest)
     assert run("orders")["orders.order_lines"].status == "published"
     assert output_port.current("orders.order_lines").version != before.version
+    assert output_port.failed("orders.order_lines") is None
 
 
 @pytest.mark.parametrize("severity, publishes, listed", [("warn", True, "warned"), ("error", False, "failed")])

@@ -536,10 +536,10 @@ def build(
         raise dg.Failure(description=f"the checks of {alone} run only on a new candidate: materialize {alone} to run them")
     selected = [p for key, p in products.items() if key in context.selected_asset_keys]
     rebuilt = {p.id for p in selected}  # their candidates are rebuilt and audited again in this run
-    for product in selected:
-        refuse_blocked_inputs(product, rebuilt)
     models = {p.dbt_model: p for p in products.values()}
     with failure_recorded(selected, context.run_id):
+        for product in selected:
+            refuse_blocked_inputs(product, rebuilt)
         events, outcome = _run_dbt(context, project, manifest, models, tuple(p.dbt_model for p in selected))
     for product in (p for p in selected if p.dbt_model not in outcome.audits):  # the checks never decided
         why = outcome.problems.get(product.dbt_model) or outcome.error or project.problem("built but neither checked nor published", product.dbt_model)

@@ -146,11 +146,16 @@ def still_served(audit: Audit) -> str:
 @contextmanager
 def failure_recorded(products: Collection[Product], run_id: str) -> Iterator[None]:
     """Record in the products' ports (`output_port.mark_failed`) an error that stops their
-    run before their checks decide, for `mesh status` and its alerts; an ingest's or a
+    run before their checks decide, a refusal to build on a blocked input too, for `mesh
+    status` and its alerts (which would otherwise show the last run's error, or none); an ingest's or a
     transform's error, which names file and product, fails the step with its message alone,
     and so does a DuckDB error whose text `withheld` keeps from the event log."""
     try:
         yield
+    except dg.Failure as error:  # the mesh's own refusal: an input blocked, or its state unreadable
+        for product in products:
+            output_port.mark_failed(product.id, run_id, error.description or "")
+        raise
     except (ingest.IngestError, transform.TransformError) as error:
         for product in products:
             output_port.mark_failed(product.id, run_id, str(error))
@@ -167,9 +172,9 @@ def failure_recorded(products: Collection[Product], run_id: str) -> Iterator[Non
 def materialize(
     context: dg.AssetExecutionContext, product: Product
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
-    refuse_blocked_inputs(product)
     candidate = storage.candidate(product.name)
     with failure_recorded([product], context.run_id), closing(storage.connect(product.domain)) as connection:
+        refuse_blocked_inputs(product)
         built = build_candidate(connection, product, full_refresh=context.run.tags.get(append_only.FULL_REFRESH_TAG) == "true")
         audit = audit_and_publish(connection, product, candidate, context.run_id, built.inputs, source_files=built.source_files)
         storage.keep_candidate(connection, product.name, keep=bool(audit.failed))
