@@ -8,6 +8,7 @@ columns through subqueries, common table expressions and `USING` joins.
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Mapping
 
 from platform_lib.contract import Product
@@ -33,17 +34,8 @@ def _copied(node) -> bool:
     return isinstance(expression, exp.Column)
 
 
-def sql_column_sources(
-    product: Product, inputs: Mapping[str, Product], columns: Iterable[str], copies_only: bool = False
-) -> dict[str, set[tuple[str, str]]] | None:
-    """For each of `columns` of `product`'s SQL, the `(input id, column)` pairs it is computed
-    from, or with `copies_only` those it copies (`_copied` at every step); None where sqlglot
-    cannot follow the query (or DuckDB's dialect of it)."""
-    import sqlglot
-    from sqlglot import exp
-    from sqlglot.lineage import lineage
-    from sqlglot.optimizer.qualify import qualify
-
+def _schema(product: Product, inputs: Mapping[str, Product]) -> tuple[dict, dict[tuple[str, str], str]]:
+    """The inputs' columns as sqlglot's schema, and which input each (schema, table) is."""
     schema: dict[str, dict[str, dict[str, str]]] = {}
     tables: dict[tuple[str, str], str] = {}
     for input_id, upstream in inputs.items():
@@ -51,8 +43,38 @@ def sql_column_sources(
         for where in [upstream.domain, "main"] if own else [upstream.domain]:
             schema.setdefault(where, {})[upstream.name] = dict(upstream.column_types)
             tables[(where, upstream.name)] = input_id
+    return schema, tables
+
+
+def _qualified(product: Product, schema: dict):
+    import sqlglot
+    from sqlglot.optimizer.qualify import qualify
+
+    return qualify(sqlglot.parse_one(product.sql, dialect="duckdb"), schema=schema, db="main", dialect="duckdb")
+
+
+def unreadable_because(product: Product, inputs: Mapping[str, Product]) -> str | None:
+    """Why sqlglot cannot read the product's SQL at all, in its words (a column the inputs
+    lack, a typo: `Column 'countri' could not be resolved`), or None if it can."""
     try:
-        query = qualify(sqlglot.parse_one(product.sql, dialect="duckdb"), schema=schema, db="main", dialect="duckdb")
+        _qualified(product, _schema(product, inputs)[0])
+    except Exception as error:
+        return re.sub(r"\x1b\[[0-9;]*m", "", str(error).splitlines()[0]).strip()
+    return None
+
+
+def sql_column_sources(
+    product: Product, inputs: Mapping[str, Product], columns: Iterable[str], copies_only: bool = False
+) -> dict[str, set[tuple[str, str]]] | None:
+    """For each of `columns` of `product`'s SQL, the `(input id, column)` pairs it is computed
+    from, or with `copies_only` those it copies (`_copied` at every step); None where sqlglot
+    cannot follow the query (or DuckDB's dialect of it)."""
+    from sqlglot import exp
+    from sqlglot.lineage import lineage
+
+    schema, tables = _schema(product, inputs)
+    try:
+        query = _qualified(product, schema)
         if query.find(exp.Columns, exp.TableColumn):  # COLUMNS(...), a whole row (`to_json(r)`): not traced, anywhere
             return None
         selects = {select.alias_or_name: select for select in query.selects}

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator
 
 from platform_lib import output_port
 from platform_lib.contract import Product
-from platform_lib.governance.column_sources import sql_column_sources
+from platform_lib.governance.column_sources import sql_column_sources, unreadable_because
 
 Lookup = Callable[[str], "Product | None"]
 
@@ -153,11 +153,14 @@ def pii_inherited(product: Product, lookup: Lookup) -> Iterator[Violation]:
     computed = sql_column_sources(product, inputs, unmarked) if product.transform == "sql" else None
     if computed is None and product.access == "public":
         how = "SQL whose columns cannot be" if product.transform == "sql" else f"a {product.transform} transform, whose columns are not"
+        unread = unreadable_because(product, inputs) if product.transform == "sql" else None  # a typo, often
         yield _violation(
             "pii-inherited",
             product,
-            f"reads PII ({', '.join(sorted(f'{i}.{c}' for i, c in personal))}) in {how} followed to their inputs",
-            f"say of each column whether it holds PII: `pii: true` (with a `mask:`) or `pii: false` ({', '.join(unmarked)})",
+            f"reads PII ({', '.join(sorted(f'{i}.{c}' for i, c in personal))}) in {how} followed to their inputs"
+            + (f" (sqlglot: {unread})" if unread else ""),
+            ("if that is a mistake in the SQL, fix it; else " if unread else "")
+            + f"say of each column whether it holds PII: `pii: true` (with a `mask:`) or `pii: false` ({', '.join(unmarked)})",
         )
         return
     for name in unmarked:

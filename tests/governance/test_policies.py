@@ -84,6 +84,16 @@ def test_pii_is_followed_through_sql_and_a_written_no_is_a_teams_reviewed_word(e
     ]
 
 
+def test_sql_with_a_typo_that_reads_pii_is_refused_naming_the_typo(edit, capsys):
+    edit("customers/products/customer_profiles.sql", "upper(country)", "upper(countri)")
+    assert _violations(capsys) == [
+        "pii-inherited customers.customer_profiles domains/customers/products/customer_profiles.yaml: reads PII "
+        "(customers.raw_customers.email, customers.raw_customers.full_name) in SQL whose columns cannot be followed to their inputs "
+        "(sqlglot: Column 'countri' could not be resolved. Line: 4, Col: 17); if that is a mistake in the SQL, fix it; else "
+        "say of each column whether it holds PII: `pii: true` (with a `mask:`) or `pii: false` (customer_id, country, segment, signup_date, tenure_days)"
+    ]
+
+
 @pytest.mark.parametrize(
     "email, source",
     [
