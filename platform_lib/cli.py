@@ -101,16 +101,23 @@ def _names_unknown(mesh: list[LoadedDomain], names: list[str]) -> bool:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from platform_lib.status import PROBLEMS, status
+    from platform_lib import output_port
+    from platform_lib.status import PROBLEMS, port_status, status
 
     mesh = load_mesh()
     if _names_unknown(mesh, args.selection):
         return 2
     chosen = selection.select(mesh, args.selection)
     broken = [d for d in mesh if d.error and d.path.name in chosen.domains]
-    for domain in broken:
+    statuses = [status(p) for p in products_by_id(mesh).values() if p.id in chosen.products]
+    for domain in broken:  # its ports still serve: say what they hold, without the contracts' SLOs
         print(f"cannot load domain {domain.path.name}: {domain.error}", file=sys.stderr)
-    statuses = [status(p) for p in sorted(products_by_id(mesh).values(), key=lambda p: p.id) if p.id in chosen.products]
+        named = [n.strip("+") for n in args.selection if "." in n and n.startswith(f"{domain.path.name}.")]
+        for product_id in (i for i in output_port.ports_of(domain.path.name) if not named or i in named):
+            served = port_status(product_id, None)
+            why = f"domain {domain.path.name} does not load: its freshness SLO is unknown"
+            statuses.append(dataclasses.replace(served, why="; ".join(filter(None, (served.why, why)))))
+    statuses.sort(key=lambda s: s.product)
     if args.json:
         print(json.dumps([dataclasses.asdict(s) for s in statuses], indent=2))
     elif statuses:

@@ -63,6 +63,12 @@ def port_dir(product_id: str) -> Path:
     return published_dir() / domain / name
 
 
+def ports_of(domain: str) -> list[str]:
+    """The ids of the products with a port in the domain's folder, whatever their contracts say now."""
+    folder = published_dir() / domain
+    return sorted(f"{domain}.{p.name}" for p in folder.iterdir() if p.is_dir() and not p.name.startswith(TEMP_PREFIX)) if folder.is_dir() else []
+
+
 def _write_json_atomically(path: Path, content: dict[str, Any]) -> None:
     temporary = path.with_name(f"{TEMP_PREFIX}{path.name}.{os.getpid()}")
     with open(temporary, "w", encoding="utf-8") as handle:

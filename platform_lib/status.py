@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from platform_lib import output_port
-from platform_lib.contract import Product, parse_duration
+from platform_lib.contract import Freshness, Product, parse_duration
 from platform_lib.storage import PortError
 
 OK, WARN = "ok", "warn"
@@ -45,22 +45,27 @@ class Status:
 
 
 def status(product: Product, now: datetime | None = None) -> Status:
+    return port_status(product.id, product.freshness, now)
+
+
+def port_status(product_id: str, freshness: Freshness | None, now: datetime | None = None) -> Status:
+    """The port's state, against `freshness`: a product's contract's, or None when its
+    domain does not load (its port is still served, and may be blocked or failed)."""
     now = now or datetime.now(timezone.utc)
     slo = ""
-    if product.freshness:
-        warn = product.freshness.warn_after
-        slo = f"{product.freshness.fail_after}" + (f" (warn {warn})" if warn else "")
+    if freshness:
+        slo = f"{freshness.fail_after}" + (f" (warn {freshness.warn_after})" if freshness.warn_after else "")
     try:
-        served, blocked, failed = output_port.current(product.id), output_port.blocked(product.id), output_port.failed(product.id)
+        served, blocked, failed = output_port.current(product_id), output_port.blocked(product_id), output_port.failed(product_id)
     except PortError as error:  # a damaged file of the port: consumers cannot read it either
-        return Status(product.id, UNREADABLE, slo=slo, why=str(error))
+        return Status(product_id, UNREADABLE, slo=slo, why=str(error))
     stopped = f"run {blocked['run_id']} at {blocked['at']}: {', '.join(blocked['failed_checks'])} failed" if blocked else ""
     attempt = f"run {failed['run_id']} at {failed['at']} failed before its checks: {failed['error']}" if failed else ""
     if served is None:
-        return Status(product.id, NEVER, slo=slo, why="; ".join(filter(None, (stopped, attempt))))
+        return Status(product_id, NEVER, slo=slo, why="; ".join(filter(None, (stopped, attempt))))
     if not served.path.is_file():  # consumers stop at it (transform.attach_inputs)
-        why = f"{output_port.port_dir(product.id) / output_port.POINTER} names version {served.version}, whose data {served.path} is missing"
-        return Status(product.id, UNREADABLE, served.version, served.published_at, slo=slo, why=why)
+        why = f"{output_port.port_dir(product_id) / output_port.POINTER} names version {served.version}, whose data {served.path} is missing"
+        return Status(product_id, UNREADABLE, served.version, served.published_at, slo=slo, why=why)
     age = now - datetime.fromisoformat(served.published_at)
     state, why = OK, []
     if blocked:
@@ -71,10 +76,10 @@ def status(product: Product, now: datetime | None = None) -> Status:
         why.append(f"the latest {attempt}")
     if blocked or failed:
         why.append(f"consumers read {served.version}")
-    if product.freshness and age > parse_duration(product.freshness.fail_after):
+    if freshness and age > parse_duration(freshness.fail_after):
         state = STALE if state == OK else state
-        why.append(f"older than its freshness SLO of {product.freshness.fail_after}")
-    elif product.freshness and product.freshness.warn_after and age > parse_duration(product.freshness.warn_after):
+        why.append(f"older than its freshness SLO of {freshness.fail_after}")
+    elif freshness and freshness.warn_after and age > parse_duration(freshness.warn_after):
         state = WARN if state == OK else state
-        why.append(f"older than {product.freshness.warn_after}, its SLO's warning")
-    return Status(product.id, state, served.version, served.published_at, int(age.total_seconds()), slo, "; ".join(why))
+        why.append(f"older than {freshness.warn_after}, its SLO's warning")
+    return Status(product_id, state, served.version, served.published_at, int(age.total_seconds()), slo, "; ".join(why))

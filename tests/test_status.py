@@ -124,3 +124,24 @@ def test_a_run_that_fails_before_its_checks_is_failed_until_one_gets_to_them(mes
     assert output_port.failed("customers.raw_customers") is None
     capsys.readouterr()
     assert main(["status", "customers"]) == 0
+
+
+def test_a_domain_that_does_not_load_still_shows_what_its_ports_serve(mesh_dir, domains_copy, capsys):
+    assert main(["materialize", "--quiet", "customers"]) == 0
+    add_csv_row(mesh_dir, "99999,bad@example.com,Bad Row,NL,2021-01-01,vip")
+    assert main(["materialize", "--quiet", "customers"]) == 1  # customer_profiles blocked
+    contract = domains_copy / "customers/products/customer_profiles.yaml"
+    contract.write_text(contract.read_text() + "ownr: team-x\n")
+    capsys.readouterr()
+
+    assert main(["status", "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert "cannot load domain customers" in err and "ownr" in err
+    shown = {s["product"]: s for s in json.loads(out)}
+    assert shown["customers.customer_profiles"]["state"] == BLOCKED
+    assert shown["customers.raw_customers"]["state"] == OK
+    assert "domain customers does not load: its freshness SLO is unknown" in shown["customers.customer_profiles"]["why"]
+    assert shown["orders.raw_orders"]["state"] == NEVER, "the other domains as ever"
+
+    assert main(["status", "customers.raw_customers"]) == 2
+    assert list(states(capsys.readouterr().out)) == ["customers.raw_customers"]
