@@ -128,6 +128,10 @@ def time_format(pattern: str) -> str:
     return pattern
 
 
+class WarehouseError(RuntimeError):
+    """A domain's DuckDB file cannot be opened: held by another process too long, or damaged."""
+
+
 class UnreadableSql(ValueError):
     """SQL whose reads cannot be listed: it does not parse, or DuckDB does not serialize it."""
 
@@ -238,8 +242,17 @@ def connect(domain: str) -> duckdb.DuckDBPyConnection:
             connection = duckdb.connect(str(path))
             break
         except duckdb.IOException as error:
-            if "lock" not in str(error).lower() or time.monotonic() > deadline:
-                raise
+            if "lock" not in str(error).lower():
+                raise WarehouseError(
+                    f"domain {domain}: cannot open its DuckDB file {path} ({str(error).splitlines()[0]}). If it is damaged, "
+                    "move it away: the output ports keep every published version, and the next run of the domain makes a new file"
+                ) from None
+            if time.monotonic() > deadline:
+                raise WarehouseError(
+                    f"domain {domain}: its DuckDB file {path} is still held by another process after {LOCK_WAIT_SECONDS:g} s "
+                    f"(MESH_LOCK_WAIT_SECONDS): {str(error).splitlines()[0]}. A session left open on it (a notebook, the "
+                    "DuckDB shell), read-only or not, holds it for as long as it stays open: close it, and read the output ports' Parquet instead"
+                ) from None
             time.sleep(0.2)
     connection.execute(f"SET TimeZone = {literal(TIME_ZONE)}")
     for schema in ("_candidate", "_quarantine"):

@@ -156,10 +156,12 @@ def failure_recorded(products: Collection[Product], run_id: str) -> Iterator[Non
         for product in products:
             output_port.mark_failed(product.id, run_id, error.description or "")
         raise
-    except (ingest.IngestError, transform.TransformError) as error:
+    except (ingest.IngestError, transform.TransformError, storage.WarehouseError) as error:
+        # The first two name their product; the domain's file is every product's of the step.
+        text = f"{', '.join(p.id for p in products)}: {error}" if isinstance(error, storage.WarehouseError) else str(error)
         for product in products:
-            output_port.mark_failed(product.id, run_id, str(error))
-        raise dg.Failure(description=str(error)) from None
+            output_port.mark_failed(product.id, run_id, text)
+        raise dg.Failure(description=text) from None
     except Exception as error:
         text = withheld.shown(str(error), products) if isinstance(error, duckdb.Error) else str(error)
         for product in products:

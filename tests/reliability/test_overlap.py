@@ -42,3 +42,26 @@ def test_overlapping_runs_neither_fail_nor_corrupt(domains, published_mesh, dags
 
     for product_id in served():
         assert key_fingerprint(products[product_id], output_port.current(product_id).path) == expected[product_id], product_id
+
+
+def test_a_session_left_open_on_a_domains_file_fails_the_run_saying_so(published_mesh):
+    """An analyst's DuckDB session, read-only or not, holds the file for as long as it stays open."""
+    import subprocess
+    import sys
+
+    from platform_lib.storage import warehouse_path
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({str(warehouse_path('customers'))!r}, read_only=True); "
+         "print('open', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "open\n"
+        run = subprocess.run([sys.executable, "-m", "platform_lib.cli", "materialize", "customers.raw_customers"],
+                             env=mesh_env(MESH_LOCK_WAIT_SECONDS="1"), capture_output=True, text=True, timeout=300)
+    finally:
+        holder.communicate("")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"its DuckDB file {warehouse_path('customers')} is still held by another process after 1 s" in run.stdout
+    assert "an unexpected error" not in run.stdout + run.stderr
