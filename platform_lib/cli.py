@@ -228,8 +228,11 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         try:
             with contextlib.closing(storage.connect(product.domain)) as connection:
                 found = quarantined(connection, product, args.limit)
-        except duckdb.Error as error:  # a run holding the file past the lock wait, a damaged file
-            print(f"cannot read {file}: {str(error).splitlines()[0]}", file=sys.stderr)
+        except storage.WarehouseError as error:  # a run holding the file past the lock wait, a damaged file
+            print(f"mesh quarantine: {error}", file=sys.stderr)
+            return 2
+        except duckdb.Error as error:
+            print(f"mesh quarantine: cannot read {file}: {str(error).splitlines()[0]}", file=sys.stderr)
             return 2
     if found is None:
         print(f"{product.id} has not been ingested here yet ({file})", file=sys.stderr)

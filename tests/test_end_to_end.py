@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 
 import dagster as dg
@@ -158,7 +159,7 @@ def test_quarantined_rows_are_noted_in_the_summary_and_listed_by_mesh_quarantine
     assert "customers.customer_profiles is not an ingest product" in capsys.readouterr().err
     storage.warehouse_path("customers").write_bytes(b"no DuckDB file " * 1000)
     assert main(["quarantine", "customers.raw_customers"]) == 2
-    assert "cannot read" in capsys.readouterr().err
+    assert "mesh quarantine: domain customers: cannot open its DuckDB file" in capsys.readouterr().err
 
 
 def test_the_ui_shows_where_the_first_quarantined_rows_are_and_why(mesh_dir):
@@ -241,8 +242,11 @@ def test_the_summary_says_why_and_only_an_unexpected_error_prints_its_stack(mesh
     assert "customers.customer_profiles: not built: customers.raw_customers was not published in this run" in out
     assert err == ""
 
-    storage.warehouse_path("customers").write_bytes(b"no DuckDB file " * 1000)  # a crash no check explains
+    source.write_text(source.read_text() + "1,a@example.org,A,GB,2021-01-01,consumer\n")
+    port = mesh_dir / "published" / "customers" / "raw_customers"
+    shutil.rmtree(port)  # it holds the failed run's record
+    port.write_text("")  # a file where the port's folder goes: a crash no check explains
     assert main(["materialize", "customers"]) == 1
     out, err = capfd.readouterr()
-    assert "customers.raw_customers: _duckdb.IOException: IO Error" in out and "not a valid DuckDB database file" in out
+    assert f"customers.raw_customers: FileExistsError: [Errno 17] File exists: '{port}'" in out
     assert "customers.raw_customers: an unexpected error; its stack:" in err and "Stack Trace" in err
