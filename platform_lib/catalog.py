@@ -90,6 +90,10 @@ def entries(mesh: list[LoadedDomain], instance: dg.DagsterInstance | None = None
                     "upstreams": list(p.inputs),
                     "consumers": consumers[p.id],
                     "published": asdict(served) if served else None,
+                    "port": {  # where a reader outside the mesh (a notebook, a BI tool) finds the version consumers read now
+                        "pointer": str(output_port.port_dir(p.id) / output_port.POINTER),
+                        "data": str(served.path) if served else None,
+                    },
                     "blocked": output_port.blocked(p.id),
                     "failed": output_port.failed(p.id),
                     "checks": checks.get(p.id, []),
@@ -131,6 +135,8 @@ def _product_html(p: dict[str, Any]) -> str:
      &middot; schedule {_e(contract['schedule'] or 'follows its inputs')}</p>
   <p>Upstreams: {_links(p['upstreams'])} &middot; Consumers: {_links(p['consumers'])}</p>
   <p>Published: {served}</p>{blocked}{failed}
+  <p>Read it: <code>{_e(p['port']['pointer'])}</code> names the version consumers read{
+      f", now <code>read_parquet('{_e(p['port']['data'])}')</code>" if p['port']['data'] else ""}</p>
   <table><tr><th>column</th><th>type</th><th>required</th><th>PII mask</th><th>description</th></tr>{columns}</table>
   <ul class="checks">{checks}</ul>
 </section>"""

@@ -49,9 +49,13 @@ def test_the_catalog_shows_contracts_lineage_versions_and_the_failed_check(catal
     raw = by_id["customers.raw_customers"]
     assert profiles["published"]["inputs"]["customers.raw_customers"] != raw["published"]["version"]
     assert by_id["orders.order_lines"]["published"] is None
+    assert profiles["port"]["pointer"].endswith("published/customers/customer_profiles/current.json")
+    assert profiles["port"]["data"] == profiles["port"]["pointer"].replace("current.json", f"{profiles['published']['version']}/data.parquet")
+    assert Path(profiles["port"]["data"]).is_file() and by_id["orders.order_lines"]["port"]["data"] is None
 
     page = (tmp_path / "catalog" / "index.html").read_text()
-    for text in ("customers.customer_profiles", "team-customers", "Blocked: column_values_to_be_in_set__segment", "never published"):
+    for text in ("customers.customer_profiles", "team-customers", "Blocked: column_values_to_be_in_set__segment", "never published",
+                 f"now <code>read_parquet('{profiles['port']['data']}')</code>"):
         assert text in page
 
 
