@@ -5,9 +5,11 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+from platform_lib import output_port
 from platform_lib.contract import ContractError, Domain, Product, load_domain, load_product
 from platform_lib.governance.policies import CONTRACT_POLICIES, MESH_POLICIES, Violation, check, shown_path
 from platform_lib.mesh import LoadedDomain, products_by_id
+from platform_lib.storage import published_dir
 
 
 class PolicyError(RuntimeError):
@@ -30,7 +32,34 @@ def validate_mesh(mesh: list[LoadedDomain]) -> list[Violation]:
     index = products_by_id(mesh)
     violations = [contract_violation(d.path, d.error) for d in mesh if d.error]
     products = [p for d in mesh for p in d.products]
-    return sorted(violations + check(products, index.get, CONTRACT_POLICIES + MESH_POLICIES))
+    return sorted(violations + check(products, index.get, CONTRACT_POLICIES + MESH_POLICIES) + orphan_ports(mesh))
+
+
+def _versions(product_id: str) -> str:
+    count = len(output_port.versions(product_id))
+    return f"{count} version{'' if count == 1 else 's'}"
+
+
+def orphan_ports(mesh: list[LoadedDomain]) -> list[Violation]:
+    """The `orphan-port` policy: every output port has a product. A product removed from its
+    domain, or renamed, leaves its port: files anyone may still read (an internal one's
+    PII in clear), which no retention prunes any more. A domain that does not load is not
+    judged: its contracts may well be there."""
+    index, broken = products_by_id(mesh), {d.path.name for d in mesh if d.error}
+    domains = sorted(p.name for p in published_dir().iterdir() if p.is_dir()) if published_dir().is_dir() else []
+    return [
+        Violation(
+            str(output_port.port_dir(product_id)),
+            product_id,
+            "orphan-port",
+            f"is served from its output port ({_versions(product_id)}) but no domain has its contract",
+            "delete the port's folder once no one reads it, or bring its contract back",
+        )
+        for domain in domains
+        if domain not in broken
+        for product_id in output_port.ports_of(domain)
+        if product_id not in index
+    ]
 
 
 def enforce_at_load(domain: Domain, products: list[Product]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from platform_lib.cli import main
@@ -115,4 +117,18 @@ def test_pii_read_by_a_whole_row_a_columns_expression_or_renamed_by_an_alias_can
         "(customers.raw_customers.email, customers.raw_customers.full_name) in SQL whose columns cannot be followed to their inputs; "
         "say of each column whether it holds PII: `pii: true` (with a `mask:`) or `pii: false` "
         "(customer_id, email, country, segment, signup_date, tenure_days)"
+    ]
+
+
+def test_a_port_whose_product_is_gone_is_an_orphan(mesh_dir, domains_copy, capsys):
+    """A domain removed (or a product renamed) leaves its ports, internal PII included."""
+    assert main(["materialize", "--quiet", "customers"]) == 0
+    shutil.rmtree(domains_copy / "customers")
+    capsys.readouterr()
+    main(["validate"])
+    orphans = [line for line in capsys.readouterr().out.splitlines() if line.startswith("orphan-port")]
+    assert orphans == [
+        f"orphan-port customers.{name} {mesh_dir / 'published' / 'customers' / name}: is served from its output port (1 version) "
+        "but no domain has its contract; delete the port's folder once no one reads it, or bring its contract back"
+        for name in ("customer_profiles", "raw_customers")
     ]
