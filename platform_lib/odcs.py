@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
 
-from platform_lib.contract import DURATION, Column, Product
+from platform_lib.contract import DURATION, Column, Product, QualityRule
 
 API_VERSION = "v3.1.0"
 LOGICAL_TYPES = [
@@ -64,12 +64,21 @@ def _property(product: Product, column: Column, served: Column) -> dict[str, Any
 
 
 def _quality(product: Product) -> list[dict[str, Any]]:
+    """The contract's rules. They are checked on the candidate, before `serve` masks: a rule
+    on a masked column says so, since its values as served (hashes, NULLs) would not pass it."""
+    masked = {c.name: c.mask or "redact" for c in product.masked_columns}
+
+    def before_masking(rule: QualityRule) -> str | None:
+        columns = [f"{c} ({'hashed' if masked[c] == 'hash' else 'redacted'})" for c in rule.columns if c in masked]
+        return f"checked before masking; consumers read {', '.join(columns)}" if columns else None
+
     return [
         {
             "name": rule.check_name,
             "type": "custom",
             "engine": "greatExpectations",
             "severity": rule.severity,
+            "description": before_masking(rule),
             "implementation": {"expectation_type": rule.expect, "kwargs": rule.kwargs},
         }
         for rule in product.quality

@@ -71,5 +71,9 @@ def test_every_contract_exports_to_odcs_that_datacontract_lint_accepts(tmp_path)
         assert [(c.name, c.physicalType, c.required) for c in table.properties] == [(c.name, c.type, c.required) for c in product.columns]
         assert [c.name for c in sorted(table.properties, key=lambda c: c.primaryKeyPosition or 0) if c.primaryKey] == list(product.primary_key)
         assert [q.implementation["expectation_type"] for q in table.quality or []] == [r.expect for r in product.quality]
+        masked = {c.name for c in product.masked_columns}  # its rules ran before masking, not on what consumers read
+        assert [bool(q.description) for q in table.quality or []] == [bool(masked & set(r.columns)) for r in product.quality]
+        if product.id == "customers.customer_profiles":
+            assert "checked before masking; consumers read email (hashed)" in [q.description for q in table.quality]
         custom = {c.property: c.value for c in exported.customProperties}
         assert (custom["access"], custom["retentionSnapshots"], custom["retentionGrace"]) == (product.access, product.retention.snapshots, "1h")
