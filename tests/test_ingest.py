@@ -13,7 +13,7 @@ import pytest
 
 from pathlib import Path
 from platform_lib.contract import load_domain, load_product
-from platform_lib.factories.ingest import QUARANTINE_COLUMNS, IngestError, _read_by_casting, ingest, read_strictly
+from platform_lib.factories.ingest import FORMATS, QUARANTINE_COLUMNS, IngestError, ingest, read_strictly
 from platform_lib.storage import REPO_ROOT, candidate, column_types, connect
 
 COLUMNS = """primary_key: [id]
@@ -124,11 +124,12 @@ def test_above_the_threshold_ingest_fails_naming_file_and_line(mesh_dir, make_pr
 
 def read_both_ways(product, files, query: str) -> tuple[list[tuple], list[tuple], list[tuple]]:
     """`query`'s rows after the one-pass read, after the row-by-row read, and what the latter quarantined."""
+    reads = FORMATS[product.source.format].read
     with connect("lab") as connection:
-        assert read_strictly(connection, product, files)
+        assert read_strictly(connection, product, reads.one_pass(product, files))
         one_pass = connection.execute(query).fetchall()
         connection.execute(f"CREATE OR REPLACE TABLE _quarantine.things ({QUARANTINE_COLUMNS})")
-        _read_by_casting(connection, product, files)
+        reads.by_rows(connection, product, files)
         return one_pass, connection.execute(query).fetchall(), quarantine(connection)
 
 
@@ -641,3 +642,12 @@ def test_source_columns_the_contract_does_not_read_are_reported(mesh_dir, make_p
         report = ingest(connection, product)
         assert connection.execute(f"SELECT id, amount FROM {candidate('things')} ORDER BY id").fetchall() == [(1, 2.5), (2, None)]
     assert report.unread_columns == ("amount_eur", "note")
+
+
+def test_every_source_format_of_the_contract_has_its_readers():
+    """A format added to the contract's `source.format` without readers would fail at its first run."""
+    from typing import get_args
+
+    from platform_lib.contract import Source
+
+    assert set(get_args(Source.model_fields["format"].annotation)) == set(FORMATS)

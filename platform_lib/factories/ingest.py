@@ -42,7 +42,7 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import duckdb
 
@@ -394,7 +394,7 @@ def unterminated(product: Product, read: Readable) -> tuple[str, ...]:
     file read while its producer still writes it ends mid-line, and a last CSV row cut
     inside its last field still reads as a row: worth a note, though some writers simply
     leave the newline out."""
-    if product.source.format == "parquet":
+    if not FORMATS[product.source.format].lines:
         return ()
 
     def last_byte(file: Path) -> bytes:
@@ -411,24 +411,28 @@ def _first_line(file: Path) -> bytes:
         return handle.readline(MAX_LINE_BYTES).removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")
 
 
-def _read_whole(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
-    if not read_strictly(connection, product, files):
-        _read_by_casting(connection, product, files)
+@dataclass(frozen=True)
+class OnePassElseByRows:
+    """A format DuckDB's reader takes in one pass, read again row by row (`_split_rows`) only
+    when a value does not convert, so that the bad rows are quarantined with their lines."""
+
+    one_pass: Callable[[Product, list[Path]], str]
+    """The reader of the files, its values of the contract's columns as they come."""
+    by_rows: Callable[[duckdb.DuckDBPyConnection, Product, list[Path]], None]
+
+    def __call__(self, connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
+        if not read_strictly(connection, product, self.one_pass(product, files)):
+            self.by_rows(connection, product, files)
 
 
-def read_strictly(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> bool:
-    """A JSON or Parquet source in one read by DuckDB's reader; False at its first value that does not convert.
+def read_strictly(connection: duckdb.DuckDBPyConnection, product: Product, reader: str) -> bool:
+    """The candidate in one read by `reader`; False at its first value that does not convert.
 
     Values are cast from their text, as the row-by-row read casts them (so JSON `true`
     is not the integer 1): both reads agree on every source this one accepts. A Parquet
     column already of the contract's type is taken as it is: its text casts back to the
     same value, so the round trip would only cost time.
     """
-    if product.source.format == "json":
-        as_text = "{" + ", ".join(f"{literal(c.name)}: 'VARCHAR'" for c in product.columns) + "}"
-        reader = f"read_json({_file_list(files)}, format = 'newline_delimited', columns = {as_text})"
-    else:
-        reader = f"read_parquet({_file_list(files)}, union_by_name = true)"
     try:
         read_as = column_types(connection, reader)
         select = ", ".join(
@@ -441,33 +445,44 @@ def read_strictly(connection: duckdb.DuckDBPyConnection, product: Product, files
     return True
 
 
-def _read_by_casting(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
-    """A JSON or Parquet source row by row (`_split_rows`)."""
-    if product.source.format == "json":
-        _refuse_json_not_one_object_per_line(product, files)
-        # json_transform converts a value to text as read_json does (1e-05, not 0.00001):
-        # a source's values must not depend on whether a bad line sent it down this path.
-        # A contract's key twice in one line is refused, as read_json refuses it:
-        # json_transform would quietly take the first value.
-        as_text = literal(json.dumps({c.name: "VARCHAR" for c in product.columns}))
-        names = "[" + ", ".join(literal(c.name) for c in product.columns) + "]"
-        contract_keys = f"list_filter(json_keys(raw), k -> list_contains({names}, k))"
-        rows = f"""
-            SELECT file, line, coalesce(raw, escaped) AS raw, unreadable,
-                CASE WHEN unreadable IS NULL THEN json_transform(raw, {as_text}) END AS fields
-            FROM (
-                SELECT file, line, raw, escaped, CASE
-                    WHEN raw IS NULL THEN 'not UTF-8 text'
-                    WHEN NOT json_valid(raw) THEN 'not a JSON object'
-                    WHEN json_type(raw) <> 'OBJECT' THEN 'not a JSON object'
-                    WHEN len({contract_keys}) <> len(list_distinct({contract_keys})) THEN 'a key of the contract appears twice'
-                END AS unreadable
-                FROM ({_lines(files)}) WHERE trim(coalesce(raw, escaped)) <> ''
-            )"""
-    else:
-        reader = f"read_parquet({_file_list(files)}, filename = 'mesh_source_file', file_row_number = true, union_by_name = true)"
-        rows = _rows_of(product, reader, "file_row_number + 1", product.column_types)
+def _json_as_text(product: Product, files: list[Path]) -> str:
+    as_text = "{" + ", ".join(f"{literal(c.name)}: 'VARCHAR'" for c in product.columns) + "}"
+    return f"read_json({_file_list(files)}, format = 'newline_delimited', columns = {as_text})"
+
+
+def _json_by_lines(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
+    """Line by line, so that even a line that is not JSON, or not UTF-8, is quarantined with its number."""
+    _refuse_json_not_one_object_per_line(product, files)
+    # json_transform converts a value to text as read_json does (1e-05, not 0.00001):
+    # a source's values must not depend on whether a bad line sent it down this path.
+    # A contract's key twice in one line is refused, as read_json refuses it:
+    # json_transform would quietly take the first value.
+    as_text = literal(json.dumps({c.name: "VARCHAR" for c in product.columns}))
+    names = "[" + ", ".join(literal(c.name) for c in product.columns) + "]"
+    contract_keys = f"list_filter(json_keys(raw), k -> list_contains({names}, k))"
+    rows = f"""
+        SELECT file, line, coalesce(raw, escaped) AS raw, unreadable,
+            CASE WHEN unreadable IS NULL THEN json_transform(raw, {as_text}) END AS fields
+        FROM (
+            SELECT file, line, raw, escaped, CASE
+                WHEN raw IS NULL THEN 'not UTF-8 text'
+                WHEN NOT json_valid(raw) THEN 'not a JSON object'
+                WHEN json_type(raw) <> 'OBJECT' THEN 'not a JSON object'
+                WHEN len({contract_keys}) <> len(list_distinct({contract_keys})) THEN 'a key of the contract appears twice'
+            END AS unreadable
+            FROM ({_lines(files)}) WHERE trim(coalesce(raw, escaped)) <> ''
+        )"""
     _split_rows(connection, product, rows, product.column_types)
+
+
+def _parquet(product: Product, files: list[Path]) -> str:
+    return f"read_parquet({_file_list(files)}, union_by_name = true)"
+
+
+def _parquet_by_rows(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
+    """Row by row, with the rows' numbers in their files."""
+    reader = f"read_parquet({_file_list(files)}, filename = 'mesh_source_file', file_row_number = true, union_by_name = true)"
+    _split_rows(connection, product, _rows_of(product, reader, "file_row_number + 1", product.column_types), product.column_types)
 
 
 def _lines(files: list[Path]) -> str:
@@ -540,21 +555,22 @@ def _is_json(text: bytes) -> bool:
     return True
 
 
+def _csv_columns_unread(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> tuple[str, ...]:
+    return ()  # CSV's reader keeps every column of the header: the schema check names those the contract lacks
+
+
+def _parquet_columns_unread(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> tuple[str, ...]:
+    """From the files' footers; the reader matches names without case, as DuckDB does."""
+    ours = {name.lower() for name in product.column_types}
+    names = column_types(connection, _parquet(product, files))
+    return tuple(n for n in names if n.lower() not in ours)
+
+
 SAMPLED_LINES = 100  # per JSON file, for the names of its fields
 
 
-def unread_columns(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> tuple[str, ...]:
-    """The columns a JSON or Parquet source has and the contract does not name. Their readers
-    take only the contract's columns, so a field the producer renamed would leave its old
-    column NULL without a word: its new name, said here, is the clue. Parquet's come from
-    its footers, JSON's from the first lines of each file (a full pass would cost as much
-    as the read)."""
-    if product.source.format == "parquet":  # its reader matches names without case, as DuckDB does
-        ours = {name.lower() for name in product.column_types}
-        names = column_types(connection, f"read_parquet({_file_list(files)}, union_by_name = true)")
-        return tuple(n for n in names if n.lower() not in ours)
-    if product.source.format != "json":
-        return ()
+def _json_fields_unread(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> tuple[str, ...]:
+    """From the first lines of each file: a full pass would cost as much as the read."""
     keys: dict[str, None] = {}  # ordered, as the files name them
     for file in files:
         with open(file, "rb") as handle:
@@ -621,13 +637,35 @@ def _reason(error: duckdb.Error) -> str:
     return " ".join(line.strip()[:300] for line in lines if not line.startswith("Original Line"))
 
 
+@dataclass(frozen=True)
+class Format:
+    """What the ingest needs of a source format (`source.format`): a new format is an entry of
+    FORMATS, a value of the contract's `Source.format`, and its readers here."""
+
+    read: Callable[[duckdb.DuckDBPyConnection, Product, list[Path]], None]
+    """The candidate and the quarantine from the files, as plain UTF-8 (`readable`)."""
+    unread_columns: Callable[[duckdb.DuckDBPyConnection, Product, list[Path]], tuple[str, ...]]
+    """The columns the files have and the contract does not name, which the reader leaves
+    out: a field the producer renamed would leave its old column NULL without a word, and
+    its new name, said in the report, is the clue."""
+    lines: bool
+    """Text in lines, whose files end with a newline unless cut while written (`unterminated`)."""
+
+
+FORMATS = {
+    "csv": Format(_read_csv, _csv_columns_unread, lines=True),
+    "json": Format(OnePassElseByRows(_json_as_text, _json_by_lines), _json_fields_unread, lines=True),
+    "parquet": Format(OnePassElseByRows(_parquet, _parquet_by_rows), _parquet_columns_unread, lines=False),
+}
+
+
 def _read(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The candidate and the quarantine from the files, naming the files themselves in both
     and in errors; returns the report's `unread_columns` and `unterminated_files`."""
-    reader = _read_csv if product.source.format == "csv" else _read_whole
+    source_format = FORMATS[product.source.format]
     with readable(product, files) as read:
         try:
-            reader(connection, product, read.files)
+            source_format.read(connection, product, read.files)
         except duckdb.Error as error:
             shown = files[0] if len(files) == 1 else f"{len(files)} files matching {product.source.path}"
             raise IngestError(f"{product.id}: cannot read {shown}: {read.as_sources(_reason(error))}") from None
@@ -635,7 +673,7 @@ def _read(connection: duckdb.DuckDBPyConnection, product: Product, files: list[P
             raise IngestError(read.as_sources(str(error))) from None
         for copy, file in read.copied.items():
             connection.execute(f"UPDATE {_quarantine(product)} SET file = ? WHERE file = ?", [str(file), str(copy)])
-        return unread_columns(connection, product, read.files), unterminated(product, read)
+        return source_format.unread_columns(connection, product, read.files), unterminated(product, read)
 
 
 # How the readers name a line that is not UTF-8 (CSV's reject type, JSON's own reason).
