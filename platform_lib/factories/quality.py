@@ -121,10 +121,13 @@ def _plain(value: Any) -> Any:
 
 
 def _without_pii_values(result: RuleResult, pii: set[str]) -> RuleResult:
-    """Counts only: GE's other fields may hold values too (a KL divergence's partition lists them)."""
+    """Counts only: GE's other fields may hold values too (a KL divergence's partition lists them),
+    and of an exception, which may quote one, its kind."""
     if not pii.intersection(result.rule.columns):
         return result
-    counts = {k: v for k, v in result.details.items() if k == "exception" or isinstance(v, (int, float)) and not isinstance(v, bool)}
+    counts = {k: v for k, v in result.details.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if "exception" in result.details:
+        counts["exception"] = f"{str(result.details['exception']).split(':', 1)[0]} (the rest is withheld: the column is PII)"
     return dataclasses.replace(result, partial_unexpected_list=[], observed_value=None, details=counts)
 
 

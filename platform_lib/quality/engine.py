@@ -12,7 +12,7 @@ import duckdb
 
 from platform_lib.contract import COLUMN_KWARGS, QualityRule
 from platform_lib.quality.catalog import compiled_signature, crossed_bounds, unknown_columns
-from platform_lib.quality.compiler import Query, Table, compile_rule
+from platform_lib.quality.compiler import ENGINE, Query, Table, compile_rule
 from platform_lib.quality.results import RuleResult
 
 
@@ -44,16 +44,32 @@ def _validate_with_ge(rule: QualityRule, columns: set[str]) -> None:
         raise ValueError(f"row_condition reads {', '.join(map(repr, unknown))}: not a column of this product")
 
 
+def _alone(connection: duckdb.DuckDBPyConnection, table: Table, rule: QualityRule) -> RuleResult:
+    """The rule in a query of its own; failed, with DuckDB's error, if that query fails."""
+    query = Query()
+    finish = compile_rule(rule, table, query)
+    try:
+        return finish(query.run(connection, table.relation))
+    except duckdb.Error as error:
+        return RuleResult(rule=rule, success=False, engine=ENGINE, details={"exception": str(error).splitlines()[0]})
+
+
 def evaluate_rules(connection: duckdb.DuckDBPyConnection, relation: str, rules: Sequence[QualityRule]) -> list[RuleResult]:
     """Evaluate every rule against `relation` (a quoted table or view name), in rule order.
 
     Compiled rules share one query; the rest run in one GE validation of a pandas copy.
+    A rule whose SQL fails on this data (a sum out of range, say) fails alone, as a rule GE
+    cannot compute does: the shared query fails for all, so its rules then run one by one.
     """
     table, query = Table.describe(connection, relation), Query()
     finishers = {index: compile_rule(rule, table, query) for index, rule in enumerate(rules)}
-    row = query.run(connection, relation)
+    compiled = [index for index, finish in finishers.items() if finish is not None]
+    try:
+        row = query.run(connection, relation)
+        results = {index: finishers[index](row) for index in compiled}
+    except duckdb.Error:
+        results = {index: _alone(connection, table, rules[index]) for index in compiled}
     fallback = [index for index, finish in finishers.items() if finish is None]
-    results = {index: finish(row) for index, finish in finishers.items() if finish is not None}
     if fallback:
         from platform_lib.quality.ge_runner import run_with_ge
 

@@ -26,7 +26,8 @@ class RuleResult:
         """One line for the check's result and failure messages, which name the check beside it."""
         parts = ["passed" if self.success else "FAILED"]
         if self.details.get("exception"):
-            parts.append(f"Great Expectations could not compute it: {self.details['exception']}")
+            engine = "DuckDB" if self.engine == "duckdb" else "Great Expectations"
+            parts.append(f"{engine} could not compute it: {self.details['exception']}")
         if self.unexpected_count is not None and self.element_count is not None:
             parts.append(f"{self.unexpected_count} of {self.element_count} rows unexpected")
         elif self.unexpected_count is not None:

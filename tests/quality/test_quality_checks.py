@@ -168,3 +168,16 @@ def test_a_pii_columns_values_stay_out_of_what_great_expectations_reports_beside
     shown = repr({k: v.value for k, v in check.metadata.items()}) + check.description
     assert check.metadata["engine"].value == "great_expectations" and "status is PII" in check.metadata["values_withheld"].value
     assert not any(status in shown for status in ("shipped", "delivered", "returned")), shown
+
+
+def test_an_error_computing_a_rule_on_a_pii_column_keeps_only_its_kind():
+    """DuckDB's error quotes the values it failed on."""
+    rule = QualityRule(expect="expect_multicolumn_sum_to_equal", column_list=["a", "b"], sum_total=3)
+    columns = (Column(name="a", type="BIGINT", pii=True), Column(name="b", type="BIGINT"))
+    product = _order_lines().model_copy(update={"columns": columns, "primary_key": (), "quality": (rule,)})
+    connection = duckdb.connect()
+    connection.execute("CREATE TABLE t AS SELECT * FROM (VALUES (9223372036854775807::BIGINT, 1::BIGINT), (1, 2)) v(a, b)")
+    [check] = [r for r in run_checks(connection, product, "t") if r.check_name == rule.check_name]
+    shown = repr({k: v.value for k, v in check.metadata.items()}) + check.description
+    assert not check.passed and "9223372036854775807" not in shown
+    assert check.metadata["exception"].value == "Out of Range Error (the rest is withheld: the column is PII)"

@@ -191,3 +191,15 @@ def test_a_statistic_of_dates_or_moments_compares_with_any_date_or_moment_bound(
     literal = f"CAST('{bound}' AS {'TIMESTAMPTZ' if column_type == 'TIMESTAMPTZ' else 'TIMESTAMP'})"
     expected_min, expected_max = connection.execute(f"SELECT min(v) >= {literal}, max(v) <= {literal} FROM t").fetchone()
     assert (minimum.success, maximum.success) == (expected_min, expected_max)
+
+
+def test_a_rule_whose_sql_fails_on_the_data_fails_alone():
+    """One overflow must not stop the query the other rules share, nor pass."""
+    connection = duckdb.connect()
+    connection.execute("CREATE TABLE t AS SELECT * FROM (VALUES (9223372036854775807::BIGINT, 1::BIGINT, 5), (1, 2, 6)) v(a, b, x)")
+    overflowing = QualityRule(expect="expect_multicolumn_sum_to_equal", column_list=["a", "b"], sum_total=3)
+    other = QualityRule(expect="expect_column_values_to_be_between", column="x", min_value=0, max_value=5)
+    failed, answered = evaluate_rules(connection, "t", [overflowing, other])
+    assert (failed.success, failed.engine) == (False, "duckdb")
+    assert failed.summary.startswith("FAILED, DuckDB could not compute it: Out of Range Error: Overflow in addition of INT64")
+    assert (answered.success, answered.unexpected_count, answered.partial_unexpected_list) == (False, 1, [6])
