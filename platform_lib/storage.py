@@ -39,7 +39,6 @@ LOCK_WAIT_SECONDS = float(os.environ.get("MESH_LOCK_WAIT_SECONDS", "120"))
 TIME_ZONE = "UTC"  # every step's DuckDB session, dbt's included (`connect`)
 
 
-
 def process_alive(pid: int) -> bool:
     """Whether process `pid` of this host still runs (another user's counts): what a killed
     run left behind is removed only once its process is gone."""
@@ -50,6 +49,7 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         pass
     return True
+
 
 def data_dir() -> Path:
     return Path(os.environ.get("MESH_DATA_DIR") or REPO_ROOT / ".mesh").resolve()

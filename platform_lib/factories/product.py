@@ -147,9 +147,9 @@ def still_served(audit: Audit) -> str:
 def failure_recorded(products: Collection[Product], run_id: str) -> Iterator[None]:
     """Record in the products' ports (`output_port.mark_failed`) an error that stops their
     run before their checks decide, a refusal to build on a blocked input too, for `mesh
-    status` and its alerts (which would otherwise show the last run's error, or none); an ingest's or a
-    transform's error, which names file and product, fails the step with its message alone,
-    and so does a DuckDB error whose text `withheld` keeps from the event log."""
+    status` and its alerts (which would otherwise show the last run's error, or none). An
+    ingest's or a transform's error, which names file and product, fails the step with its
+    message alone, and so does a DuckDB error whose text `withheld` keeps from the event log."""
     try:
         yield
     except dg.Failure as error:  # the mesh's own refusal: an input blocked, or its state unreadable
