@@ -373,6 +373,14 @@ class Product(_Strict):
             raise ValueError(f"'{value}' is not a semantic version like 1.2.0")
         return str(value)
 
+    @field_validator("inputs", "primary_key", mode="before")
+    @classmethod
+    def _a_list(cls, value: Any, info: ValidationInfo) -> Any:
+        """One name where a list goes: pydantic would say only that it is no tuple."""
+        if isinstance(value, str):
+            raise ValueError(f"a list, even of one: `{info.field_name}: [{value}]`")
+        return value
+
     @field_validator("inputs")
     @classmethod
     def _ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:

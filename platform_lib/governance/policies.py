@@ -103,7 +103,8 @@ def cross_domain_access(product: Product, lookup: Lookup) -> Iterator[Violation]
                 "cross-domain-access",
                 product,
                 f"reads {input_id}, an internal product of domain {upstream.domain}",
-                f"remove it from `inputs`, or ask {upstream.owner} to make it `access: public`",
+                f"remove {'its source() from the dbt model' if product.transform == 'dbt' else 'it from `inputs`'}, "
+                f"or ask {upstream.owner} to make it `access: public`",
             )
 
 

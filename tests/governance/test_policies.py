@@ -132,3 +132,13 @@ def test_a_port_whose_product_is_gone_is_an_orphan(mesh_dir, domains_copy, capsy
         "but no domain has its contract; delete the port's folder once no one reads it, or bring its contract back"
         for name in ("customer_profiles", "raw_customers")
     ]
+
+
+def test_a_dbt_model_reading_an_internal_product_is_told_to_drop_its_source():
+    from platform_lib.governance.policies import cross_domain_access
+    from platform_lib.mesh import products_by_id
+
+    products = products_by_id(load_mesh())
+    internal = products["customers.customer_profiles"].model_copy(update={"access": "internal"})
+    [violation] = cross_domain_access(products["orders.order_lines"], {internal.id: internal}.get)
+    assert violation.fix == "remove its source() from the dbt model, or ask team-customers to make it `access: public`"
