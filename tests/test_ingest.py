@@ -338,26 +338,22 @@ def test_a_zst_file_of_several_frames_is_read_whole(mesh_dir, make_product):
         assert ingest(connection, make_product("csv", "lab/*.csv.zst", columns=NAMES)).rows == 2
 
 
-def test_a_byte_the_contracts_encoding_does_not_have_fails_the_read_naming_its_line(mesh_dir, make_product):
-    """cp1252 has no character 0x81: a wrong encoding in the contract reads no row at all."""
+@pytest.mark.parametrize(
+    "content, encoding, problem",
+    [
+        # cp1252 has no character 0x81: a wrong encoding in the contract reads no row at all.
+        (b"id,name\n1,Ren\xe9e\n2,M\x81ller\n", "cp1252", ", line 3: byte 0x81 is not cp1252 text (character maps to <undefined>)"),
+        (b"id,name\n1,a\n", "utf-16", " is not utf-16 text (UTF-16 stream does not start with BOM)"),
+    ],
+    ids=["a_byte_it_lacks", "utf16_without_its_byte_order_mark"],
+)
+def test_a_file_not_in_the_contracts_encoding_fails_the_read_naming_it(mesh_dir, make_product, content, encoding, problem):
     path = mesh_dir / "sources" / "lab" / "a.csv"
     path.parent.mkdir(parents=True)
-    path.write_bytes(b"id,name\n1,Ren\xe9e\n2,M\x81ller\n")
+    path.write_bytes(content)
     with connect("lab") as connection, pytest.raises(IngestError) as raised:
-        ingest(connection, make_product("csv", "lab/*.csv", columns=NAMES, encoding="cp1252"))
-    assert str(raised.value).startswith(f"lab.things: {path}, line 3: byte 0x81 is not cp1252 text")
-    assert "source.encoding" in str(raised.value)
-
-
-def test_utf16_without_its_byte_order_mark_fails_the_read_naming_the_file(mesh_dir, make_product):
-    path = mesh_dir / "sources" / "lab" / "a.csv"
-    path.parent.mkdir(parents=True)
-    path.write_bytes(b"id,name\n1,a\n")
-    with connect("lab") as connection, pytest.raises(IngestError) as raised:
-        ingest(connection, make_product("csv", "lab/*.csv", columns=NAMES, encoding="utf-16"))
-    assert str(raised.value) == (
-        f"lab.things: {path} is not utf-16 text (UTF-16 stream does not start with BOM); is the contract's source.encoding right?"
-    )
+        ingest(connection, make_product("csv", "lab/*.csv", columns=NAMES, encoding=encoding))
+    assert str(raised.value) == f"lab.things: {path}{problem}; is the contract's source.encoding right?"
 
 
 def test_lines_that_are_not_utf8_hint_at_the_contracts_encoding(mesh_dir, make_product):
