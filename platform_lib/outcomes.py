@@ -98,6 +98,8 @@ class RunOutcomes:
             )
         if unterminated := metadata.get("source_files_without_final_newline"):
             outcome.notes.append(f"no newline at the end of {', '.join(unterminated)}: a last line cut short (a file still being written)?")
+        if unsalted := metadata.get("pii_hashed_without_salt"):
+            outcome.notes.append(f"PII column {unsalted}")
 
     def _checked(self, evaluation: dg.AssetCheckEvaluation) -> None:
         outcome = self.by_key.get(evaluation.asset_key)

@@ -83,18 +83,20 @@ def test_a_masked_column_is_described_as_consumers_read_it(mesh_dir, domains_cop
     assert {c.name: c.constraints.nullable for c in schema.columns}["full_name"] is True
 
 
-def test_a_hash_without_a_salt_is_flagged_on_the_materialization(mesh_dir, monkeypatch):
+def test_a_hash_without_a_salt_is_flagged_on_the_materialization_and_in_the_summary(mesh_dir, monkeypatch):
     def flag(salt: str):
         monkeypatch.setenv("MESH_PII_SALT", salt)
         products = products_by_id(load_mesh())
         with dg.DagsterInstance.ephemeral() as instance:
-            materialize_products([products["customers.raw_customers"], products["customers.customer_profiles"]], instance=instance)
+            outcomes = materialize_products([products["customers.raw_customers"], products["customers.customer_profiles"]], instance=instance)
             event = instance.get_latest_materialization_event(dg.AssetKey(["customers", "customer_profiles"]))
         metadata = event.asset_materialization.metadata
-        return metadata["pii_hashed_without_salt"].value if "pii_hashed_without_salt" in metadata else None
+        flagged = metadata["pii_hashed_without_salt"].value if "pii_hashed_without_salt" in metadata else None
+        return flagged, [n for o in outcomes if o.product == "customers.customer_profiles" for n in o.notes]
 
-    assert flag("") == "email: plain SHA-256, reversible with a list of values; set MESH_PII_SALT"
-    assert flag(SALT) is None
+    unsalted = "email: plain SHA-256, reversible with a list of values; set MESH_PII_SALT"
+    assert flag("") == (unsalted, [f"PII column {unsalted}"])
+    assert flag(SALT) == (None, [])
 
 
 def test_retention_is_applied_at_publish_and_checked_by_validate(mesh_dir, domains_copy, edit, capsys):
