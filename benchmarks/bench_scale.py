@@ -163,7 +163,8 @@ def profile_in_process(products: list[Product], data: Path) -> tuple[float, dict
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="mesh-bench-scale-"))
     processes = localstack.Processes(root / "logs")
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MESH_"))}
+    # The runs' own instance and data folders; the salt stays, as the floor (this environment's) hashes with it.
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MESH_")) or k == "MESH_PII_SALT"}
     base_env["PYTHONPATH"] = str(REPO_ROOT)
     try:
         started = time.perf_counter()
