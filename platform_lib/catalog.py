@@ -122,6 +122,7 @@ def _product_html(p: dict[str, Any]) -> str:
     served = f"{_e(published['version'])}: {published['rows']} rows, {_e(published['published_at'])}" if published else "never published"
     blocked = f'<p class="bad">Blocked: {_e(", ".join(p["blocked"]["failed_checks"]))} failed in run {_e(p["blocked"]["run_id"])}</p>' if p["blocked"] else ""
     failed = f'<p class="bad">The latest run, {_e(p["failed"]["run_id"])}, failed before its checks: {_e(p["failed"]["error"])}</p>' if p["failed"] else ""
+    now = f", now <code>read_parquet('{_e(p['port']['data'])}')</code>" if p["port"]["data"] else ""
     checks = "".join(
         f'<li class="{"ok" if c["status"] == "SUCCEEDED" else "bad"}">{_e(c["check"])}: {_e(c["status"])} {_e(c["description"])}</li>'
         for c in p["checks"]
@@ -135,8 +136,7 @@ def _product_html(p: dict[str, Any]) -> str:
      &middot; schedule {_e(contract['schedule'] or 'follows its inputs')}</p>
   <p>Upstreams: {_links(p['upstreams'])} &middot; Consumers: {_links(p['consumers'])}</p>
   <p>Published: {served}</p>{blocked}{failed}
-  <p>Read it: <code>{_e(p['port']['pointer'])}</code> names the version consumers read{
-      f", now <code>read_parquet('{_e(p['port']['data'])}')</code>" if p['port']['data'] else ""}</p>
+  <p>Read it: <code>{_e(p['port']['pointer'])}</code> names the version consumers read{now}</p>
   <table><tr><th>column</th><th>type</th><th>required</th><th>PII mask</th><th>description</th></tr>{columns}</table>
   <ul class="checks">{checks}</ul>
 </section>"""
