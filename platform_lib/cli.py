@@ -168,7 +168,7 @@ def cmd_contract_diff(args: argparse.Namespace) -> int:
         print(violation)
     breaking = sum(c.breaking for c in report.changes)
     print(f"{len(report.changes)} change(s) since {args.base}, {breaking} breaking, "
-          f"{len(report.violations)} without the major version they need", file=sys.stderr)
+          f"{len(report.violations)} violation(s)", file=sys.stderr)
     if report.head_unloadable:
         return 2  # its changes are unknown: neither passed nor failed
     return 1 if report.violations else 0

@@ -337,7 +337,7 @@ class Product(_Strict):
     description: str
     """What one row is, for the product's consumers."""
     version: str = "1.0.0"
-    """The contract's semantic version: a breaking change to a public product needs a new major."""
+    """The contract's semantic version: it never goes down, and a breaking change to a public product needs a new major."""
     owner: str
     """The owning team (default: the domain's owner)."""
     access: Literal["public", "internal"] = "internal"

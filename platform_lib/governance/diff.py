@@ -5,7 +5,8 @@ can fail or silently read something else) or compatible. A breaking change to a
 product that was public at the base needs a major version bump; without one it is
 a violation, in the same one-line form as the policies'. Removing a public product
 outright is always a violation: the way out is a major version that makes it
-internal (its consumers then fail `mesh validate`), then its removal.
+internal (its consumers then fail `mesh validate`), then its removal. A version
+lower than the base's is a violation for every product, public or internal.
 """
 
 from __future__ import annotations
@@ -123,8 +124,13 @@ def compare(base: Product, head: Product) -> list[Change]:
     return [Change(head.id, breaking, what) for breaking, what in changes]
 
 
+def _release(version: str) -> tuple[int, ...]:
+    """A semantic version as numbers, compared as semver does (1.10.0 is after 1.9.0)."""
+    return tuple(int(part) for part in version.split("."))
+
+
 def _major(version: str) -> int:
-    return int(version.split(".", 1)[0])
+    return _release(version)[0]
 
 
 def gate(base: Product, head: Product | None, changes: list[Change], readers: list[str]) -> Violation | None:
@@ -149,6 +155,21 @@ def gate(base: Product, head: Product | None, changes: list[Change], readers: li
         "major-version",
         f"breaking change to public product without a major version bump ({base.version} -> {head.version})",
         f"set `version: {_major(base.version) + 1}.0.0` and tell its consumers{named}, or make the change compatible",
+    )
+
+
+def lowered(base: Product, head: Product) -> Violation | None:
+    """The violation, if the head's version is lower than the base's, whatever the product's access:
+    each snapshot of its output port records the contract version it was published under
+    (`snapshot.json`, `mesh lineage`), and consumers read a higher version as a later contract."""
+    if _release(head.version) >= _release(base.version):
+        return None
+    return Violation(
+        shown_path(head.path),
+        head.id,
+        "version-order",
+        f"field `version` goes down from {base.version} to {head.version}",
+        f"versions only grow: set `version` to {base.version} or higher",
     )
 
 
@@ -178,6 +199,8 @@ def contract_diff(head_mesh: list[LoadedDomain], base_mesh: list[LoadedDomain]) 
         found = compare(old, new) if new else [Change(product_id, True, f"product removed (was {old.access})")]
         changes += found
         if violation := gate(old, new, found, sorted(p.id for p in head.values() if product_id in p.inputs)):
+            violations.append(violation)
+        if new and (violation := lowered(old, new)):
             violations.append(violation)
     return DiffReport(changes, violations, unloadable, any(d.error for d in head_mesh))
 

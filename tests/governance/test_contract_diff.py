@@ -12,10 +12,17 @@ from platform_lib.governance.types import widens
 
 PROFILES = "customers/products/customer_profiles.yaml"
 PROFILES_FILE = "domains/customers/products/customer_profiles.yaml"
+SEGMENTS = "marketing/products/segment_revenue.yaml"
 
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+def commit(repo: Path, message: str) -> None:
+    """Commit the domains folder as it is to `main`, the base of the diff."""
+    git(repo, "add", "domains")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", message)
 
 
 @pytest.fixture
@@ -23,8 +30,7 @@ def repo(domains_copy: Path) -> Path:
     """A git repository whose `main` holds the sample domains, with the working tree checked out."""
     root = domains_copy.parent
     git(root, "init", "--quiet", "--initial-branch=main")
-    git(root, "-c", "user.name=t", "-c", "user.email=t@example.com", "add", "domains")
-    git(root, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", "base")
+    commit(root, "base")
     return root
 
 
@@ -103,11 +109,30 @@ def test_breaking_an_internal_product_needs_no_bump(repo, edit, capsys):
     ])
 
 
+@pytest.mark.parametrize("contract, product, stated", [
+    (PROFILES, "customers.customer_profiles", "version: 1.0.0\n"),
+    (SEGMENTS, "marketing.segment_revenue", ""),  # internal, its version the default
+], ids=["public", "internal"])
+@pytest.mark.parametrize("old, new, refused", [
+    ("2.1.0", "1.4.0", True), ("1.2.0", "1.1.9", True), ("1.10.0", "1.9.0", True), ("1.9.0", "1.10.0", False),
+])
+def test_a_version_never_goes_down(repo, edit, capsys, contract, product, stated, old, new, refused):
+    """Compared as numbers: as text, 1.10.0 would come before 1.9.0."""
+    edit(contract, f"{stated}access:", f"version: {old}\naccess:")
+    commit(repo, f"version {old}")
+    edit(contract, f"version: {old}", f"version: {new}")
+    expected = [
+        f"version-order {product} domains/{contract}: field `version` goes down from {old} to {new}; "
+        f"versions only grow: set `version` to {old} or higher"
+    ]
+    assert diff(capsys) == ((1, expected) if refused else (0, []))
+
+
 def test_a_base_written_under_older_rules_is_still_compared(repo, edit, capsys):
     """A base whose key column was not `required`, which today's loader refuses: fixing it in the
     same change as a breaking one must not hide the breaking one."""
     edit(PROFILES, "{name: customer_id, type: BIGINT, required: true,", "{name: customer_id, type: BIGINT,")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-am", "older rules")
+    commit(repo, "older rules")
     edit(PROFILES, "{name: customer_id, type: BIGINT,", "{name: customer_id, type: BIGINT, required: true,")
     edit(PROFILES, "  - {name: tenure_days, type: INTEGER, required: true, description: \"Days since signup, as of the build.\"}\n", "")
     code, out = diff(capsys)
