@@ -362,7 +362,7 @@ class Product(_Strict):
     primary_key: tuple[str, ...] = ()
     """The columns that identify a row: checked unique, and `required: true` each."""
     columns: tuple[Column, ...] = Field(min_length=1)
-    """Every column, in order, as the product's candidate has them."""
+    """Every column, in order, as the product's candidate has them; the output port serves them in this order, so new ones go at the end."""
     quality: tuple[QualityRule, ...] = ()
     """Great Expectations expectations, checked on every candidate before it is published."""
 

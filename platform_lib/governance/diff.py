@@ -99,6 +99,14 @@ def _column_changes(base: Product, head: Product) -> list[tuple[bool, str]]:
             )
         if was.description != now.description:
             changes.append((False, f"column {name} description changed"))
+    # The output port is a Parquet file of the contract's columns in contract order (serve.published_select),
+    # and `SELECT *` hands that order on: a reader that goes by position (INSERT INTO t SELECT *, UNION ALL
+    # without BY NAME, a frame unpacked by position) silently reads another column's values, which no schema
+    # check sees (they match by name). So moving a kept column, or adding one before a kept one, is breaking;
+    # adding after all of them is not. A removal, breaking on its own, is not reported as a reorder too.
+    if list(new) != [name for name in old if name in new] + [name for name in new if name not in old]:
+        changes.append((True, f"column order changed from ({', '.join(old)}) to ({', '.join(new)}); "
+                              "readers by position read other columns (keep the order, add new columns at the end)"))
     return sorted(changes, key=lambda change: change[1])
 
 

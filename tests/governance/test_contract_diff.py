@@ -13,6 +13,13 @@ from platform_lib.governance.types import widens
 PROFILES = "customers/products/customer_profiles.yaml"
 PROFILES_FILE = "domains/customers/products/customer_profiles.yaml"
 SEGMENTS = "marketing/products/segment_revenue.yaml"
+COUNTRY = "  - {name: country, type: VARCHAR, required: true, description: ISO 3166 alpha-2 country code.}\n"
+SEGMENT = "  - {name: segment, type: VARCHAR, required: true, description: Commercial segment.}\n"
+SIGNUP = "  - {name: signup_date, type: DATE, required: true}\n"
+TENURE = "  - {name: tenure_days, type: INTEGER, required: true, description: \"Days since signup, as of the build.\"}\n"
+REFERRER = "  - {name: referrer, type: VARCHAR}\n"
+ORDER = "customer_id, email, country, segment, signup_date, tenure_days"
+BY_POSITION = "readers by position read other columns (keep the order, add new columns at the end)"
 
 
 def git(repo: Path, *args: str) -> str:
@@ -40,8 +47,7 @@ def diff(capsys) -> tuple[int, list[str]]:
 
 
 def test_compatible_changes_pass(repo, edit, capsys):
-    edit(PROFILES, "{name: signup_date, type: DATE, required: true}",
-         "{name: signup_date, type: DATE, required: true}\n  - {name: referrer, type: VARCHAR}")
+    edit(PROFILES, TENURE, TENURE + REFERRER)  # at the end: the column order is kept
     edit(PROFILES, "description: One row per customer with", "description: Exactly one row per customer with")
     edit("orders/products/raw_orders.yaml", "tier: bronze", "tier: bronze\naccess: public")
     edit("orders/products/raw_order_lines.yaml", "max_bad_fraction: 0.001}", "max_bad_fraction: 0.001, append_only: true}")
@@ -54,7 +60,7 @@ def test_compatible_changes_pass(repo, edit, capsys):
 
 
 def test_a_breaking_change_to_a_public_product_needs_a_major_bump(repo, edit, capsys):
-    edit(PROFILES, "  - {name: tenure_days, type: INTEGER, required: true, description: \"Days since signup, as of the build.\"}\n", "")
+    edit(PROFILES, TENURE, "")
     edit(PROFILES, "{name: signup_date, type: DATE, required: true}", "{name: signup_date, type: VARCHAR, required: true}")
     edit(PROFILES, "{name: segment, type: VARCHAR, required: true,", "{name: segment, type: VARCHAR,")
     edit(PROFILES, "{name: email, type: VARCHAR, pii: true, mask: hash,", "{name: email, type: VARCHAR, required: true, pii: true, mask: redact,")
@@ -78,6 +84,29 @@ def test_a_breaking_change_to_a_public_product_needs_a_major_bump(repo, edit, ca
     ])
     edit(PROFILES, "version: 1.1.0", "version: 2.0.0")
     assert diff(capsys) == (0, expected)
+
+
+@pytest.mark.parametrize("old, new, changes", [
+    # Both VARCHAR: a reader by position gets segments for countries, and no type tells it.
+    (COUNTRY + SEGMENT, SEGMENT + COUNTRY, [
+        f"BREAKING customers.customer_profiles: column order changed from ({ORDER}) to "
+        f"(customer_id, email, segment, country, signup_date, tenure_days); {BY_POSITION}",
+    ]),
+    (SIGNUP, REFERRER + SIGNUP, [
+        f"BREAKING customers.customer_profiles: column order changed from ({ORDER}) to "
+        f"(customer_id, email, country, segment, referrer, signup_date, tenure_days); {BY_POSITION}",
+        "compatible customers.customer_profiles: column referrer added as nullable",
+    ]),
+    # The columns after it move up, but the removal is what breaks: no reorder to report.
+    (SIGNUP, "", ["BREAKING customers.customer_profiles: column signup_date removed or renamed"]),
+], ids=["moved", "inserted", "removed"])
+def test_the_column_order_is_part_of_the_contract(repo, edit, capsys, old, new, changes):
+    edit(PROFILES, old, new)
+    assert diff(capsys) == (1, changes + [
+        f"major-version customers.customer_profiles {PROFILES_FILE}: breaking change to public product without a "
+        "major version bump (1.0.0 -> 1.0.0); set `version: 2.0.0` and tell its consumers "
+        "(marketing.customer_lifetime_value, orders.order_lines), or make the change compatible"
+    ])
 
 
 def test_narrowing_access_and_removing_products(repo, domains_copy, edit, capsys):
@@ -134,7 +163,7 @@ def test_a_base_written_under_older_rules_is_still_compared(repo, edit, capsys):
     edit(PROFILES, "{name: customer_id, type: BIGINT, required: true,", "{name: customer_id, type: BIGINT,")
     commit(repo, "older rules")
     edit(PROFILES, "{name: customer_id, type: BIGINT,", "{name: customer_id, type: BIGINT, required: true,")
-    edit(PROFILES, "  - {name: tenure_days, type: INTEGER, required: true, description: \"Days since signup, as of the build.\"}\n", "")
+    edit(PROFILES, TENURE, "")
     code, out = diff(capsys)
     assert code == 1
     assert "BREAKING customers.customer_profiles: column tenure_days removed or renamed" in out
