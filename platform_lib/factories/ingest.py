@@ -40,7 +40,7 @@ import os
 import shutil
 import tempfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
@@ -81,6 +81,8 @@ class IngestReport:
     """The first `SHOWN_BAD_ROWS` quarantined rows, in file and line order (without a PII column's value)."""
     unread_columns: tuple[str, ...] = ()
     """Columns of a JSON or Parquet source that the contract does not name (CSV's go to the schema check)."""
+    absent_columns: dict[str, str] = field(default_factory=dict)
+    """The contract's columns some files lack, with which: {'segment': 'not in the header of customers/customers.csv'}."""
     unterminated_files: tuple[str, ...] = ()
     """CSV or JSON files, relative to the sources folder, whose last line has no newline (`unterminated`)."""
 
@@ -555,32 +557,34 @@ def _is_json(text: bytes) -> bool:
     return True
 
 
-def _csv_columns_unread(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> tuple[str, ...]:
-    return ()  # CSV's reader keeps every column of the header: the schema check names those the contract lacks
+def _csv_fields(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> dict[Path, tuple[str, ...]]:
+    """Every file has the first one's header (`_refuse_different_headers`), which the candidate keeps whole."""
+    return dict.fromkeys(files, tuple(column_types(connection, candidate(product.name))))
 
 
-def _parquet_columns_unread(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> tuple[str, ...]:
-    """From the files' footers; the reader matches names without case, as DuckDB does."""
-    ours = {name.lower() for name in product.column_types}
-    names = column_types(connection, _parquet(product, files))
-    return tuple(n for n in names if n.lower() not in ours)
+def _parquet_fields(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> dict[Path, tuple[str, ...]]:
+    """From each file's footer, spelled as the contract spells them: the reader matches names without case, as DuckDB does."""
+    ours = {name.lower(): name for name in product.column_types}
+    return {f: tuple(ours.get(n.lower(), n) for n in column_types(connection, f"read_parquet({literal(str(f))})")) for f in files}
 
 
 SAMPLED_LINES = 100  # per JSON file, for the names of its fields
 
 
-def _json_fields_unread(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> tuple[str, ...]:
+def _json_fields(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> dict[Path, tuple[str, ...]]:
     """From the first lines of each file: a full pass would cost as much as the read."""
-    keys: dict[str, None] = {}  # ordered, as the files name them
+    fields: dict[Path, tuple[str, ...]] = {}
     for file in files:
+        keys: dict[str, None] = {}  # ordered, as the file names them
         with open(file, "rb") as handle:
             for line in itertools.islice(handle, SAMPLED_LINES):
                 try:
-                    fields = json.loads(line)
+                    parsed = json.loads(line)
                 except ValueError:
                     continue
-                keys.update(dict.fromkeys(fields) if isinstance(fields, dict) else {})
-    return tuple(k for k in keys if k not in product.column_types)
+                keys.update(dict.fromkeys(parsed) if isinstance(parsed, dict) else {})
+        fields[file] = tuple(keys)
+    return fields
 
 
 def _others(product: Product, read_as: dict[str, str]) -> list[str]:
@@ -644,24 +648,24 @@ class Format:
 
     read: Callable[[duckdb.DuckDBPyConnection, Product, list[Path]], None]
     """The candidate and the quarantine from the files, as plain UTF-8 (`readable`)."""
-    unread_columns: Callable[[duckdb.DuckDBPyConnection, Product, list[Path]], tuple[str, ...]]
-    """The columns the files have and the contract does not name, which the reader leaves
-    out: a field the producer renamed would leave its old column NULL without a word, and
-    its new name, said in the report, is the clue."""
+    fields: Callable[[duckdb.DuckDBPyConnection, Product, list[Path]], dict[Path, tuple[str, ...]]]
+    """The names of each file's columns, once the candidate is read (`_columns_compared`)."""
+    fields_from: str
+    """Where `fields` finds them, for messages: "the header of" a file."""
     lines: bool
     """Text in lines, whose files end with a newline unless cut while written (`unterminated`)."""
 
 
 FORMATS = {
-    "csv": Format(_read_csv, _csv_columns_unread, lines=True),
-    "json": Format(OnePassElseByRows(_json_as_text, _json_by_lines), _json_fields_unread, lines=True),
-    "parquet": Format(OnePassElseByRows(_parquet, _parquet_by_rows), _parquet_columns_unread, lines=False),
+    "csv": Format(_read_csv, _csv_fields, "the header of", lines=True),
+    "json": Format(OnePassElseByRows(_json_as_text, _json_by_lines), _json_fields, f"the first {SAMPLED_LINES} lines of", lines=True),
+    "parquet": Format(OnePassElseByRows(_parquet, _parquet_by_rows), _parquet_fields, "the schema of", lines=False),
 }
 
 
-def _read(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _read(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> tuple[tuple[str, ...], dict[str, str], tuple[str, ...]]:
     """The candidate and the quarantine from the files, naming the files themselves in both
-    and in errors; returns the report's `unread_columns` and `unterminated_files`."""
+    and in errors; returns the report's `unread_columns`, `absent_columns` and `unterminated_files`."""
     source_format = FORMATS[product.source.format]
     with readable(product, files) as read:
         try:
@@ -673,7 +677,28 @@ def _read(connection: duckdb.DuckDBPyConnection, product: Product, files: list[P
             raise IngestError(read.as_sources(str(error))) from None
         for copy, file in read.copied.items():
             connection.execute(f"UPDATE {_quarantine(product)} SET file = ? WHERE file = ?", [str(file), str(copy)])
-        return source_format.unread_columns(connection, product, read.files), unterminated(product, read)
+        return *_columns_compared(connection, product, read), unterminated(product, read)
+
+
+FILES_NAMED = 3  # of those lacking a column, in its note
+
+
+def _columns_compared(connection: duckdb.DuckDBPyConnection, product: Product, read: Readable) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The files' own columns against the candidate's and the contract's: those the reader
+    left out (a field the producer renamed leaves its old column NULL without a word, and
+    its new name is the clue), and the contract's columns each file lacks, which a schema
+    check names its files by (a reader fills a column a file lacks with NULL, or leaves it out)."""
+    source_format = FORMATS[product.source.format]
+    fields = source_format.fields(connection, product, read.files)
+    kept = column_types(connection, candidate(product.name))
+    unread = tuple(dict.fromkeys(name for names in fields.values() for name in names if name not in kept))
+    absent = {}
+    for column in product.column_types:
+        lacking = [relative_to_sources(str(read.source_of(f))) for f, names in fields.items() if column not in names]
+        if lacking:
+            more = f" and {len(lacking) - FILES_NAMED} more" if len(lacking) > FILES_NAMED else ""
+            absent[column] = f"not in {source_format.fields_from} {', '.join(lacking[:FILES_NAMED])}{more}"
+    return unread, absent
 
 
 # How the readers name a line that is not UTF-8 (CSV's reject type, JSON's own reason).
@@ -702,7 +727,7 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product, full_refresh
     _, files = source_files(product)
     plan = append_only.plan(connection, product, files, full_refresh)
     connection.execute(f"CREATE OR REPLACE TABLE {_quarantine(product)} ({QUARANTINE_COLUMNS})")
-    unread, cut_short = _read(connection, product, plan.read) if plan.read else ((), ())
+    unread, absent, cut_short = _read(connection, product, plan.read) if plan.read else ((), {}, ())
     rows = connection.execute(f"SELECT count(*) FROM {candidate(product.name)}").fetchone()[0] if plan.read else 0
     if plan.base:
         append_only.add_base(connection, product, plan)
@@ -714,7 +739,7 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product, full_refresh
         BadRow(file, line, column, f"{error.split(':', 1)[0]}: the value is withheld, the column is PII (the quarantine table has it)" if column in pii else error)
         for file, line, column, error in shown.fetchall()
     )
-    report = IngestReport(plan, rows, quarantined, first_bad_rows, unread, cut_short)
+    report = IngestReport(plan, rows, quarantined, first_bad_rows, unread, absent, cut_short)
     if report.bad_fraction > product.source.max_bad_fraction:
         not_utf8 = connection.execute(
             f"SELECT EXISTS (SELECT 1 FROM {_quarantine(product)} WHERE {' OR '.join(f'starts_with(error, {literal(kind)})' for kind in NOT_UTF8)})"

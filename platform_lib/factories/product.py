@@ -9,9 +9,9 @@ look into, and fails the run with the checks' messages.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dagster as dg
 import duckdb
@@ -56,6 +56,8 @@ class Built:
     metadata: dict[str, object]
     source_files: dict[str, str] | None = None
     """An append-only source's files, for the published version to record."""
+    absent_columns: dict[str, str] = field(default_factory=dict)
+    """The contract's columns some source files lack, with which, for the schema check to say."""
 
 
 def build_candidate(connection, product: Product, full_refresh: bool = False) -> Built:
@@ -85,7 +87,7 @@ def build_candidate(connection, product: Product, full_refresh: bool = False) ->
             metadata["source_columns_not_read"] = list(report.unread_columns)
         if report.unterminated_files:
             metadata["source_files_without_final_newline"] = list(report.unterminated_files)
-        return Built({}, metadata, report.plan.record or None)
+        return Built({}, metadata, report.plan.record or None, report.absent_columns)
     versions = transform.attach_inputs(connection, product)
     if product.transform == "sql":
         transform.run_sql(connection, product)
@@ -111,10 +113,11 @@ def audit_and_publish(
     inputs: dict[str, str],
     failed_elsewhere: tuple[str, ...] = (),
     source_files: dict[str, str] | None = None,
+    absent_columns: Mapping[str, str] | None = None,
 ) -> Audit:
     """Check `candidate` against the contract; publish it if no blocking check (here or
     in `failed_elsewhere`, e.g. dbt's tests) failed, else mark the port blocked."""
-    checks = run_checks(connection, product, candidate)
+    checks = run_checks(connection, product, candidate, absent_columns)
     failed = [*failed_elsewhere, *(c.check_name for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR)]
     metadata: dict[str, object] = {
         "dagster/row_count": connection.execute(f"SELECT count(*) FROM {candidate}").fetchone()[0],
@@ -178,7 +181,9 @@ def materialize(
     with failure_recorded([product], context.run_id), closing(storage.connect(product.domain)) as connection:
         refuse_blocked_inputs(product)
         built = build_candidate(connection, product, full_refresh=context.run.tags.get(append_only.FULL_REFRESH_TAG) == "true")
-        audit = audit_and_publish(connection, product, candidate, context.run_id, built.inputs, source_files=built.source_files)
+        audit = audit_and_publish(
+            connection, product, candidate, context.run_id, built.inputs, source_files=built.source_files, absent_columns=built.absent_columns
+        )
         storage.keep_candidate(connection, product.name, keep=bool(audit.failed))
     if not audit.failed:
         yield dg.MaterializeResult(metadata={**built.metadata, **audit.metadata}, check_results=audit.checks)

@@ -98,6 +98,19 @@ def orders_as_text(sources: Path, _domains: Path) -> None:
             )
 
 
+def orders_without_status(sources: Path, _domains: Path) -> None:
+    """The order service's second export dropped the status column."""
+    path = sources / "orders" / "orders_2.parquet"
+    with duckdb.connect() as connection:
+        connection.execute(f"COPY (SELECT * EXCLUDE (status) FROM read_parquet({literal(str(path))})) TO {literal(str(path))} (FORMAT parquet)")
+
+
+def sku_renamed(sources: Path, _domains: Path) -> None:
+    """The order service renamed product_sku to sku in one of its two files."""
+    path = sources / ORDER_LINES_2
+    path.write_text(path.read_text(encoding="utf-8").replace('"product_sku":', '"sku":'), encoding="utf-8")
+
+
 def clv_returning(expression: str) -> Callable[[Path, Path], None]:
     """The customer lifetime value transform, its result (`result`) changed to `expression`."""
 
@@ -127,7 +140,12 @@ CASES = [
         ("customers.raw_customers", "customers.csv", "line"),
     ),
     Case("missing_column", "customers.raw_customers", lambda s, d: rewrite_csv(s, "SELECT * EXCLUDE (segment) FROM t"),
-         ("customers.raw_customers", "schema", "missing column segment")),
+         ("customers.raw_customers", "schema", "missing column segment (not in the header of customers/customers.csv)")),
+    Case("column_missing_from_one_parquet_file", "orders.raw_orders", orders_without_status,
+         ("orders.raw_orders", "schema", "required column status has", "(not in the schema of orders/orders_2.parquet)")),
+    Case("json_field_renamed_in_one_file", "orders.raw_order_lines", sku_renamed,
+         ("orders.raw_order_lines", "schema", "required column product_sku has",
+          "(not in the first 100 lines of orders/order_lines_2.jsonl)")),
     Case("extra_column", "customers.raw_customers", lambda s, d: rewrite_csv(s, "SELECT *, 'gold' AS loyalty_tier FROM t"),
          ("customers.raw_customers", "schema", "unexpected column loyalty_tier")),
     Case("changed_column_type", "orders.raw_orders", orders_as_text,
