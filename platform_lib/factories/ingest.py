@@ -331,7 +331,11 @@ def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: li
     row by row (`_split_rows`), where a bad value in them has no line."""
     _refuse_different_headers(connection, product, files)
     reader = _csv_reader(product, files, numbers_as_text=False)
-    create_candidate(connection, product.name, f"SELECT * EXCLUDE (mesh_source_file) FROM {reader}")
+    try:
+        create_candidate(connection, product.name, f"SELECT * EXCLUDE (mesh_source_file) FROM {reader}")
+    except duckdb.Error:
+        _refuse_mixed_line_ends(product, files)
+        raise
     read_as = column_types(connection, candidate(product.name))
     if _misread_by_reader(connection, product, files, read_as):
         connection.execute("DROP TABLE IF EXISTS mesh_rejects; DROP TABLE IF EXISTS mesh_reject_scans")
@@ -371,6 +375,21 @@ def _misread_by_reader(connection: duckdb.DuckDBPyConnection, product: Product, 
             whole = _ungrouped(product, text)
             misread.append(f"(TRY_CAST({whole} AS {column.type}) IS NOT NULL AND {cast(whole, column, strict=False)} IS NULL)")
     return connection.execute(f"SELECT EXISTS (SELECT 1 FROM {texts} WHERE {' OR '.join(misread)})").fetchone()[0]
+
+
+def _refuse_mixed_line_ends(product: Product, files: list[Path]) -> None:
+    """DuckDB's CSV reader cannot tell the dialect of a file whose lines end some with CRLF,
+    some with LF (two exports concatenated), and says so in a page about delimiters and
+    quotes: a file like that is named, with where it changes."""
+    for file in files:
+        with open(file, "rb") as handle:
+            ends = (("CRLF" if line.endswith(b"\r\n") else "LF", number) for number, line in enumerate(handle, 1) if line.endswith(b"\n"))
+            first, _ = next(ends, (None, 0))
+            if changed := next(((end, number) for end, number in ends if end != first), None):
+                raise IngestError(
+                    f"{product.id}: {file} mixes line ends: line 1 ends with {first}, line {changed[1]} with {changed[0]}; "
+                    "the CSV reader needs one kind in a file (convert it, with dos2unix say, or have the producer write one)"
+                )
 
 
 def _refuse_different_headers(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
@@ -668,6 +687,8 @@ def _read(connection: duckdb.DuckDBPyConnection, product: Product, files: list[P
     and in errors; returns the report's `unread_columns`, `absent_columns` and `unterminated_files`."""
     source_format = FORMATS[product.source.format]
     with readable(product, files) as read:
+        if source_format.lines and not product.source.transcoded:
+            _refuse_utf16_read_as_utf8(product, read)
         try:
             source_format.read(connection, product, read.files)
         except duckdb.Error as error:
@@ -678,6 +699,23 @@ def _read(connection: duckdb.DuckDBPyConnection, product: Product, files: list[P
         for copy, file in read.copied.items():
             connection.execute(f"UPDATE {_quarantine(product)} SET file = ? WHERE file = ?", [str(file), str(copy)])
         return *_columns_compared(connection, product, read), unterminated(product, read)
+
+
+UTF16_BYTE_ORDER_MARKS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _refuse_utf16_read_as_utf8(product: Product, read: Readable) -> None:
+    """A UTF-16 file read as UTF-8 has a NUL byte beside every ASCII character: the CSV
+    reader takes it whole, its header as columns named with NUL bytes, and the JSON one
+    refuses every line. Its byte order mark, or NUL bytes in its first line, give it away."""
+    for file in read.files:
+        first = _first_line(file)
+        if first.startswith(UTF16_BYTE_ORDER_MARKS) or b"\0" in first:
+            clue = "starts with a UTF-16 byte order mark" if first.startswith(UTF16_BYTE_ORDER_MARKS) else "has NUL bytes in its first line"
+            raise IngestError(
+                f"{product.id}: {read.source_of(file)} {clue}: UTF-16 text, read as UTF-8 (the contract's source.encoding); "
+                "set source.encoding: utf-16 in the contract (utf-16-le or utf-16-be for a file without a byte order mark)"
+            )
 
 
 FILES_NAMED = 3  # of those lacking a column, in its note

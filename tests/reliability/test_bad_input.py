@@ -65,6 +65,19 @@ def latin1_skus(sources: Path, _domains: Path) -> None:
     path.write_bytes(path.read_text(encoding="utf-8").replace('"SKU-', '"St\u00fcck-').encode("latin-1"))
 
 
+def utf16_names(sources: Path, _domains: Path) -> None:
+    """The CRM's export now comes as UTF-16 (with its byte order mark), the contract still reading UTF-8."""
+    path = sources / CUSTOMERS_CSV
+    path.write_bytes(path.read_text(encoding="utf-8").encode("utf-16"))
+
+
+def line_ends_mixed(sources: Path, _domains: Path) -> None:
+    """Two exports concatenated: the first half's lines end with CRLF, the rest with LF."""
+    path = sources / CUSTOMERS_CSV
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_bytes(("\r\n".join(lines[:50]) + "\r\n" + "\n".join(lines[50:]) + "\n").encode("utf-8"))
+
+
 def json_array(sources: Path, _domains: Path) -> None:
     """The order service's export switched to one JSON array: read line by line, it is a single bad line."""
     path = sources / ORDER_LINES_1
@@ -159,6 +172,10 @@ CASES = [
          ("customers.raw_customers", "customers.csv", "empty")),
     Case("header_only_csv", "customers.raw_customers", lambda s, d: rewrite_csv(s, "SELECT * FROM t LIMIT 0"),
          ("customers.raw_customers", "customers.csv", "no data rows", "refusing to replace the product with nothing")),
+    Case("utf16_read_as_utf8", "customers.raw_customers", utf16_names,
+         ("customers.raw_customers", "customers.csv", "UTF-16 byte order mark", "source.encoding: utf-16")),
+    Case("line_ends_mixed", "customers.raw_customers", line_ends_mixed,
+         ("customers.raw_customers", "customers.csv", "line 1 ends with CRLF, line 51 with LF")),
     Case("json_array", "orders.raw_order_lines", json_array,
          ("orders.raw_order_lines", "order_lines_1.jsonl", "is a JSON array", "not newline-delimited JSON")),
     Case("non_utf8_json_lines", "orders.raw_order_lines", latin1_skus,
