@@ -147,7 +147,7 @@ def _rule_metadata(result: RuleResult, pii: set[str]) -> dict[str, Any]:
         if value is not None:
             metadata[field] = _json_safe(value)
     if result.partial_unexpected_list:
-        metadata["unexpected_sample"] = _json_safe(result.partial_unexpected_list[:EXAMPLES_SHOWN])
+        metadata["unexpected_sample"] = _json_safe(result.examples[:EXAMPLES_SHOWN])
     metadata.update(_json_safe(result.details))
     return metadata
 

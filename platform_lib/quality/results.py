@@ -22,6 +22,12 @@ class RuleResult:
     """GE's other result fields where it reports some (missing_count, mismatched columns)."""
 
     @property
+    def examples(self) -> list[Any]:
+        """The unexpected values sampled, each once: GE samples rows, and a bad value on
+        many rows would fill the sample alone."""
+        return list({repr(v): v for v in self.partial_unexpected_list}.values())
+
+    @property
     def summary(self) -> str:
         """One line for the check's result and failure messages, which name the check beside it."""
         parts = ["passed" if self.success else "FAILED"]
@@ -37,5 +43,5 @@ class RuleResult:
         if self.observed_value is not None:
             parts.append(f"observed {self.observed_value!r}")
         if self.partial_unexpected_list:
-            parts.append(f"e.g. {self.partial_unexpected_list[:5]!r}")
+            parts.append(f"e.g. {self.examples[:5]!r}")
         return ", ".join(parts)
