@@ -64,16 +64,17 @@ def as_written() -> Iterator[None]:
 
 
 class ContractError(ValueError):
-    """A domain file is invalid; the message names the file, the product and the field."""
+    """A domain file is invalid; the message names the file, the product and the field, and
+    every other field at fault in `others`, so that one edit can mend them all."""
 
-    def __init__(self, file: Path | str, product: str | None, field: str | None, problem: str):
+    def __init__(self, file: Path | str, product: str | None, field: str | None, problem: str, others: tuple[tuple[str | None, str], ...] = ()):
         self.file, self.product, self.field, self.problem = str(file), product, field, problem
+        self.problems = ((field, problem), *others)
         where = [self.file]
         if product:
             where.append(f"product {product}")
-        if field:
-            where.append(f"field '{field}'")
-        super().__init__(f"{': '.join(where)}: {problem}")
+        shown = "; and ".join(f"field '{f}': {p}" if f else p for f, p in self.problems)
+        super().__init__(f"{': '.join(where)}: {shown}")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -536,20 +537,23 @@ def _validated(model: type[BaseModel], document: dict[str, Any], file: Path, pro
         typos = [e for e in errors if e["type"] == "extra_forbidden"]
         # A misspelt required field is both missing and unknown: the unknown one is the typo.
         first = typos[0] if typos and any(e["type"] == "missing" for e in errors) else errors[0]
-        field = _field_path(first["loc"], document) or None
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown field (a typo?)"
-        if first["type"] == "missing":
-            message = "required field is missing"
-        if first["type"] == "string_type" and first["input"] is None:
-            message = "is empty: give it a value"
-        elif first["type"] == "string_type" and isinstance(first["input"], (bool, int, float, date)):
-            message = f"expected text, YAML read {first['input']!r} as a {type(first['input']).__name__}: put the value in quotes"
-        more = len(errors) - 1
-        if more:
-            message += f" (and {more} more problem{'s' if more > 1 else ''})"
-        raise ContractError(file, product, field, message) from None
+        problems = dict.fromkeys(_problem(e, document) for e in [first, *(e for e in errors if e is not first)])
+        (field, message), *others = problems
+        raise ContractError(file, product, field, message, tuple(others)) from None
+
+
+def _problem(error: Any, document: dict[str, Any]) -> tuple[str | None, str]:
+    """A pydantic error as the field at fault and what is wrong with it, in a team's words."""
+    field = _field_path(error["loc"], document) or None
+    if error["type"] == "extra_forbidden":
+        return field, "unknown field (a typo?)"
+    if error["type"] == "missing":
+        return field, "required field is missing"
+    if error["type"] == "string_type" and error["input"] is None:
+        return field, "is empty: give it a value"
+    if error["type"] == "string_type" and isinstance(error["input"], (bool, int, float, date)):
+        return field, f"expected text, YAML read {error['input']!r} as a {type(error['input']).__name__}: put the value in quotes"
+    return field, error["msg"].removeprefix("Value error, ")
 
 
 def load_domain(domain_dir: Path | str) -> Domain:

@@ -61,7 +61,7 @@ def test_a_valid_product(domain_dir):
         (("access: public", "access: everyone"), "access", "'public' or 'internal'"),
         (("type: BIGINT", "type: STRNG"), "columns[id].type", "is not a DuckDB type"),
         (("type: BIGINT", "type: DECIMAL(10,0)"), "columns[id].type", "a type with a comma is quoted inside `{...}`"),
-        (("columns:", "cols:"), "cols", "unknown field (a typo?) (and 1 more problem)"),
+        (("columns:", "cols:"), "cols", "field 'cols': unknown field (a typo?); and field 'columns': required field is missing"),
         (("access: public", "access: public\nversion: 1.0"), "version", "YAML read 1.0 as a float: put the value in quotes"),
         (("access: public", "access: public\nowner:"), "owner", "is empty: give it a value"),
         (("{name: label, type: VARCHAR}", "{name: label}"), "columns[label].type", "required field is missing"),
@@ -121,6 +121,16 @@ def test_a_domain_may_not_take_a_name_duckdb_uses(domain_dir, name):
     with pytest.raises(ContractError) as raised:
         load_domain(domain_dir)
     assert raised.value.field == "name" and "reserved" in str(raised.value) and "domain.yaml" in str(raised.value)
+
+
+def test_every_field_at_fault_is_named_at_once(domain_dir):
+    """Three mistakes, one message: a team mends them in one edit, not three runs."""
+    wrong = VALID.replace("access: public", "acess: public\nversion: 1.0").replace("retention: {snapshots: 3}", "retention: {snapshots: 0}")
+    with pytest.raises(ContractError) as raised:
+        load(domain_dir, wrong)
+    assert raised.value.field == "version" and str(raised.value).count("; and field ") == 2
+    for field, problem in (("acess", "unknown field"), ("version", "expected text"), ("retention.snapshots", "Input should be greater than or equal to 1")):
+        assert f"field '{field}': {problem}" in str(raised.value)
 
 
 def test_broken_yaml_syntax_names_the_line(domain_dir):

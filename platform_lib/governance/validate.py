@@ -21,16 +21,18 @@ class PolicyError(RuntimeError):
         super().__init__(f"{len(violations)} policy violation{'s' if len(violations) > 1 else ''} (run `mesh validate`):\n{lines}")
 
 
-def contract_violation(folder: Path, error: ContractError) -> Violation:
+def contract_violations(folder: Path, error: ContractError) -> list[Violation]:
     """A domain whose files do not load breaks the first policy of all: its contracts are valid."""
-    fix = f"fix field '{error.field}'" if error.field else "fix the file"
-    return Violation(shown_path(Path(error.file)), error.product or folder.name, "valid-contract", error.problem, fix)
+    return [
+        Violation(shown_path(Path(error.file)), error.product or folder.name, "valid-contract", problem, f"fix field '{field}'" if field else "fix the file")
+        for field, problem in error.problems
+    ]
 
 
 def validate_mesh(mesh: list[LoadedDomain]) -> list[Violation]:
     """Every violation of every policy in the mesh, sorted by file."""
     index = products_by_id(mesh)
-    violations = [contract_violation(d.path, d.error) for d in mesh if d.error]
+    violations = [v for d in mesh if d.error for v in contract_violations(d.path, d.error)]
     products = [p for d in mesh for p in d.products]
     return sorted(violations + check(products, index.get, CONTRACT_POLICIES + MESH_POLICIES) + orphan_ports(mesh))
 

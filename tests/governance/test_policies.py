@@ -10,7 +10,7 @@ from platform_lib.cli import main
 from platform_lib.domain import domain_definitions
 from platform_lib.governance import PolicyError, validate_mesh
 from platform_lib.mesh import load_mesh
-from tests.governance.policy_cases import CASES
+from tests.governance.policy_cases import CASES, SEGMENTS
 
 
 def test_the_sample_mesh_follows_every_policy(capsys):
@@ -26,6 +26,18 @@ def test_a_violation_is_one_line_naming_policy_product_file_and_fix(case, edit, 
         edit(file, old, new)
     assert main(["validate"]) == 1
     assert capsys.readouterr().out.splitlines() == [expected]
+
+
+def test_every_field_at_fault_in_a_contract_is_a_line(edit, domains_copy, capsys):
+    edits, expected = CASES["valid-contract"]
+    edit(*edits[0])
+    edit(SEGMENTS, "access: internal", "access: everyone")
+    assert main(["validate"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        expected,
+        "valid-contract marketing.segment_revenue domains/marketing/products/segment_revenue.yaml: "
+        "Input should be 'public' or 'internal'; fix field 'access'",
+    ]
 
 
 def test_a_code_location_that_breaks_a_policy_fails_to_load_and_the_others_load(edit, domains_copy):
