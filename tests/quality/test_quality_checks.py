@@ -185,11 +185,10 @@ def test_an_error_computing_a_rule_on_a_pii_column_keeps_only_its_kind():
 
 def test_a_bad_value_on_many_rows_is_one_example():
     """The sample is of rows, as GE's: a status wrong on every new row would fill it alone."""
-    product = _order_lines()
-    connection = duckdb.connect()
-    relation = _candidate(connection, product)
+    product, connection = _order_lines(), duckdb.connect()
+    _candidate(connection, product)
     connection.execute("INSERT INTO candidate SELECT 3, range, 'bogus', 1, 1.00, NULL, 'DE' FROM range(1, 30)")
-    status = next(r for r in run_checks(connection, product, relation) if r.check_name == "column_values_to_be_in_set__status")
+    status = {r.check_name: r for r in run_checks(connection, product, "candidate")}["column_values_to_be_in_set__status"]
     assert status.metadata["unexpected_count"].value == 29
     assert status.metadata["unexpected_sample"].value == ["bogus"]
     assert status.description == "FAILED, 29 of 32 rows unexpected, e.g. ['bogus']"
