@@ -24,6 +24,7 @@ from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
 from platform_lib.contract import Product, load_domain
 from platform_lib.domain import domain_assets
+from platform_lib.mesh import input_graph
 from platform_lib.factories.append_only import FULL_REFRESH_TAG
 from platform_lib.factories.quality import asset_key
 from platform_lib.outcomes import Outcome, RunOutcomes, outcomes_of
@@ -63,7 +64,7 @@ def mesh_assets(products: list[Product]) -> list[dg.AssetsDefinition]:
 def in_dependency_order(products: list[Product]) -> list[Product]:
     """Each product after those of the list it reads; products ready together by id."""
     by_id = {p.id: p for p in products}
-    order = TopologicalSorter({p.id: [i for i in p.inputs if i in by_id] for p in products})
+    order = TopologicalSorter(input_graph(by_id))
     order.prepare()
     ordered: list[Product] = []
     while order.is_active():
@@ -82,10 +83,9 @@ def buildable(products: list[Product], refused: Collection[str]) -> tuple[list[P
     skips the consumers of a failed step.
     """
     by_id = {p.id: p for p in products}
-    graph = {p.id: [i for i in p.inputs if i in by_id] for p in products}
     cause: dict[str, str] = {}  # product id -> the refused domain it depends on
     skipped = []
-    for product_id in TopologicalSorter(graph).static_order():
+    for product_id in TopologicalSorter(input_graph(by_id)).static_order():
         for input_id in by_id[product_id].inputs:
             domain = input_id.split(".", 1)[0]
             if input_id in cause:

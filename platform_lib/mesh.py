@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -54,7 +55,7 @@ def input_errors(loaded: list[LoadedDomain]) -> dict[str, ContractError]:
             if input_id not in products and input_id.split(".")[0] not in unloaded:
                 problem = f"unknown product {input_id}: no domain of the mesh publishes it"
                 errors.setdefault(product.path.parent.parent.name, ContractError(product.path, product.id, "inputs", problem))
-    graph = {p.id: [i for i in p.inputs if i in products] for p in products.values()}
+    graph = input_graph(products)
     while True:
         try:
             TopologicalSorter(graph).prepare()
@@ -70,3 +71,8 @@ def input_errors(loaded: list[LoadedDomain]) -> dict[str, ContractError]:
 
 def products_by_id(mesh: list[LoadedDomain]) -> dict[str, Product]:
     return {p.id: p for d in mesh for p in d.products}
+
+
+def input_graph(products: Mapping[str, Product]) -> dict[str, list[str]]:
+    """Each product's inputs among `products`, by id: those outside are another run's, or unknown."""
+    return {product_id: [i for i in p.inputs if i in products] for product_id, p in products.items()}

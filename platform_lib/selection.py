@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from platform_lib.mesh import LoadedDomain, products_by_id
+from platform_lib.mesh import LoadedDomain, input_graph, products_by_id
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def select(mesh: list[LoadedDomain], names: list[str]) -> Selection:
     products = products_by_id(mesh)
     if not names:
         return Selection(frozenset(d.path.name for d in mesh), frozenset(products))
-    inputs = {i: [x for x in p.inputs if x in products] for i, p in products.items()}
+    inputs = input_graph(products)
     consumers: dict[str, list[str]] = {i: [] for i in products}
     for product_id, read in inputs.items():
         for input_id in read:
