@@ -366,6 +366,10 @@ class Product(_Strict):
     """Every column, in order, as the product's candidate has them; the output port serves them in this order, so new ones go at the end."""
     quality: tuple[QualityRule, ...] = ()
     """Great Expectations expectations, checked on every candidate before it is published."""
+    max_row_drop: float | None = Field(default=None, ge=0, lt=1, strict=True)
+    """The fraction of the served version's rows a candidate may lose (0.5: at most half)
+    before its blocking `row_count` check fails: an export cut short, or a join that lost
+    its matches, reads as a valid but small product. Without it, any row count passes."""
 
     @field_validator("version")
     @classmethod
@@ -580,7 +584,7 @@ def load_product(path: Path, domain: Domain) -> Product:
     return product
 
 
-PLATFORM_CHECKS = ("schema", "primary_key")
+PLATFORM_CHECKS = ("schema", "primary_key", "row_count")
 """The checks every product has besides its rules (factories/quality.py)."""
 
 

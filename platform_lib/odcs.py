@@ -128,6 +128,7 @@ def to_odcs(product: Product) -> OpenDataContractStandard:
             retentionSnapshots=product.retention.snapshots,
             retentionGrace=product.retention.grace,
             freshnessWarnAfter=product.freshness.warn_after if product.freshness else None,
+            maxRowDrop=product.max_row_drop,
         ),
     }
     return OpenDataContractStandard.model_validate(document)

@@ -223,7 +223,7 @@ def test_progress_lines_say_what_each_step_builds_and_how_it_ended_as_the_run_go
         "building customers.raw_customers",
         f"customers.raw_customers: failed (S): the source has no data rows ({source}); refusing to replace the product with nothing",
         "building orders.raw_order_lines",
-        f"orders.raw_order_lines: published, {lines[0]:,} rows, checks 2 ok (S)",
+        f"orders.raw_order_lines: published, {lines[0]:,} rows, checks 3 ok (S)",
     ], err
     # The summary is still the whole story, on stdout; customer_profiles, never started, is only there.
     assert "customers.customer_profiles: not built: customers.raw_customers was not published in this run" in out

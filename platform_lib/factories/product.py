@@ -117,7 +117,7 @@ def audit_and_publish(
 ) -> Audit:
     """Check `candidate` against the contract; publish it if no blocking check (here or
     in `failed_elsewhere`, e.g. dbt's tests) failed, else mark the port blocked."""
-    checks = run_checks(connection, product, candidate, absent_columns)
+    checks = run_checks(connection, product, candidate, absent_columns, served_rows(product))
     failed = [*failed_elsewhere, *(c.check_name for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR)]
     metadata: dict[str, object] = {
         "dagster/row_count": connection.execute(f"SELECT count(*) FROM {candidate}").fetchone()[0],
@@ -138,6 +138,19 @@ def audit_and_publish(
         if unsalted := serve.unsalted_hashes(product):
             metadata["pii_hashed_without_salt"] = f"{', '.join(unsalted)}: plain SHA-256, reversible with a list of values; set MESH_PII_SALT"
     return Audit(checks, failed, metadata)
+
+
+def served_rows(product: Product) -> int | None:
+    """The rows of the version consumers read, for the `row_count` check: None without a
+    `max_row_drop`, before a first version, and while the pointer is unreadable (a
+    publication replaces it, which the check must not stop)."""
+    if product.max_row_drop is None:
+        return None
+    try:
+        served = output_port.current(product.id)
+    except output_port.PortError:
+        return None
+    return served.rows if served else None
 
 
 def still_served(audit: Audit) -> str:

@@ -1,7 +1,8 @@
 """Quality: the asset checks every contract yields, evaluated on the candidate.
 
 Each product gets a `schema` check (columns, types, nullability), a `primary_key`
-check (unique and not null) when it declares a key, and one check per quality rule.
+check (unique and not null) when it declares a key, a `row_count` check against the
+served version when it declares a `max_row_drop`, and one check per quality rule.
 Error severity is blocking: a failure keeps the candidate from being published.
 
 Check results are shown in the Dagster UI, which reaches further than the domain: a
@@ -35,6 +36,13 @@ def check_specs(product: Product) -> list[dg.AssetCheckSpec]:
         specs.append(
             dg.AssetCheckSpec(
                 "primary_key", asset=key, blocking=True, description=f"({', '.join(product.primary_key)}) is unique and never null."
+            )
+        )
+    if product.max_row_drop is not None:
+        specs.append(
+            dg.AssetCheckSpec(
+                "row_count", asset=key, blocking=True,
+                description=f"At most {product.max_row_drop:.0%} fewer rows than the version consumers read.",
             )
         )
     for rule in product.quality:
@@ -118,6 +126,19 @@ def primary_key_problems(connection: duckdb.DuckDBPyConnection, product: Product
     return problems, metadata
 
 
+def row_count_problems(connection: duckdb.DuckDBPyConnection, product: Product, relation: str, served_rows: int | None) -> tuple[list[str], dict[str, Any]]:
+    """A candidate with fewer rows than `max_row_drop` lets it lose against the served version's."""
+    rows = connection.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
+    metadata: dict[str, Any] = {"rows": rows, "served_rows": served_rows}
+    if not served_rows or product.max_row_drop is None:
+        return [], metadata
+    drop = 1 - rows / served_rows
+    metadata["drop"] = round(drop, 4)
+    if drop <= product.max_row_drop:
+        return [], metadata
+    return [f"{rows} rows against {served_rows} served: {drop:.1%} fewer, max_row_drop is {product.max_row_drop:.0%}"], metadata
+
+
 def _withheld(columns: list[str]) -> str:
     return f"{', '.join(columns)} is PII: query the candidate in the domain's warehouse"
 
@@ -161,9 +182,14 @@ def _json_safe(value: Any) -> Any:
 
 
 def run_checks(
-    connection: duckdb.DuckDBPyConnection, product: Product, relation: str, absent_columns: Mapping[str, str] | None = None
+    connection: duckdb.DuckDBPyConnection,
+    product: Product,
+    relation: str,
+    absent_columns: Mapping[str, str] | None = None,
+    served_rows: int | None = None,
 ) -> list[dg.AssetCheckResult]:
-    """Evaluate every check of the contract on `relation`, the candidate table."""
+    """Evaluate every check of the contract on `relation`, the candidate table; `served_rows`
+    are the rows of the version consumers read, if one is published."""
     problems, notes, metadata = schema_problems(connection, product, relation, absent_columns)
     results = [_result(product, "schema", not problems, "; ".join((problems or ["matches the contract"]) + notes), metadata)]
     missing = set(metadata["missing_columns"])
@@ -177,6 +203,10 @@ def run_checks(
     elif product.primary_key:
         key_problems, key_metadata = primary_key_problems(connection, product, relation)
         results.append(_result(product, "primary_key", not key_problems, "; ".join(key_problems) or "unique and not null", key_metadata))
+    if product.max_row_drop is not None:
+        count_problems, count_metadata = row_count_problems(connection, product, relation, served_rows)
+        described = "; ".join(count_problems) or f"{count_metadata['rows']} rows" + (f" against {served_rows} served" if served_rows else ", none served before")
+        results.append(_result(product, "row_count", not count_problems, described, count_metadata))
     # A rule on a missing column cannot run, and would stop the query the others share.
     runnable = [r for r in product.quality if not not_evaluated(r.columns)]
     evaluated = iter(evaluate_rules(connection, relation, runnable) if runnable else ())

@@ -192,3 +192,20 @@ def test_a_bad_value_on_many_rows_is_one_example():
     assert status.metadata["unexpected_count"].value == 29
     assert status.metadata["unexpected_sample"].value == ["bogus"]
     assert status.description == "FAILED, 29 of 32 rows unexpected, e.g. ['bogus']"
+
+
+def test_row_count_holds_a_candidate_to_the_served_versions_rows():
+    """An export cut short is a valid but small product: `max_row_drop` keeps it from replacing the served one."""
+    product, connection = _order_lines().model_copy(update={"max_row_drop": 0.5}), duckdb.connect()
+    _candidate(connection, product)  # three rows
+    assert "row_count" in {spec.name for spec in check_specs(product)}
+    verdicts = {}
+    for served in (None, 6, 7):
+        check = {r.check_name: r for r in run_checks(connection, product, "candidate", served_rows=served)}["row_count"]
+        verdicts[served] = (check.passed, check.description)
+    assert verdicts == {
+        None: (True, "3 rows, none served before"),
+        6: (True, "3 rows against 6 served"),
+        7: (False, "3 rows against 7 served: 57.1% fewer, max_row_drop is 50%"),
+    }
+    assert "row_count" not in {r.check_name for r in run_checks(connection, _order_lines(), "candidate", served_rows=7)}
