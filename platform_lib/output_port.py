@@ -2,7 +2,7 @@
 
     published/<domain>/<product>/
       <version>/data.parquet    one folder per published version, never rewritten
-      <version>/snapshot.json   what that version is and which input versions it was built from
+      <version>/snapshot.json   what that version is, which input versions it was built from, which warn checks it failed
       current.json              the pointer: which version consumers read
       blocked.json              present while the latest candidate failed a blocking check
       failed.json               present while the latest run failed before its checks
@@ -52,6 +52,9 @@ class Snapshot:
     source_files: dict[str, str] = field(default_factory=dict)
     """An append-only source's files this version was read from, relative to the sources
     folder, each with its size and modification time (factories/append_only.py)."""
+    failed_warn_checks: list[str] = field(default_factory=list)
+    """The checks of warn severity this version failed: they block nothing, so it was
+    published, and `mesh status` says so, as consumers read it."""
 
     @property
     def path(self) -> Path:
@@ -161,6 +164,7 @@ def publish(
     run_id: str,
     inputs: dict[str, str],
     source_files: dict[str, str] | None = None,
+    failed_warn_checks: list[str] | None = None,
 ) -> Snapshot:
     """Write `select_sql` as a new snapshot and switch the pointer to it. The caller prunes
     (`prune`) once nothing it owns reads the old versions."""
@@ -185,6 +189,7 @@ def publish(
         run_id=run_id,
         inputs=inputs,
         source_files=source_files or {},
+        failed_warn_checks=failed_warn_checks or [],
     )
     _write_json_atomically(staging / MANIFEST, asdict(snapshot))
     os.rename(staging, port / version)

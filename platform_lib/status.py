@@ -1,10 +1,11 @@
 """`mesh status`: what each product's output port serves now, and whether that is a problem.
 
 The answer a cron job or a monitoring probe needs without Dagster's daemon: the served
-version and its age against the contract's freshness SLO, a candidate its blocking checks
-kept from replacing it, a run that failed before its checks (an unreadable source, an SQL
-error: consumers keep the served version, which would only turn STALE later), a product
-never published. The exit status says whether any is.
+version and its age against the contract's freshness SLO, the checks of warn severity
+it failed (recorded with it, as they did not keep it from being published), a candidate
+its blocking checks kept from replacing it, a run that failed before its checks (an
+unreadable source, an SQL error: consumers keep the served version, which would only
+turn STALE later), a product never published. The exit status says whether any is.
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ def port_status(product_id: str, freshness: Freshness | None, now: datetime | No
         why.append(f"the latest {attempt}")
     if blocked or failed:
         why.append(f"consumers read {served.version}")
+    if served.failed_warn_checks:  # published all the same, but the team should look
+        state = WARN if state == OK else state
+        why.append(f"{served.version} failed checks of warn severity: {', '.join(served.failed_warn_checks)}")
     if freshness and age > parse_duration(freshness.fail_after):
         state = STALE if state == OK else state
         why.append(f"older than its freshness SLO of {freshness.fail_after}")

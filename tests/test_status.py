@@ -1,4 +1,4 @@
-"""`mesh status` on real output ports: never published, served, blocked, failed, stale, unreadable."""
+"""`mesh status` on real output ports: never published, served, warned by its checks, blocked, failed, stale, unreadable."""
 
 from __future__ import annotations
 
@@ -51,6 +51,33 @@ def test_status_says_what_each_port_serves_and_exits_1_on_a_problem(mesh_dir, ca
     assert (f"customers.customer_profiles: a candidate was not published (run {blocked['run_id']} at {blocked['at']}: "
             f"column_values_to_be_in_set__segment failed); consumers read {served}") in out
     assert set(states(out)) == {"customers.customer_profiles", "marketing.customer_lifetime_value", "marketing.segment_revenue", "orders.order_lines"}
+
+
+def test_a_version_published_despite_failed_warn_checks_is_warn_naming_them_without_values(mesh_dir, domains_copy, capsys):
+    contract = domains_copy / "customers/products/customer_profiles.yaml"
+    rule = '  - {expect: expect_column_values_to_match_regex, column: email, regex: "^[^@ ]+@[^@ ]+$", severity: warn, name: email_format}\n'
+    contract.write_text(contract.read_text() + rule)
+    add_csv_row(mesh_dir, "999999,leaked secret@example.com,Leaked Name,NL,2024-01-01,consumer")  # one row: the blocking rule allows 1%
+    assert main(["materialize", "--quiet", "customers"]) == 0
+    capsys.readouterr()
+    assert main(["status", "customers"]) == 0, "a warning is not a problem"
+    out = capsys.readouterr().out
+    served = output_port.current("customers.customer_profiles").version
+    assert states(out)["customers.customer_profiles"][:2] == [WARN, served]
+    assert f"customers.customer_profiles: {served} failed checks of warn severity: email_format" in out
+    assert states(out)["customers.raw_customers"][0] == OK
+    assert main(["status", "--json", "customers.customer_profiles"]) == 0
+    assert "secret" not in out + capsys.readouterr().out, "the failing value of a PII column is never shown"
+
+    add_csv_row(mesh_dir, "999998,bad@example.com,Bad Row,NL,2024-01-01,vip")  # now a blocking check fails too
+    assert main(["materialize", "--quiet", "customers"]) == 1
+    blocked = status(products_by_id(load_mesh())["customers.customer_profiles"])
+    assert blocked.state == BLOCKED and f"{served} failed checks of warn severity: email_format" in blocked.why, "still what consumers read"
+
+    source = mesh_dir / "sources" / "customers" / "customers.csv"
+    source.write_text("".join(source.read_text().splitlines(keepends=True)[:-2]))
+    assert main(["materialize", "--quiet", "customers"]) == 0
+    assert status(products_by_id(load_mesh())["customers.customer_profiles"]).state == OK
 
 
 def test_a_served_version_older_than_the_freshness_slo_is_stale(mesh_dir, capsys):

@@ -116,9 +116,11 @@ def audit_and_publish(
     absent_columns: Mapping[str, str] | None = None,
 ) -> Audit:
     """Check `candidate` against the contract; publish it if no blocking check (here or
-    in `failed_elsewhere`, e.g. dbt's tests) failed, else mark the port blocked."""
+    in `failed_elsewhere`, e.g. dbt's tests) failed, with the warn-severity ones it failed
+    for `mesh status`, else mark the port blocked."""
     checks = run_checks(connection, product, candidate, absent_columns, served_rows(product))
     failed = [*failed_elsewhere, *(c.check_name for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR)]
+    warned = [c.check_name for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.WARN]
     metadata: dict[str, object] = {
         "dagster/row_count": connection.execute(f"SELECT count(*) FROM {candidate}").fetchone()[0],
         "contract_version": product.version,
@@ -128,7 +130,7 @@ def audit_and_publish(
         served = output_port.current(product.id)
         metadata.update(published=False, served_version=served.version if served else "none")
     else:
-        snapshot = serve.publish(connection, product, candidate, run_id, inputs, source_files)
+        snapshot = serve.publish(connection, product, candidate, run_id, inputs, source_files, warned)
         metadata.update(
             published=True,
             published_version=snapshot.version,

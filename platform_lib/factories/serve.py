@@ -46,6 +46,7 @@ def publish(
     run_id: str,
     inputs: dict[str, str],
     source_files: dict[str, str] | None = None,
+    failed_warn_checks: list[str] | None = None,
 ) -> output_port.Snapshot:
     """Publish `relation` as the product's new version, point the domain's view at it, prune
     the versions beyond retention (only now: until the view switched, it read the last one)."""
@@ -57,6 +58,7 @@ def publish(
         run_id=run_id,
         inputs=inputs,
         source_files=source_files,
+        failed_warn_checks=failed_warn_checks,
     )
     connection.execute(
         f"CREATE OR REPLACE VIEW main.{quote(product.name)} AS SELECT * FROM read_parquet({literal(str(snapshot.path))})"
