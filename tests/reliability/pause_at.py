@@ -14,23 +14,26 @@ import sys
 import time
 from pathlib import Path
 
-# moment: (module, function, whether to stop before or after the real call)
+# moment: (module, function, whether to stop before or after the real call, the file the
+# call must write for it to stop there, of a function that writes several)
 MOMENTS = {
-    "after_ingest": ("platform_lib.factories.ingest", "ingest", "after"),
-    "after_transform": ("platform_lib.factories.transform", "run_sql", "after"),
-    "after_checks": ("platform_lib.factories.product", "run_checks", "after"),
-    "before_pointer_switch": ("platform_lib.output_port", "_write_json_atomically", "before"),
-    "before_prune": ("platform_lib.output_port", "prune", "before"),
+    "after_ingest": ("platform_lib.factories.ingest", "ingest", "after", None),
+    "after_transform": ("platform_lib.factories.transform", "run_sql", "after", None),
+    "after_checks": ("platform_lib.factories.product", "run_checks", "after", None),
+    "before_pointer_switch": ("platform_lib.output_port", "_write_json_atomically", "before", "snapshot.json"),
+    "before_prune": ("platform_lib.output_port", "prune", "before", None),
 }
 
 
 def stop_at(moment: str, marker: Path) -> None:
-    module_name, name, when = MOMENTS[moment]
+    module_name, name, when, writing = MOMENTS[moment]
     module = importlib.import_module(module_name)
     real = getattr(module, name)
 
     @functools.wraps(real)
     def stopping(*args, **kwargs):
+        if writing and Path(args[0]).name != writing:
+            return real(*args, **kwargs)
         if when == "after":
             real(*args, **kwargs)
         marker.write_text(moment)
