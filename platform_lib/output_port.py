@@ -6,11 +6,14 @@
       current.json              the pointer: which version consumers read
       blocked.json              present while the latest candidate failed a blocking check
       failed.json               present while the latest run failed before its checks
+      building.json             present while a run builds the product: its run and process
 
 A snapshot is written to a hidden temporary folder and renamed into place; only then
 is the pointer replaced, with an atomic rename. A process killed at any moment leaves
 either the old pointer or the new one, and both name complete snapshots. Consumers
-(other domains, `mesh`, notebooks) read only what the pointer names.
+(other domains, `mesh`, notebooks) read only what the pointer names. A run killed
+before it recorded an outcome leaves its `building.json`, which names its process: once
+that is gone, the run counts as failed (`failed`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -26,11 +30,12 @@ from typing import Any
 
 import duckdb
 
-from platform_lib.storage import PortError, literal, published_dir
+from platform_lib.storage import PortError, literal, process_alive, published_dir
 
 POINTER = "current.json"
 BLOCKED = "blocked.json"
 FAILED = "failed.json"
+BUILDING = "building.json"
 FAILED_ERROR_CHARS = 500  # of the error kept in failed.json: its start says what failed, where
 SNAPSHOT_FILE = "data.parquet"
 MANIFEST = "snapshot.json"
@@ -119,9 +124,21 @@ def blocked(product_id: str) -> dict[str, Any] | None:
 
 
 def failed(product_id: str) -> dict[str, Any] | None:
-    """Why the product's latest run made no candidate (its source, its SQL), while that is still so.
-    Unlike a blocked one, it stops no consumer: nothing new was made, the served version is as good as before."""
+    """Why the product's latest run made no candidate (its source, its SQL, or its process
+    died: killed, out of memory), while that is still so. Unlike a blocked one, it stops no
+    consumer: nothing new was made, the served version is as good as before."""
+    attempt = _read_json(port_dir(product_id) / BUILDING, product_id)
+    if attempt and _died(attempt, product_id):
+        why = f"its process {attempt['pid']} on {attempt['host']} died (killed, or out of memory) while it built {product_id}"
+        return {"run_id": attempt["run_id"], "at": attempt["at"], "error": why}
     return _read_json(port_dir(product_id) / FAILED, product_id)
+
+
+def _died(attempt: dict[str, Any], product_id: str) -> bool:
+    """Whether the process of a `building.json` is gone; one on another host may still run."""
+    if not isinstance(attempt.get("pid"), int) or not {"run_id", "at", "host"} <= attempt.keys():
+        raise PortError(f"{port_dir(product_id) / BUILDING}: product {product_id}: fields do not match a build's record (run_id, at, host, pid)")
+    return attempt["host"] == socket.gethostname() and not process_alive(attempt["pid"])
 
 
 def _mark(product_id: str, name: str, run_id: str, **why: Any) -> None:
@@ -131,14 +148,22 @@ def _mark(product_id: str, name: str, run_id: str, **why: Any) -> None:
     _write_json_atomically(port / name, {"run_id": run_id, "at": at, **why})
 
 
+def mark_building(product_id: str, run_id: str) -> None:
+    """Record that this process builds the product now: a run killed outright records no
+    outcome, and `failed` reads this record as one once the process is gone."""
+    _mark(product_id, BUILDING, run_id, host=socket.gethostname(), pid=os.getpid())
+
+
 def mark_blocked(product_id: str, run_id: str, failures: list[str]) -> None:
     _mark(product_id, BLOCKED, run_id, failed_checks=failures)
-    (port_dir(product_id) / FAILED).unlink(missing_ok=True)  # this run got as far as its checks
+    for done in (FAILED, BUILDING):  # this run got as far as its checks
+        (port_dir(product_id) / done).unlink(missing_ok=True)
 
 
 def mark_failed(product_id: str, run_id: str, error: str) -> None:
     """Record a run that failed before its checks, with `error` on one line (dbt's messages take several)."""
     _mark(product_id, FAILED, run_id, error=" ".join(line.strip() for line in error.splitlines() if line.strip())[:FAILED_ERROR_CHARS])
+    (port_dir(product_id) / BUILDING).unlink(missing_ok=True)
 
 
 STAMP = "%Y%m%dT%H%M%S%fZ"
@@ -195,8 +220,8 @@ def publish(
     os.rename(staging, port / version)
     # The candidate passed its checks: unblock first, so a kill between the two never leaves
     # a good new pointer behind a stale blocked.json (consumers would refuse it).
-    (port / BLOCKED).unlink(missing_ok=True)
-    (port / FAILED).unlink(missing_ok=True)
+    for done in (BLOCKED, FAILED, BUILDING):
+        (port / done).unlink(missing_ok=True)
     _write_json_atomically(port / POINTER, asdict(snapshot))
     return snapshot
 

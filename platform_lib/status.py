@@ -4,8 +4,9 @@ The answer a cron job or a monitoring probe needs without Dagster's daemon: the 
 version and its age against the contract's freshness SLO, the checks of warn severity
 it failed (recorded with it, as they did not keep it from being published), a candidate
 its blocking checks kept from replacing it, a run that failed before its checks (an
-unreadable source, an SQL error: consumers keep the served version, which would only
-turn STALE later), a product never published. The exit status says whether any is.
+unreadable source, an SQL error, its process killed: consumers keep the served version,
+which would only turn STALE later), a product never published. The exit status says
+whether any is.
 """
 
 from __future__ import annotations

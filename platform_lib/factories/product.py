@@ -167,7 +167,11 @@ def failure_recorded(products: Collection[Product], run_id: str) -> Iterator[Non
     run before their checks decide, a refusal to build on a blocked input too, for `mesh
     status` and its alerts (which would otherwise show the last run's error, or none). An
     ingest's or a transform's error, which names file and product, fails the step with its
-    message alone, and so does a DuckDB error whose text `withheld` keeps from the event log."""
+    message alone, and so does a DuckDB error whose text `withheld` keeps from the event log.
+    The build is recorded as it starts (`output_port.mark_building`): a process killed
+    outright records no error, and its run then counts as failed once the process is gone."""
+    for product in products:
+        output_port.mark_building(product.id, run_id)
     try:
         yield
     except dg.Failure as error:  # the mesh's own refusal: an input blocked, or its state unreadable

@@ -2,8 +2,9 @@
 
 The runs share a Dagster instance with pools, as under `make dev`. Afterwards every
 pointer names a complete snapshot, the domain's DuckDB file opens for writing at once,
-and the next run is not held up by the killed one (DuckDB lock or pool slot),
-publishes, and cleans up what the killed run left.
+`mesh status` shows the product whose build was killed failed, naming the dead run and
+the version still served, and the next run is not held up by the killed one (DuckDB
+lock or pool slot), publishes, and cleans up what the killed run left.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
 from platform_lib import output_port
+from platform_lib.mesh import load_mesh
+from platform_lib.status import FAILED, status
 from platform_lib.storage import warehouse_path
 
 from tests.reliability.pause_at import MOMENTS
@@ -28,6 +32,8 @@ from tests.reliability.processes import mesh_env
 PAUSE_AT = Path(__file__).with_name("pause_at.py")
 DOMAIN = "customers"
 WAL = "duckdb_wal_appears"  # no instrumentation: kill as soon as DuckDB starts writing
+KILLED_BUILDING = {"after_transform": "customers.customer_profiles", "before_prune": None}
+"""The product whose build each kill stops, if not the first one's (raw_customers): before_prune comes once it is published."""
 
 
 def start(moment: str, marker: Path, home: Path) -> subprocess.Popen:
@@ -64,6 +70,17 @@ def test_sigkill_leaves_valid_pointers_and_next_run_succeeds(moment, published_m
     assert_history_readable()
     duckdb.connect(str(warehouse_path(DOMAIN))).close()  # raises at once if a lock were left behind
 
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        [killed_run] = instance.get_runs()
+    shown = {p.id: status(p) for d in load_mesh() for p in d.products if p.domain == DOMAIN}
+    died = {product_id: s for product_id, s in shown.items() if s.state == FAILED}
+    if killed := KILLED_BUILDING.get(moment, "customers.raw_customers"):
+        assert list(died) == [killed] and died[killed].version == before[killed] == after[killed], shown
+        assert died[killed].why.startswith(f"the latest run {killed_run.run_id} at "), died[killed].why
+        assert died[killed].why.endswith(f"died (killed, or out of memory) while it built {killed}; consumers read {before[killed]}")
+    else:
+        assert not died, died
+
     rerun = subprocess.run(
         [sys.executable, "-m", "platform_lib.cli", "materialize", DOMAIN],
         env=mesh_env(DAGSTER_HOME=str(dagster_home), MESH_LOCK_WAIT_SECONDS="30"),
@@ -77,14 +94,13 @@ def test_sigkill_leaves_valid_pointers_and_next_run_succeeds(moment, published_m
     assert rebuilt and all(final[p] not in (before[p], after[p]) for p in rebuilt)
     for product_id in rebuilt:  # the history is what consumers were served: nothing lost, no orphan kept
         assert set(output_port.versions(product_id)) == {before[product_id], after[product_id], final[product_id]}
+        assert output_port.failed(product_id) is None, "the next run's outcome replaces the dead one's"
     assert not leftovers()
 
 
 def test_a_run_waiting_for_the_slot_of_a_run_then_killed_goes_on(published_mesh, dagster_home, tmp_path):
     """The domain's pool has one slot: the second run waits for it, and must not wait for
     good once the run holding it is killed."""
-    import dagster as dg
-
     marker = tmp_path / "reached"
     holding = start("after_ingest", marker, dagster_home)
     while not marker.exists():
