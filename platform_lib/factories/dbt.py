@@ -155,8 +155,9 @@ def _node_problems(
     return problems
 
 
-def _failed_tests(manifest: dbt_project.Manifest, results: list[dict]) -> dict[str, list[str]]:
-    """Per model name, the dbt tests on it that failed at error severity or could not run.
+def _failed_tests(manifest: dbt_project.Manifest, results: list[dict], statuses: tuple[str, ...] = ("fail", "error")) -> dict[str, list[str]]:
+    """Per model name, the dbt tests on it of `statuses`: by default those that failed at
+    error severity or could not run; ("warn",) those that failed at warn severity.
 
     Read from dbt's run results, which hold every test: dagster-dbt makes a check of a
     test on one model, but only an observation of a singular test that reads two. A
@@ -166,7 +167,7 @@ def _failed_tests(manifest: dbt_project.Manifest, results: list[dict]) -> dict[s
     failed: dict[str, list[str]] = {}
     for result in results:
         node = manifest.data["nodes"].get(result["unique_id"])
-        if not node or node["resource_type"] != "test" or result["status"] not in ("fail", "error"):
+        if not node or node["resource_type"] != "test" or result["status"] not in statuses:
             continue
         models = [node["attached_node"]] if node.get("attached_node") else node["depends_on"]["nodes"]
         for model in (m for m in models if m.startswith("model.")):
@@ -340,7 +341,7 @@ class ProductModels:
         results = json.loads(results_file.read_bytes())["results"]
         manifest, project = self.manifest, self.project
         outcome.ran, outcome.problems = True, _node_problems(project, manifest, results, self.products.values())
-        dbt_failures = _failed_tests(manifest, results)
+        dbt_failures, dbt_warnings = _failed_tests(manifest, results), _failed_tests(manifest, results, ("warn",))
         for name in (n for n in self.private if n in dbt_failures):  # the run reports no check of theirs
             outcome.problems[name] = project.problem(
                 f"failed {', '.join(dbt_failures[name])}, rebuilt for the products that read it", name, self._model(name)["original_file_path"]
@@ -363,6 +364,7 @@ class ProductModels:
             audit = audit_and_publish(
                 connection, product, node["relation_name"], self.run_id, inputs,
                 failed_elsewhere=(*dbt_failures.get(node["name"], []), *reads, *upstream_failed),
+                warned_elsewhere=tuple(dbt_warnings.get(node["name"], [])),
             )
             if self._in_memory(node["name"]):
                 storage.keep_candidate(connection, product.name, bool(audit.failed) or self._incremental(node["name"]), node["relation_name"])

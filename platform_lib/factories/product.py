@@ -114,13 +114,14 @@ def audit_and_publish(
     failed_elsewhere: tuple[str, ...] = (),
     source_files: dict[str, str] | None = None,
     absent_columns: Mapping[str, str] | None = None,
+    warned_elsewhere: tuple[str, ...] = (),
 ) -> Audit:
     """Check `candidate` against the contract; publish it if no blocking check (here or
     in `failed_elsewhere`, e.g. dbt's tests) failed, with the warn-severity ones it failed
-    for `mesh status`, else mark the port blocked."""
+    (here or in `warned_elsewhere`) for `mesh status`, else mark the port blocked."""
     checks = run_checks(connection, product, candidate, absent_columns, served_rows(product))
     failed = [*failed_elsewhere, *(c.check_name for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR)]
-    warned = [c.check_name for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.WARN]
+    warned = [*warned_elsewhere, *(c.check_name for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.WARN)]
     metadata: dict[str, object] = {
         "dagster/row_count": connection.execute(f"SELECT count(*) FROM {candidate}").fetchone()[0],
         "contract_version": product.version,

@@ -9,7 +9,7 @@ from platform_lib import output_port
 from platform_lib.cli import main
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh
-from platform_lib.status import FAILED, OK, status
+from platform_lib.status import FAILED, WARN, status
 from platform_lib.storage import REPO_ROOT, sources_dir
 from tests.dbt.dbt_helpers import add_order
 from tests.helpers import products, read_published, run
@@ -96,7 +96,8 @@ def test_a_sql_error_in_a_model_fails_the_run_and_keeps_the_published_version(pu
 
     edit(published_mesh / "dbt_projects/orders/models/order_lines.sql", "l.unit_price_in_cents", "l.unit_price")
     assert run("orders")["orders.order_lines"].ok
-    assert output_port.failed("orders.order_lines") is None and status(by_id("orders.order_lines")[0]).state == OK
+    # warn, not ok: the sample's warn-severity dbt test fails (a line of an unknown customer has no segment)
+    assert output_port.failed("orders.order_lines") is None and status(by_id("orders.order_lines")[0]).state == WARN
 
 
 def test_a_model_error_that_may_quote_a_pii_value_keeps_only_its_kind(published_mesh, monkeypatch):
