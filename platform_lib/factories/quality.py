@@ -126,17 +126,20 @@ def primary_key_problems(connection: duckdb.DuckDBPyConnection, product: Product
     return problems, metadata
 
 
-def row_count_problems(connection: duckdb.DuckDBPyConnection, product: Product, relation: str, served_rows: int | None) -> tuple[list[str], dict[str, Any]]:
-    """A candidate with fewer rows than `max_row_drop` lets it lose against the served version's."""
+def row_count_verdict(
+    connection: duckdb.DuckDBPyConnection, product: Product, relation: str, served_rows: int | None
+) -> tuple[bool, str, dict[str, Any]]:
+    """Whether the candidate keeps enough of the served version's rows (`max_row_drop`): passed, what it found, metadata."""
     rows = connection.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
     metadata: dict[str, Any] = {"rows": rows, "served_rows": served_rows}
-    if not served_rows or product.max_row_drop is None:
-        return [], metadata
-    drop = 1 - rows / served_rows
+    if served_rows is None:
+        return True, f"{rows} rows, none served before", metadata
+    drop = 1 - rows / served_rows if served_rows else 0.0
     metadata["drop"] = round(drop, 4)
-    if drop <= product.max_row_drop:
-        return [], metadata
-    return [f"{rows} rows against {served_rows} served: {drop:.1%} fewer, max_row_drop is {product.max_row_drop:.0%}"], metadata
+    found = f"{rows} rows against {served_rows} served"
+    if drop <= (product.max_row_drop or 0.0):
+        return True, found, metadata
+    return False, f"{found}: {drop:.1%} fewer, max_row_drop is {product.max_row_drop:.0%}", metadata
 
 
 def _withheld(columns: list[str]) -> str:
@@ -204,9 +207,7 @@ def run_checks(
         key_problems, key_metadata = primary_key_problems(connection, product, relation)
         results.append(_result(product, "primary_key", not key_problems, "; ".join(key_problems) or "unique and not null", key_metadata))
     if product.max_row_drop is not None:
-        count_problems, count_metadata = row_count_problems(connection, product, relation, served_rows)
-        described = "; ".join(count_problems) or f"{count_metadata['rows']} rows" + (f" against {served_rows} served" if served_rows else ", none served before")
-        results.append(_result(product, "row_count", not count_problems, described, count_metadata))
+        results.append(_result(product, "row_count", *row_count_verdict(connection, product, relation, served_rows)))
     # A rule on a missing column cannot run, and would stop the query the others share.
     runnable = [r for r in product.quality if not not_evaluated(r.columns)]
     evaluated = iter(evaluate_rules(connection, relation, runnable) if runnable else ())
