@@ -169,10 +169,15 @@ def materialize_products(
         loggers[PROGRESS] = Progress(RunOutcomes(products, assets), progress).logger()
         run_config["loggers"][PROGRESS] = {}
     job = dg.Definitions(assets=assets, jobs=[dg.define_asset_job(JOB)], loggers=loggers).resolve_job_def(JOB)
-    tags = {"mesh/cli": "materialize", "mesh/host": socket.gethostname(), "mesh/pid": str(os.getpid()), **_refresh(full_refresh)}
+    tags = {"mesh/cli": "materialize", **_process_tags(), **_refresh(full_refresh)}
     with releasing_dead_runs(instance):
         result = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags, run_config=run_config)
     return outcomes_of(result, products, assets)
+
+
+def _process_tags() -> dict[str, str]:
+    """The host and process of a run started here, which `release_dead_runs` looks for."""
+    return {"mesh/host": socket.gethostname(), "mesh/pid": str(os.getpid())}
 
 
 def _refresh(full: bool) -> dict[str, str]:
@@ -191,8 +196,11 @@ def materialize_distributed(
 
     repository = ReconstructableRepository.for_module(whole_mesh.__name__, "defs", working_directory=str(REPO_ROOT))
     assets = mesh_assets(products)
-    tags = {"mesh/cli": "materialize", "mesh/invocation": uuid.uuid4().hex, **_refresh(full_refresh)}
+    # Tagged with this process as an in-process run is, so a later `mesh materialize` on this
+    # host fails the run and frees its pool slots if this process is killed.
+    tags = {"mesh/cli": "materialize", "mesh/invocation": uuid.uuid4().hex, **_process_tags(), **_refresh(full_refresh)}
     with contextlib.ExitStack() as following:
+        following.enter_context(releasing_dead_runs(instance))
         if progress:
             following.enter_context(Progress(RunOutcomes(products, assets), progress).following(instance, tags))
         with dg.execute_job(

@@ -1,0 +1,49 @@
+"""A `mesh materialize` on Celery killed while its steps hold pool slots: the next run of
+the domain must not wait for those slots for good, as after a killed in-process run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import dagster as dg
+import pytest
+
+from platform_lib.localstack import celery_env
+from platform_lib.storage import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+DOMAIN = "customers"
+
+
+def test_a_killed_distributed_run_gives_back_its_pool_slots(mesh_dir, dagster_home):
+    # No worker listens on this queue: the first step takes its slot and waits there.
+    queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
+    env = {**os.environ, **celery_env(queue)}
+    killed = subprocess.Popen([sys.executable, "-m", "platform_lib.cli", "materialize", DOMAIN], cwd=REPO_ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            deadline = time.monotonic() + 120
+            while not instance.event_log_storage.get_concurrency_info(f"duckdb_{DOMAIN}").claimed_slots:
+                assert killed.poll() is None, killed.stdout.read().decode()[-3000:]
+                assert time.monotonic() < deadline, "the run never took its domain's pool slot"
+                time.sleep(0.2)
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+        killed.stdout.close()
+
+    in_process = {k: v for k, v in os.environ.items() if k != "MESH_EXECUTOR"}
+    rerun = subprocess.run([sys.executable, "-m", "platform_lib.cli", "materialize", DOMAIN], cwd=REPO_ROOT,
+                           env=in_process, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    with dg.DagsterInstance.get() as instance:
+        statuses = sorted(r.dagster_run.status.value for r in instance.get_run_records())
+        assert statuses == ["FAILURE", "SUCCESS"], statuses
+        assert not instance.event_log_storage.get_concurrency_info(f"duckdb_{DOMAIN}").claimed_slots
