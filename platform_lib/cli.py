@@ -357,6 +357,34 @@ def main(argv: list[str] | None = None) -> int:
     except PortError as error:  # a refused MESH_PORTS_URL, an unreadable file of a port
         print(f"mesh {args.command}: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        reason = _instance_unavailable(error)
+        if reason is None:
+            raise
+        home = os.environ.get("DAGSTER_HOME")
+        print(f"mesh {args.command}: cannot open the Dagster instance of DAGSTER_HOME={home}: {reason}", file=sys.stderr)
+        return 2
+
+
+def _instance_unavailable(error: Exception) -> str | None:
+    """Why the instance could not be opened, if `error` says so: its PostgreSQL unreachable
+    or refusing (the cause's first line, not Dagster's "too many retries"), or its
+    dagster.yaml naming an environment variable that is not set. None for anything else."""
+    from dagster._core.errors import DagsterInvalidConfigError
+
+    try:
+        from dagster_postgres.utils import DagsterPostgresException
+    except ImportError:
+        DagsterPostgresException = None
+    if DagsterPostgresException is not None and isinstance(error, DagsterPostgresException):
+        cause = error.__cause__
+        cause = getattr(cause, "orig", None) or cause
+        lines = str(cause or error).strip().splitlines()
+        return f"PostgreSQL: {lines[0] if lines else error}"
+    if isinstance(error, DagsterInvalidConfigError) and "environment variable" in str(error):
+        lines = (line.strip() for e in error.errors for line in e.message.splitlines())
+        return "; ".join(dict.fromkeys(line.split(": ", 1)[-1] for line in lines if "the environment variable" in line))
+    return None
 
 
 def run() -> NoReturn:
