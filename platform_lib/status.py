@@ -82,7 +82,7 @@ def port_status(product_id: str, freshness: Freshness | None, now: datetime | No
         state = WARN if state == OK else state
         why.append(f"{served.version} failed checks of warn severity: {', '.join(served.failed_warn_checks)}")
     if freshness and age > parse_duration(freshness.fail_after):
-        state = STALE if state == OK else state
+        state = STALE if state in (OK, WARN) else state  # a warning of its checks does not hide it
         why.append(f"older than its freshness SLO of {freshness.fail_after}")
     elif freshness and freshness.warn_after and age > parse_duration(freshness.warn_after):
         state = WARN if state == OK else state

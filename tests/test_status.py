@@ -94,6 +94,18 @@ def test_a_served_version_older_than_the_freshness_slo_is_stale(mesh_dir, capsys
     assert status(products["customers.raw_customers"], published + timedelta(days=400)).state == OK
 
 
+def test_a_version_that_failed_warn_checks_still_turns_stale(mesh_dir, domains_copy, capsys):
+    contract = domains_copy / "customers/products/customer_profiles.yaml"
+    contract.write_text(contract.read_text() + "  - {expect: expect_column_values_to_be_in_set, column: country, value_set: [XX], severity: warn}\n")
+    assert main(["materialize", "--quiet", "customers"]) == 0
+    profiles = products_by_id(load_mesh())["customers.customer_profiles"]  # freshness: fail_after 26h
+    served = output_port.current(profiles.id)
+    assert served.failed_warn_checks
+    stale = status(profiles, datetime.fromisoformat(served.published_at) + timedelta(hours=27))
+    assert stale.state == STALE, "a warning must not hide that the version is past its SLO"
+    assert "failed checks of warn severity" in stale.why and "older than its freshness SLO of 26h" in stale.why
+
+
 def test_a_damaged_port_is_unreadable_and_the_others_are_still_shown(mesh_dir, capsys):
     assert main(["materialize", "--quiet", "customers"]) == 0
     pointer = output_port.port_dir("customers.raw_customers") / output_port.POINTER
