@@ -129,9 +129,14 @@ def failed(product_id: str) -> dict[str, Any] | None:
     consumer: nothing new was made, the served version is as good as before."""
     attempt = _read_json(port_dir(product_id) / BUILDING, product_id)
     if attempt and _died(attempt, product_id):
-        why = f"its process {attempt['pid']} on {attempt['host']} died (killed, or out of memory) while it built {product_id}"
-        return {"run_id": attempt["run_id"], "at": attempt["at"], "error": why}
+        return _death(attempt, product_id)
     return _read_json(port_dir(product_id) / FAILED, product_id)
+
+
+def _death(attempt: dict[str, Any], product_id: str) -> dict[str, Any]:
+    """A dead build's record as a failed run's."""
+    why = f"its process {attempt['pid']} on {attempt['host']} died (killed, or out of memory) while it built {product_id}"
+    return {"run_id": attempt["run_id"], "at": attempt["at"], "error": why}
 
 
 def _died(attempt: dict[str, Any], product_id: str) -> bool:
@@ -150,7 +155,15 @@ def _mark(product_id: str, name: str, run_id: str, **why: Any) -> None:
 
 def mark_building(product_id: str, run_id: str) -> None:
     """Record that this process builds the product now: a run killed outright records no
-    outcome, and `failed` reads this record as one once the process is gone."""
+    outcome, and `failed` reads this record as one once the process is gone. A dead build's
+    record becomes `failed.json` first: it stays the latest failure until this run has an
+    outcome, as a failed run's error does (else a new attempt would hide it, or show an older one)."""
+    try:
+        attempt = _read_json(port_dir(product_id) / BUILDING, product_id)
+        if attempt and _died(attempt, product_id):
+            _write_json_atomically(port_dir(product_id) / FAILED, _death(attempt, product_id))
+    except PortError:
+        pass  # a damaged record of a build: this one replaces it
     _mark(product_id, BUILDING, run_id, host=socket.gethostname(), pid=os.getpid())
 
 

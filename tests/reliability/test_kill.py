@@ -122,3 +122,33 @@ def test_a_run_waiting_for_the_slot_of_a_run_then_killed_goes_on(published_mesh,
     finally:
         waiting.kill()
     assert waiting.returncode == 0, out[-3000:]
+
+
+def test_a_killed_run_stays_failed_while_the_next_run_builds_the_product(published_mesh, tmp_path):
+    """The record of a build killed outright is the product's latest failure until a later run
+    has an outcome, as a failed run's error is: the next attempt starting neither hides it
+    (an alert would post `ok` again) nor shows an older failure in its place."""
+    product_id = "customers.raw_customers"
+    output_port.mark_failed(product_id, "an-older-run", "an older failure, fixed since")
+
+    def paused(marker: Path) -> subprocess.Popen:
+        command = [sys.executable, str(PAUSE_AT), "after_ingest", str(marker), product_id]
+        return subprocess.Popen(command, env=mesh_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+    kill_when(tmp_path / "first", first := paused(tmp_path / "first"))
+    died = output_port.failed(product_id)
+    assert died["run_id"] != "an-older-run" and "died (killed, or out of memory)" in died["error"]
+
+    second = paused(tmp_path / "second")
+    try:
+        while not (tmp_path / "second").exists():
+            assert second.poll() is None, second.stdout.read().decode()[-3000:]
+            time.sleep(0.01)
+        [product] = [p for d in load_mesh() for p in d.products if p.id == product_id]
+        shown = status(product)
+        assert shown.state == FAILED and shown.why.startswith(f"the latest run {died['run_id']} at "), shown
+    finally:
+        os.killpg(second.pid, signal.SIGKILL)
+        second.wait()
+        second.stdout.close()
+    assert output_port.failed(product_id)["run_id"] not in (died["run_id"], "an-older-run"), "now the second run is the latest"
