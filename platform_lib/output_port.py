@@ -143,7 +143,25 @@ def _died(attempt: dict[str, Any], product_id: str) -> bool:
     """Whether the process of a `building.json` is gone; one on another host may still run."""
     if not isinstance(attempt.get("pid"), int) or not {"run_id", "at", "host"} <= attempt.keys():
         raise PortError(f"{port_dir(product_id) / BUILDING}: product {product_id}: fields do not match a build's record (run_id, at, host, pid)")
-    return attempt["host"] == socket.gethostname() and not process_alive(attempt["pid"])
+    if attempt["host"] != socket.gethostname():
+        return False
+    if not process_alive(attempt["pid"]):
+        return True
+    # Alive, but a pid is reused (after a reboot, in a container restarted under its name):
+    # the process that has it now may have started after the build's.
+    started = attempt.get("started")
+    return bool(started) and _started(attempt["pid"]) not in (None, started)
+
+
+def _started(pid: int) -> str | None:
+    """When process `pid` started, as this host's kernel tells: its boot's id and the clock
+    ticks since that boot (proc(5)); None where /proc does not say (not Linux, or just gone)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return f"{boot}:{stat.rsplit(')', 1)[1].split()[19]}"  # field 22, starttime; the name before it may hold spaces
 
 
 def _mark(product_id: str, name: str, run_id: str, **why: Any) -> None:
@@ -164,7 +182,7 @@ def mark_building(product_id: str, run_id: str) -> None:
             _write_json_atomically(port_dir(product_id) / FAILED, _death(attempt, product_id))
     except PortError:
         pass  # a damaged record of a build: this one replaces it
-    _mark(product_id, BUILDING, run_id, host=socket.gethostname(), pid=os.getpid())
+    _mark(product_id, BUILDING, run_id, host=socket.gethostname(), pid=os.getpid(), started=_started(os.getpid()))
 
 
 def mark_blocked(product_id: str, run_id: str, failures: list[str]) -> None:

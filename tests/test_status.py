@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta
 
 from platform_lib import output_port
 from platform_lib.cli import main
 from platform_lib.mesh import load_mesh, products_by_id
 from platform_lib.status import BLOCKED, FAILED, NEVER, OK, STALE, UNREADABLE, WARN, status
-from platform_lib.storage import warehouse_path
+from platform_lib.storage import REPO_ROOT, warehouse_path
 from tests.helpers import add_csv_row
 
 CUSTOMERS = ["customers.raw_customers", "customers.customer_profiles"]
@@ -185,3 +188,23 @@ def test_a_domain_that_does_not_load_still_shows_what_its_ports_serve(mesh_dir, 
 
     assert main(["status", "customers.raw_customers"]) == 2
     assert list(states(capsys.readouterr().out)) == ["customers.raw_customers"]
+
+
+def test_a_killed_build_whose_pid_another_process_took_is_still_failed(mesh_dir):
+    """After a reboot, or in a container restarted under the same name, the dead build's pid
+    may belong to a live process: one that started at another time is not the build."""
+    product_id = "customers.raw_customers"
+    record = output_port.port_dir(product_id) / output_port.BUILDING
+    marked = subprocess.run(
+        [sys.executable, "-c", f"from platform_lib import output_port; output_port.mark_building({product_id!r}, 'the-killed-run')"],
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, check=True,
+    )  # a process that records its build, then ends without an outcome, as a killed one does
+    assert marked.returncode == 0 and output_port.failed(product_id)["run_id"] == "the-killed-run"
+    build = json.loads(record.read_text())
+    record.write_text(json.dumps({**build, "pid": os.getpid()}))  # its pid, now this live process's
+    died = output_port.failed(product_id)
+    assert died and died["run_id"] == "the-killed-run", "a live process that is not the build hid the dead build"
+
+    output_port.mark_building(product_id, "a-run-going-on")  # this very process, alive: building, not failed
+    assert output_port.failed(product_id)["run_id"] == "the-killed-run"  # the dead one's record, kept until an outcome
+    assert json.loads(record.read_text())["run_id"] == "a-run-going-on"
