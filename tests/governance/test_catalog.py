@@ -77,3 +77,4 @@ def test_every_contract_exports_to_odcs_that_datacontract_lint_accepts(tmp_path)
             assert "checked before masking; consumers read email (hashed)" in [q.description for q in table.quality]
         custom = {c.property: c.value for c in exported.customProperties}
         assert (custom["access"], custom["retentionSnapshots"], custom["retentionGrace"]) == (product.access, product.retention.snapshots, "1h")
+        assert custom.get("maxRowDrop") == product.max_row_drop
