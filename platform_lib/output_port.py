@@ -135,7 +135,7 @@ def failed(product_id: str) -> dict[str, Any] | None:
 
 def _death(attempt: dict[str, Any], product_id: str) -> dict[str, Any]:
     """A dead build's record as a failed run's."""
-    why = f"its process {attempt['pid']} on {attempt['host']} died (killed, or out of memory) while it built {product_id}"
+    why = f"its process {attempt['pid']} on {attempt['host']} ended without an outcome (killed, interrupted, or out of memory) while it built {product_id}"
     return {"run_id": attempt["run_id"], "at": attempt["at"], "error": why}
 
 

@@ -34,6 +34,8 @@ class Status:
     slo: str = ""
     """The contract's freshness SLO: fail_after (warn warn_after)."""
     why: str = ""
+    failed_warn_checks: tuple[str, ...] = ()
+    """The checks of warn severity the served version failed (in `why` too), for a probe reading `--json`."""
 
     @property
     def age(self) -> str:
@@ -87,4 +89,6 @@ def port_status(product_id: str, freshness: Freshness | None, now: datetime | No
     elif freshness and freshness.warn_after and age > parse_duration(freshness.warn_after):
         state = WARN if state == OK else state
         why.append(f"older than {freshness.warn_after}, its SLO's warning")
-    return Status(product_id, state, served.version, served.published_at, int(age.total_seconds()), slo, "; ".join(why))
+    return Status(
+        product_id, state, served.version, served.published_at, int(age.total_seconds()), slo, "; ".join(why), tuple(served.failed_warn_checks)
+    )

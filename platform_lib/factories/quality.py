@@ -132,14 +132,14 @@ def row_count_verdict(
     """Whether the candidate keeps enough of the served version's rows (`max_row_drop`): passed, what it found, metadata."""
     rows = connection.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
     metadata: dict[str, Any] = {"rows": rows, "served_rows": served_rows}
-    if served_rows is None:
-        return True, f"{rows} rows, none served before", metadata
+    if served_rows is None:  # never published, or its record unreadable (`mesh status` says which)
+        return True, f"{rows} rows, no served version to compare with", metadata
     drop = 1 - rows / served_rows if served_rows else 0.0
     metadata["drop"] = round(drop, 4)
     found = f"{rows} rows against {served_rows} served"
     if drop <= (product.max_row_drop or 0.0):
         return True, found, metadata
-    return False, f"{found}: {drop:.1%} fewer, max_row_drop is {product.max_row_drop:.0%}", metadata
+    return False, f"{found}: {drop:.2%} fewer, more than max_row_drop {product.max_row_drop} allows", metadata
 
 
 def _withheld(columns: list[str]) -> str:

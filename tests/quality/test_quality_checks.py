@@ -204,8 +204,8 @@ def test_row_count_holds_a_candidate_to_the_served_versions_rows():
         check = {r.check_name: r for r in run_checks(connection, product, "candidate", served_rows=served)}["row_count"]
         verdicts[served] = (check.passed, check.description)
     assert verdicts == {
-        None: (True, "3 rows, none served before"),
+        None: (True, "3 rows, no served version to compare with"),
         6: (True, "3 rows against 6 served"),
-        7: (False, "3 rows against 7 served: 57.1% fewer, max_row_drop is 50%"),
+        7: (False, "3 rows against 7 served: 57.14% fewer, more than max_row_drop 0.5 allows"),
     }
     assert "row_count" not in {r.check_name for r in run_checks(connection, _order_lines(), "candidate", served_rows=7)}

@@ -169,7 +169,7 @@ CASES = [
     Case("duplicate_keys", "customers.raw_customers", lambda s, d: rewrite_csv(s, "SELECT * FROM t UNION ALL (SELECT * FROM t LIMIT 3)"),
          ("customers.raw_customers", "primary_key", "duplicated key", "customer_id")),
     Case("export_cut_short", "customers.raw_customers", lambda s, d: rewrite_csv(s, "SELECT * FROM t LIMIT 10"),
-         ("customers.raw_customers", "row_count", "10 rows against", "max_row_drop is 50%")),
+         ("customers.raw_customers", "row_count", "10 rows against", "more than max_row_drop 0.5 allows")),
     Case("empty_file", "customers.raw_customers", lambda s, d: (s / CUSTOMERS_CSV).write_bytes(b""),
          ("customers.raw_customers", "customers.csv", "empty")),
     Case("header_only_csv", "customers.raw_customers", lambda s, d: rewrite_csv(s, "SELECT * FROM t LIMIT 0"),

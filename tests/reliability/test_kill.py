@@ -77,7 +77,7 @@ def test_sigkill_leaves_valid_pointers_and_next_run_succeeds(moment, published_m
     if killed := KILLED_BUILDING.get(moment, "customers.raw_customers"):
         assert list(died) == [killed] and died[killed].version == before[killed] == after[killed], shown
         assert died[killed].why.startswith(f"the latest run {killed_run.run_id} at "), died[killed].why
-        assert died[killed].why.endswith(f"died (killed, or out of memory) while it built {killed}; consumers read {before[killed]}")
+        assert died[killed].why.endswith(f"ended without an outcome (killed, interrupted, or out of memory) while it built {killed}; consumers read {before[killed]}")
     else:
         assert not died, died
 
@@ -137,7 +137,7 @@ def test_a_killed_run_stays_failed_while_the_next_run_builds_the_product(publish
 
     kill_when(tmp_path / "first", first := paused(tmp_path / "first"))
     died = output_port.failed(product_id)
-    assert died["run_id"] != "an-older-run" and "died (killed, or out of memory)" in died["error"]
+    assert died["run_id"] != "an-older-run" and "ended without an outcome (killed, interrupted, or out of memory)" in died["error"]
 
     second = paused(tmp_path / "second")
     try:
