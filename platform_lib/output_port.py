@@ -185,16 +185,28 @@ def mark_building(product_id: str, run_id: str) -> None:
     _mark(product_id, BUILDING, run_id, host=socket.gethostname(), pid=os.getpid(), started=_started(os.getpid()))
 
 
+def _built(product_id: str, run_id: str) -> None:
+    """Remove this run's `building.json`, its outcome recorded; another run's, which may
+    have started building the product since (runs without a pool), stays for that run."""
+    record = port_dir(product_id) / BUILDING
+    try:
+        attempt = _read_json(record, product_id)
+    except PortError:
+        attempt = None  # a damaged record names no run: gone with this outcome
+    if attempt is None or attempt.get("run_id") == run_id:
+        record.unlink(missing_ok=True)
+
+
 def mark_blocked(product_id: str, run_id: str, failures: list[str]) -> None:
     _mark(product_id, BLOCKED, run_id, failed_checks=failures)
-    for done in (FAILED, BUILDING):  # this run got as far as its checks
-        (port_dir(product_id) / done).unlink(missing_ok=True)
+    (port_dir(product_id) / FAILED).unlink(missing_ok=True)  # this run got as far as its checks
+    _built(product_id, run_id)
 
 
 def mark_failed(product_id: str, run_id: str, error: str) -> None:
     """Record a run that failed before its checks, with `error` on one line (dbt's messages take several)."""
     _mark(product_id, FAILED, run_id, error=" ".join(line.strip() for line in error.splitlines() if line.strip())[:FAILED_ERROR_CHARS])
-    (port_dir(product_id) / BUILDING).unlink(missing_ok=True)
+    _built(product_id, run_id)
 
 
 STAMP = "%Y%m%dT%H%M%S%fZ"
@@ -251,8 +263,9 @@ def publish(
     os.rename(staging, port / version)
     # The candidate passed its checks: unblock first, so a kill between the two never leaves
     # a good new pointer behind a stale blocked.json (consumers would refuse it).
-    for done in (BLOCKED, FAILED, BUILDING):
+    for done in (BLOCKED, FAILED):
         (port / done).unlink(missing_ok=True)
+    _built(product_id, run_id)
     _write_json_atomically(port / POINTER, asdict(snapshot))
     return snapshot
 

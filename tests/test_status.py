@@ -210,3 +210,18 @@ def test_a_killed_build_whose_pid_another_process_took_is_still_failed(mesh_dir)
     output_port.mark_building(product_id, "a-run-going-on")  # this very process, alive: building, not failed
     assert output_port.failed(product_id)["run_id"] == "the-killed-run"  # the dead one's record, kept until an outcome
     assert json.loads(record.read_text())["run_id"] == "a-run-going-on"
+
+
+def test_a_runs_outcome_leaves_the_build_record_of_another_run_of_the_product(mesh_dir):
+    """Two runs of one product without a pool: the first to end must not wipe the record of
+    the other, which may yet be killed (status would then never say so)."""
+    product_id = "customers.raw_customers"
+    output_port.mark_building(product_id, "run-a")
+    subprocess.run(
+        [sys.executable, "-c", f"from platform_lib import output_port; output_port.mark_building({product_id!r}, 'run-b')"],
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, check=True,
+    )  # run b records its build after run a, then dies without an outcome
+    output_port.mark_blocked(product_id, "run-a", ["schema"])
+    assert output_port.failed(product_id)["run_id"] == "run-b"
+    output_port.mark_failed(product_id, "run-b", "its own outcome, after all")
+    assert not (output_port.port_dir(product_id) / output_port.BUILDING).exists()
