@@ -140,10 +140,11 @@ def _death(attempt: dict[str, Any], product_id: str) -> dict[str, Any]:
 
 
 def _died(attempt: dict[str, Any], product_id: str) -> bool:
-    """Whether the process of a `building.json` is gone; one on another host may still run."""
+    """Whether the process of a `building.json` is gone; one on another host, or in another
+    process namespace of this one (a container sharing the host's name), may still run."""
     if not isinstance(attempt.get("pid"), int) or not {"run_id", "at", "host"} <= attempt.keys():
         raise PortError(f"{port_dir(product_id) / BUILDING}: product {product_id}: fields do not match a build's record (run_id, at, host, pid)")
-    if attempt["host"] != socket.gethostname():
+    if attempt["host"] != socket.gethostname() or attempt.get("pid_namespace") not in (None, _pid_namespace()):
         return False
     if not process_alive(attempt["pid"]):
         return True
@@ -164,6 +165,14 @@ def _started(pid: int) -> str | None:
     return f"{boot}:{stat.rsplit(')', 1)[1].split()[19]}"  # field 22, starttime; the name before it may hold spaces
 
 
+def _pid_namespace() -> str | None:
+    """This process's pid namespace (proc(5)): pids of another one mean other processes."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def _mark(product_id: str, name: str, run_id: str, **why: Any) -> None:
     port = port_dir(product_id)
     port.mkdir(parents=True, exist_ok=True)
@@ -182,7 +191,8 @@ def mark_building(product_id: str, run_id: str) -> None:
             _write_json_atomically(port_dir(product_id) / FAILED, _death(attempt, product_id))
     except PortError:
         pass  # a damaged record of a build: this one replaces it
-    _mark(product_id, BUILDING, run_id, host=socket.gethostname(), pid=os.getpid(), started=_started(os.getpid()))
+    pid = os.getpid()
+    _mark(product_id, BUILDING, run_id, host=socket.gethostname(), pid_namespace=_pid_namespace(), pid=pid, started=_started(pid))
 
 
 def _built(product_id: str, run_id: str) -> None:

@@ -225,3 +225,17 @@ def test_a_runs_outcome_leaves_the_build_record_of_another_run_of_the_product(me
     assert output_port.failed(product_id)["run_id"] == "run-b"
     output_port.mark_failed(product_id, "run-b", "its own outcome, after all")
     assert not (output_port.port_dir(product_id) / output_port.BUILDING).exists()
+
+
+def test_a_build_in_another_pid_namespace_is_not_judged_from_this_one(mesh_dir):
+    """A container sharing the host's name has its own pids: one not running here may run there."""
+    product_id = "customers.raw_customers"
+    record = output_port.port_dir(product_id) / output_port.BUILDING
+    subprocess.run(
+        [sys.executable, "-c", f"from platform_lib import output_port; output_port.mark_building({product_id!r}, 'run-elsewhere')"],
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, check=True,
+    )
+    build = json.loads(record.read_text())
+    assert output_port.failed(product_id)["run_id"] == "run-elsewhere"  # this namespace's process, gone
+    record.write_text(json.dumps({**build, "pid_namespace": "pid:[1]"}))
+    assert output_port.failed(product_id) is None
