@@ -15,6 +15,8 @@ def test_the_mesh_materializes_through_the_postgres_instance(mesh_dir, dagster_h
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        # A run whose step's Celery worker died waits for good: the daemon fails it past this bound.
+        assert instance.run_monitoring_enabled and instance.run_monitoring_max_runtime_seconds == 4 * 3600
         outcomes = materialize_products(products, instance=instance)
         assert [o.product for o in outcomes if not o.ok] == []
         for product in products:
