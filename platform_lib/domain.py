@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from platform_lib import dagster_pool_wait  # noqa: F401  (a run waiting for its domain's pool sleeps)
 from platform_lib import output_port
 from platform_lib.alerts import status_alerts
 from platform_lib.contract import Domain, Product, load_domain, load_products
