@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -30,7 +29,7 @@ from typing import Any
 
 import duckdb
 
-from platform_lib.storage import PortError, literal, process_alive, published_dir
+from platform_lib.storage import PortError, literal, process_gone, published_dir, this_process
 
 POINTER = "current.json"
 BLOCKED = "blocked.json"
@@ -140,37 +139,10 @@ def _death(attempt: dict[str, Any], product_id: str) -> dict[str, Any]:
 
 
 def _died(attempt: dict[str, Any], product_id: str) -> bool:
-    """Whether the process of a `building.json` is gone; one on another host, or in another
-    process namespace of this one (a container sharing the host's name), may still run."""
+    """Whether the process of a `building.json` is gone (`storage.process_gone`)."""
     if not isinstance(attempt.get("pid"), int) or not {"run_id", "at", "host"} <= attempt.keys():
         raise PortError(f"{port_dir(product_id) / BUILDING}: product {product_id}: fields do not match a build's record (run_id, at, host, pid)")
-    if attempt["host"] != socket.gethostname() or attempt.get("pid_namespace") not in (None, _pid_namespace()):
-        return False
-    if not process_alive(attempt["pid"]):
-        return True
-    # Alive, but a pid is reused (after a reboot, in a container restarted under its name):
-    # the process that has it now may have started after the build's.
-    started = attempt.get("started")
-    return bool(started) and _started(attempt["pid"]) not in (None, started)
-
-
-def _started(pid: int) -> str | None:
-    """When process `pid` started, as this host's kernel tells: its boot's id and the clock
-    ticks since that boot (proc(5)); None where /proc does not say (not Linux, or just gone)."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return f"{boot}:{stat.rsplit(')', 1)[1].split()[19]}"  # field 22, starttime; the name before it may hold spaces
-
-
-def _pid_namespace() -> str | None:
-    """This process's pid namespace (proc(5)): pids of another one mean other processes."""
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
+    return process_gone(attempt)
 
 
 def _mark(product_id: str, name: str, run_id: str, **why: Any) -> None:
@@ -191,8 +163,7 @@ def mark_building(product_id: str, run_id: str) -> None:
             _write_json_atomically(port_dir(product_id) / FAILED, _death(attempt, product_id))
     except PortError:
         pass  # a damaged record of a build: this one replaces it
-    pid = os.getpid()
-    _mark(product_id, BUILDING, run_id, host=socket.gethostname(), pid_namespace=_pid_namespace(), pid=pid, started=_started(pid))
+    _mark(product_id, BUILDING, run_id, **this_process())
 
 
 def _built(product_id: str, run_id: str) -> None:
