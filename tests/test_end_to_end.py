@@ -248,5 +248,5 @@ def test_the_summary_says_why_and_only_an_unexpected_error_prints_its_stack(mesh
     port.write_text("")  # a file where the port's folder goes: a crash no check explains
     assert main(["materialize", "customers"]) == 1
     out, err = capfd.readouterr()
-    assert f"customers.raw_customers: FileExistsError: [Errno 17] File exists: '{port}'" in out
+    assert f"customers.raw_customers: NotADirectoryError: [Errno 20] Not a directory: '{port / 'building.json'}'" in out
     assert "customers.raw_customers: an unexpected error; its stack:" in err and "Stack Trace" in err
