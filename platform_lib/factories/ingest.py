@@ -758,14 +758,35 @@ def quarantined(connection: duckdb.DuckDBPyConnection, product: Product, limit: 
     return total, rows
 
 
+@contextlib.contextmanager
+def _quarantine_replaced(connection: duckdb.DuckDBPyConnection, product: Product) -> Iterator[None]:
+    """A new quarantine table for a read, and the last one back if the read fails: `mesh
+    quarantine` goes on listing the rows the served version was read without."""
+    previous = f"{product.name}-previous"  # a hyphen: no product's name
+    had = relation_kind(connection, "_quarantine", product.name) == "TABLE"
+    if had:
+        connection.execute(f"DROP TABLE IF EXISTS _quarantine.{quote(previous)}")
+        connection.execute(f"ALTER TABLE {_quarantine(product)} RENAME TO {quote(previous)}")
+    connection.execute(f"CREATE TABLE {_quarantine(product)} ({QUARANTINE_COLUMNS})")
+    try:
+        yield
+    except BaseException:
+        if had:
+            connection.execute(f"DROP TABLE {_quarantine(product)}")
+            connection.execute(f"ALTER TABLE _quarantine.{quote(previous)} RENAME TO {quote(product.name)}")
+        raise
+    if had:
+        connection.execute(f"DROP TABLE _quarantine.{quote(previous)}")
+
+
 def ingest(connection: duckdb.DuckDBPyConnection, product: Product, full_refresh: bool = False) -> IngestReport:
     """Build the product's candidate (`storage.candidate`) from the source files; raise IngestError above the
     threshold, or if no row is left: an export that lost its rows must not replace the product with nothing.
     An append-only source's candidate is its published version and the rows of its new files (append_only.py)."""
     _, files = source_files(product)
     plan = append_only.plan(connection, product, files, full_refresh)
-    connection.execute(f"CREATE OR REPLACE TABLE {_quarantine(product)} ({QUARANTINE_COLUMNS})")
-    unread, absent, cut_short = _read(connection, product, plan.read) if plan.read else ((), {}, ())
+    with _quarantine_replaced(connection, product):
+        unread, absent, cut_short = _read(connection, product, plan.read) if plan.read else ((), {}, ())
     rows = connection.execute(f"SELECT count(*) FROM {candidate(product.name)}").fetchone()[0] if plan.read else 0
     if plan.base:
         append_only.add_base(connection, product, plan)

@@ -21,6 +21,7 @@ import yaml
 
 from platform_lib import output_port
 from platform_lib.domain import domain_definitions
+from platform_lib.factories import ingest
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
 from platform_lib.storage import REPO_ROOT, literal, warehouse_path
@@ -328,3 +329,24 @@ def test_a_json_line_that_is_not_utf8_costs_that_line_only(published_mesh):
     with duckdb.connect(str(warehouse_path("orders")), read_only=True) as connection:
         quarantined = connection.execute("SELECT file, line, error, raw::BLOB FROM _quarantine.raw_order_lines").fetchall()
     assert quarantined == [(str(path), 3, "not UTF-8 text", lines[2].rstrip(b"\n"))]
+
+
+def test_a_read_that_fails_leaves_the_last_quarantine_listed(published_mesh):
+    """The bad rows the served version was read without stay listed when the next read fails whole."""
+    path = published_mesh / "sources" / ORDER_LINES_2
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b'"SKU-', b'"St\xfcck-')
+    path.write_bytes(b"".join(lines))
+    product = products_by_id(load_mesh())["orders.raw_order_lines"]
+    assert materialize_products([product])[0].ok
+
+    def listed() -> tuple[int, list[tuple]] | None:
+        with duckdb.connect(str(warehouse_path("orders")), read_only=True) as connection:
+            return ingest.quarantined(connection, product, 10)
+
+    before = listed()
+    assert before[0] == 1
+    path.write_bytes(path.read_bytes().decode("utf-8", errors="replace").encode("utf-16"))  # unreadable whole
+    [outcome] = materialize_products([product])
+    assert outcome.status == "failed" and "UTF-16" in outcome.message
+    assert listed() == before
