@@ -29,7 +29,7 @@ from platform_lib.factories.append_only import FULL_REFRESH_TAG
 from platform_lib.factories.quality import asset_key
 from platform_lib.outcomes import Outcome, RunOutcomes, outcomes_of
 from platform_lib.progress import PROGRESS, Progress
-from platform_lib.storage import REPO_ROOT, process_alive
+from platform_lib.storage import REPO_ROOT, process_gone, this_process
 
 
 JOB = "mesh_materialize"
@@ -120,9 +120,9 @@ def release_dead_runs(instance: dg.DagsterInstance) -> None:
     started = RunsFilter(statuses=unfinished, tags={"mesh/host": socket.gethostname()})
     for record in instance.get_run_records(filters=started):
         run = record.dagster_run
-        pid = int(run.tags.get("mesh/pid", 0))
-        if pid and not process_alive(pid):
-            instance.report_run_failed(run, message=f"the mesh process {pid} running it died")
+        process = {name: run.tags.get(f"mesh/{name}") for name in ("host", "pid", "pid_namespace", "started")}
+        if (process["pid"] or "").isdigit() and process_gone({**process, "pid": int(process["pid"])}):
+            instance.report_run_failed(run, message=f"the mesh process {process['pid']} running it died")
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
 
 
@@ -176,8 +176,8 @@ def materialize_products(
 
 
 def _process_tags() -> dict[str, str]:
-    """The host and process of a run started here, which `release_dead_runs` looks for."""
-    return {"mesh/host": socket.gethostname(), "mesh/pid": str(os.getpid())}
+    """This process (`storage.this_process`) as tags of a run started here, which `release_dead_runs` reads back."""
+    return {f"mesh/{name}": str(value) for name, value in this_process().items() if value is not None}
 
 
 def _refresh(full: bool) -> dict[str, str]:
