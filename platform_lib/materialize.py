@@ -24,9 +24,9 @@ from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
 from platform_lib.contract import Product, load_domain
 from platform_lib.domain import domain_assets
-from platform_lib.mesh import input_graph
 from platform_lib.factories.append_only import FULL_REFRESH_TAG
 from platform_lib.factories.quality import asset_key
+from platform_lib.mesh import input_graph
 from platform_lib.outcomes import Outcome, RunOutcomes, outcomes_of
 from platform_lib.progress import PROGRESS, Progress
 from platform_lib.storage import REPO_ROOT, process_gone, this_process
