@@ -39,6 +39,8 @@ def to_suite(name: str, rules: Iterable[QualityRule]) -> dict[str, Any]:
 
 def from_suite(document: dict[str, Any]) -> list[dict[str, Any]]:
     """The suite's expectations as rules, written the way a contract's `quality:` list holds them."""
+    if not isinstance(document, dict):
+        raise ValueError("not a Great Expectations suite: expected a JSON object with `expectations`")
     rules = []
     for index, expectation in enumerate(document.get("expectations") or []):
         expect = expectation.get("type") or expectation.get("expectation_type")  # GE 0.x said expectation_type
@@ -66,19 +68,29 @@ def _export(contract: Path) -> str:
 
 
 def _import(suite: Path) -> str:
-    rules = from_suite(json.loads(suite.read_text(encoding="utf-8")))
+    try:
+        rules = from_suite(json.loads(suite.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{suite}: not JSON: {error}") from None
+    except ValueError as error:  # JSON, but not a suite
+        raise ValueError(f"{suite}: {error}") from None
     return yaml.safe_dump({"quality": rules}, sort_keys=False, allow_unicode=True, default_flow_style=None, width=120)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m platform_lib.quality.suite", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("export", help="a product's rules as GE suite JSON").add_argument("contract", type=Path)
     commands.add_parser("import", help="a GE suite as a `quality:` YAML block").add_argument("suite", type=Path)
     args = parser.parse_args(argv)
-    sys.stdout.write(_export(args.contract) if args.command == "export" else _import(args.suite))
-    sys.stdout.write("\n")
+    try:
+        text = _export(args.contract) if args.command == "export" else _import(args.suite)
+    except (OSError, ValueError) as error:  # a file not found, not JSON or no suite, a contract that does not load
+        print(f"{parser.prog} {args.command}: {error}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

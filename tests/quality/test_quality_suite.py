@@ -65,3 +65,26 @@ def test_command_line_export_then_import_gives_the_contract_rules(tmp_path, caps
     suite.write_text(capsys.readouterr().out)
     main(["import", str(suite)])
     assert yaml.safe_load(capsys.readouterr().out)["quality"] == rules
+
+
+@pytest.mark.parametrize(
+    ("command", "content", "said"),
+    [
+        ("import", None, "No such file or directory"),
+        ("import", "{bad", "suite.json: not JSON: Expecting property name"),
+        ("import", "[1]", "suite.json: not a Great Expectations suite"),
+        ("import", '{"expectations": [{"kwargs": {}}]}', "suite.json: expectations[0] has no type"),
+        ("export", None, "shop/products/items.yaml: product shop.items: file not found"),
+        ("export", "columns: [", "shop/products/items.yaml: product shop.items: not valid YAML"),
+    ],
+)
+def test_command_line_says_what_is_wrong_in_one_line(tmp_path, capsys, command, content, said):
+    """A missing or malformed file is a line naming it and exit 2, not a stack trace."""
+    (tmp_path / "shop" / "products").mkdir(parents=True)
+    (tmp_path / "shop" / "domain.yaml").write_text("name: shop\nowner: team-shop\n")
+    path = tmp_path / ("suite.json" if command == "import" else "shop/products/items.yaml")
+    if content is not None:
+        path.write_text(content)
+    assert main([command, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"python -m platform_lib.quality.suite {command}: ") and said in err and err.count("\n") == 1
