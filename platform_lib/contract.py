@@ -77,6 +77,15 @@ class ContractError(ValueError):
         super().__init__(f"{': '.join(where)}: {shown}")
 
 
+class FieldProblem(ValueError):
+    """A rule across fields, blamed on the one to change: pydantic places a model validator's
+    error at no field, and the message would then say only "fix the file"."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(problem)
+        self.field = field
+
+
 def parse_duration(text: str) -> timedelta:
     match = DURATION.match(str(text).strip())
     if not match:
@@ -409,31 +418,32 @@ class Product(_Strict):
         if (self.source is None) == (self.transform is None):
             raise ValueError("a product has either a `source` (ingest) or a `transform` (sql, pandas, dbt)")
         if self.source and self.inputs:
-            raise ValueError("an ingest product (with `source`) takes no `inputs`")
+            raise FieldProblem("inputs", "an ingest product (with `source`) takes no `inputs`")
         if self.source and self.source.append_only and self.masked_columns:
-            raise ValueError(
-                f"source.append_only adds rows to the published version, but this public product's port masks its PII column "
+            raise FieldProblem(
+                "source.append_only",
+                f"it adds rows to the published version, but this public product's port masks its PII column "
                 f"{', '.join(c.name for c in self.masked_columns)}: make it `access: internal` (the products reading it mask) or leave append_only out"
             )
         if (self.transform == "dbt") != (self.dbt is not None):
-            raise ValueError("`transform: dbt` and `dbt: {project: ...}` go together")
+            raise FieldProblem("dbt", "`transform: dbt` and `dbt: {project: ...}` go together")
         if self.transform and self.transform != "dbt" and not self.inputs:
-            raise ValueError("a transformed product needs `inputs` (a dbt product takes them from its dbt sources)")
+            raise FieldProblem("inputs", "a transformed product needs `inputs` (a dbt product takes them from its dbt sources)")
         names = [c.name for c in self.columns]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"columns listed twice: {', '.join(duplicates)}")
+            raise FieldProblem("columns", f"columns listed twice: {', '.join(duplicates)}")
         twice = sorted({k for k in self.primary_key if self.primary_key.count(k) > 1})
         if twice:
-            raise ValueError(f"primary_key names {', '.join(twice)} more than once")
+            raise FieldProblem("primary_key", f"primary_key names {', '.join(twice)} more than once")
         unknown = [k for k in self.primary_key if k not in names]
         if unknown:
-            raise ValueError(f"primary_key names columns not in `columns`: {', '.join(unknown)}")
+            raise FieldProblem("primary_key", f"primary_key names columns not in `columns`: {', '.join(unknown)}")
         nullable = [c.name for c in self.columns if c.name in self.primary_key and not c.required]
         if nullable and not _AS_WRITTEN.get():
-            raise ValueError(f"primary_key column {', '.join(nullable)} is not `required: true`: a key is never null")
+            raise FieldProblem("primary_key", f"primary_key column {', '.join(nullable)} is not `required: true`: a key is never null")
         if self.id in self.inputs:
-            raise ValueError(f"{self.id} lists itself in `inputs`")
+            raise FieldProblem("inputs", f"{self.id} lists itself in `inputs`")
         return self
 
     @property
@@ -549,6 +559,8 @@ def _validated(model: type[BaseModel], document: dict[str, Any], file: Path, pro
 def _problem(error: Any, document: dict[str, Any]) -> tuple[str | None, str]:
     """A pydantic error as the field at fault and what is wrong with it, in a team's words."""
     field = _field_path(error["loc"], document) or None
+    if isinstance(cause := (error.get("ctx") or {}).get("error"), FieldProblem):
+        return cause.field, str(cause)
     if error["type"] == "extra_forbidden":
         return field, "unknown field (a typo?)"
     if error["type"] == "missing":

@@ -138,6 +138,6 @@ def test_a_public_product_with_pii_cannot_be_append_only(tmp_path):
         "description: Visits.\naccess: public\nsource: {format: csv, path: shop/*.csv, append_only: true}\n"
         "columns:\n  - {name: email, type: VARCHAR, pii: true}\n"
     )
-    with pytest.raises(ContractError, match=r"visits.yaml: product shop.visits: source.append_only adds rows to the published version, "
+    with pytest.raises(ContractError, match=r"visits.yaml: product shop.visits: field 'source.append_only': it adds rows to the published version, "
                        r"but this public product's port masks its PII column email"):
         load_products(load_domain(folder))
