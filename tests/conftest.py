@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -28,6 +29,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def sample_sources(tmp_path_factory) -> Path:
     """Sample source files generated once per test session; tests copy them."""
     return sample_data.generate(TEST_SCALE, tmp_path_factory.mktemp("sample") / "sources")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_shared_mesh_data(tmp_path_factory) -> Iterator[None]:
+    """A test without `mesh_dir` reads an empty MESH_DATA_DIR, not the developer's `.mesh/`
+    (`make` exports it): ports left there by `make dev` or a walkthrough are no test's input.
+    Session-wide, so that a module's own MESH_DATA_DIR (a `dagster dev`'s) still holds in its tests."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MESH_DATA_DIR", str(tmp_path_factory.mktemp("no_mesh_data")))
+        yield
 
 
 @pytest.fixture
