@@ -647,3 +647,12 @@ def test_every_source_format_of_the_contract_has_its_readers():
     from platform_lib.contract import Source
 
     assert set(get_args(Source.model_fields["format"].annotation)) == set(FORMATS)
+
+
+def test_a_row_short_of_a_pii_column_says_how_many_fields_it_has(mesh_dir, make_product):
+    """DuckDB blames the first missing column; its reason counts fields and quotes no value."""
+    write(mesh_dir, "lab/a.csv", "id,amount,day\n1,2.50,2024-01-01\n2\n")
+    product = make_product("csv", "lab/*.csv", columns=COLUMNS.replace('"DECIMAL(8,2)"}', '"DECIMAL(8,2)", pii: true}'))
+    with connect("lab") as connection, pytest.raises(IngestError) as error:
+        ingest(connection, product)
+    assert "line 3, column amount: MISSING COLUMNS: Expected Number of Columns: 3 Found: 1" in str(error.value)

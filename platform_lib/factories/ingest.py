@@ -102,6 +102,9 @@ class IngestReport:
 
 QUARANTINE_COLUMNS = "file VARCHAR, line BIGINT, column_name VARCHAR, error VARCHAR, raw VARCHAR"
 SHOWN_BAD_ROWS = 10  # in the report, and so in the step's metadata the UI shows
+FIELD_COUNT_ERRORS = ("MISSING COLUMNS:", "TOO MANY COLUMNS:")
+"""DuckDB's reasons for a CSV row that count its fields and quote none of its values: shown whole
+even when the column DuckDB blames (the first one missing) is PII."""
 # DuckDB's CSV reader stops at 2 MB lines; a single large text field is still data.
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
@@ -795,7 +798,8 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product, full_refresh
     pii = {c.name for c in product.pii_columns}
     first_bad_rows = tuple(
         # DuckDB's message may quote the value: keep its kind
-        BadRow(file, line, column, f"{error.split(':', 1)[0]}: the value is withheld, the column is PII (the quarantine table has it)" if column in pii else error)
+        BadRow(file, line, column, f"{error.split(':', 1)[0]}: the value is withheld, the column is PII (the quarantine table has it)"
+               if column in pii and not error.startswith(FIELD_COUNT_ERRORS) else error)
         for file, line, column, error in shown.fetchall()
     )
     report = IngestReport(plan, rows, quarantined, first_bad_rows, unread, absent, cut_short)
