@@ -132,7 +132,10 @@ def run_pandas(connection: duckdb.DuckDBPyConnection, product: Product) -> None:
         own = [f.lineno for f in traceback.extract_tb(error.__traceback__) if Path(f.filename) == product.sibling(".py")]
         where = f" at line {own[-1]}" if own else ""
         said = withheld.shown(repr(error), [product], kind=type(error).__name__)
-        raise TransformError(f"{product.id}: {product.sibling('.py')}: transform raised {said}{where}") from None
+        # A KeyError is most often a misspelt input id or column, which a withheld text would not name.
+        names = "; ".join(f"{i} ({', '.join(map(str, f.columns))})" for i, f in frames.items()) if isinstance(error, KeyError) else ""
+        hint = f"; the inputs and their columns: {names}" if names else ""
+        raise TransformError(f"{product.id}: {product.sibling('.py')}: transform raised {said}{where}{hint}") from None
     if not isinstance(result, pd.DataFrame):
         raise TransformError(f"{product.id}: {product.sibling('.py')}: transform returned {type(result).__name__}, not a pandas DataFrame")
     twice = sorted({str(c) for c in result.columns[result.columns.duplicated()]})
