@@ -37,6 +37,23 @@ from platform_lib.mesh import LoadedDomain, load_mesh, products_by_id
 from platform_lib.storage import PortError
 
 
+def _above_zero(convert):
+    """An argparse type: a number above 0. A scale of 0 wrote empty sample files over the good
+    ones, a negative limit reached DuckDB; and a bad $MESH_SCALE, as a default parsed only when
+    `sample-data` runs, no longer stops every other command."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if convert is int else ''}number above 0")
+        return value
+
+    return parse
+
+
 def cmd_sample_data(args: argparse.Namespace) -> int:
     root = sample_data.generate(args.scale)
     print(f"sample source data at scale {args.scale} written to {root}")
@@ -298,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     sample = commands.add_parser("sample-data", help="write the sample mesh's source files")
     sample.add_argument(
-        "--scale", type=float, default=float(os.environ.get("MESH_SCALE", "1")),
+        "--scale", type=_above_zero(float), default=os.environ.get("MESH_SCALE", "1"),
         help="1 is 1,000 customers, 10,000 orders, about 20,000 order lines; 500 is the benchmark's 10 million lines (default: $MESH_SCALE, else 1)",
     )
     sample.set_defaults(run=cmd_sample_data)
@@ -344,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     lineage.set_defaults(run=cmd_lineage)
     quarantine = commands.add_parser("quarantine", help="the rows a product's last ingest could not read, and why")
     quarantine.add_argument("product", help="an ingest product's id, e.g. orders.raw_order_lines")
-    quarantine.add_argument("--limit", type=int, default=20, help="rows to print (default: 20)")
+    quarantine.add_argument("--limit", type=_above_zero(int), default=20, help="rows to print (default: 20)")
     quarantine.set_defaults(run=cmd_quarantine)
     costs = commands.add_parser("costs", help="compute seconds, rows written and storage bytes per domain and product")
     costs.set_defaults(run=cmd_costs)

@@ -10,6 +10,7 @@ import time
 
 import dagster as dg
 import duckdb
+import pytest
 
 from platform_lib import output_port, storage
 from platform_lib.cli import main
@@ -250,3 +251,18 @@ def test_the_summary_says_why_and_only_an_unexpected_error_prints_its_stack(mesh
     out, err = capfd.readouterr()
     assert f"customers.raw_customers: NotADirectoryError: [Errno 20] Not a directory: '{port / 'building.json'}'" in out
     assert "customers.raw_customers: an unexpected error; its stack:" in err and "Stack Trace" in err
+
+
+def test_a_scale_or_a_limit_not_above_zero_is_refused_by_the_command_line(mesh_dir, monkeypatch, capsys):
+    """A scale of 0 wrote empty sample files over the good ones; a bad $MESH_SCALE stops sample-data alone."""
+    sources = sorted(p.stat().st_size for p in (mesh_dir / "sources").rglob("*.*"))
+    for argv in (["sample-data", "--scale", "0"], ["sample-data", "--scale", "-1"], ["quarantine", "--limit", "-1", "customers.raw_customers"]):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2 and "above 0" in capsys.readouterr().err
+    assert sorted(p.stat().st_size for p in (mesh_dir / "sources").rglob("*.*")) == sources
+    monkeypatch.setenv("MESH_SCALE", "lots")
+    assert main(["status", "--json"]) == 1  # nothing published yet
+    with pytest.raises(SystemExit):
+        main(["sample-data"])
+    assert "argument --scale: 'lots' is not a number above 0" in capsys.readouterr().err
