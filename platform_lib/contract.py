@@ -565,6 +565,8 @@ def _problem(error: Any, document: dict[str, Any]) -> tuple[str | None, str]:
         return field, "unknown field (a typo?)"
     if error["type"] == "missing":
         return field, "required field is missing"
+    if error["type"] == "too_short" and not error["input"]:
+        return field, "is an empty list: give it at least one entry"
     if error["type"] == "string_type" and error["input"] is None:
         return field, "is empty: give it a value"
     if error["type"] == "string_type" and isinstance(error["input"], (bool, int, float, date)):

@@ -64,6 +64,8 @@ def test_a_valid_product(domain_dir):
         (("columns:", "cols:"), "cols", "field 'cols': unknown field (a typo?); and field 'columns': required field is missing"),
         (("access: public", "access: public\nversion: 1.0"), "version", "YAML read 1.0 as a float: put the value in quotes"),
         (("access: public", "access: public\nowner:"), "owner", "is empty: give it a value"),
+        (("columns:\n  - {name: id, type: BIGINT, required: true}\n  - {name: label, type: VARCHAR}", "columns: []"), "columns",
+         "is an empty list: give it at least one entry"),
         (("{name: label, type: VARCHAR}", "{name: label}"), "columns[label].type", "required field is missing"),
         (("primary_key: [id]", "primary_key: [code]"), "primary_key", "primary_key names columns not in `columns`: code"),
         (("primary_key: [id]", "primary_key: [label]"), "primary_key", "primary_key column label is not `required: true`: a key is never null"),
