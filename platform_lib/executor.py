@@ -9,6 +9,10 @@
 Broker and backend are passed as environment references, so credentials never land in
 a run's stored configuration. Celery workers import the same code (same repository
 path) and reach the same instance: run and event storage must be shared (PostgreSQL).
+
+What makes a step survive its worker's death (late acknowledgement, a task handed back
+when its process is lost, Redis' visibility timeout) is read by the workers only, so it
+lives in their config, deploy/celery.yaml, not here.
 """
 
 from __future__ import annotations

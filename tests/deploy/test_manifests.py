@@ -132,3 +132,11 @@ def test_the_workers_and_the_chart_share_the_image_the_database_and_the_volume()
     # The workers find deploy/celery.yaml and the instance file where the image puts them.
     assert worker["command"][worker["command"].index("-y") + 1] == "deploy/celery.yaml" and "WORKDIR /opt/mesh" in dockerfile
     assert 'cp deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml"' in dockerfile
+
+
+def test_redis_hands_a_task_back_no_sooner_than_the_daemon_fails_its_run():
+    """A shorter visibility timeout would hand a step still running to a second worker."""
+    [celery] = load(DEPLOY / "celery.yaml")
+    [instance] = load(DEPLOY / "dagster.yaml")
+    options = celery["execution"]["config"]["config_source"]["broker_transport_options"]
+    assert options["visibility_timeout"] >= instance["run_monitoring"]["max_runtime_seconds"]

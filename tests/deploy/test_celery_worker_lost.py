@@ -1,0 +1,91 @@
+"""A Celery worker killed while it runs a step: the step runs again and the run succeeds,
+publishing what an in-process run publishes (deploy/celery.yaml: late acknowledgement,
+the task handed back when its process is lost).
+
+A whole worker killed with RabbitMQ (the broker requeues the task when its connection
+drops), the step's process alone with Redis (the worker requeues it). A whole worker
+killed with Redis is not rescued in time: its task waits out the visibility timeout."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+
+import dagster as dg
+import pytest
+
+from platform_lib import output_port
+from platform_lib.localstack import celery_env, wait_for
+from platform_lib.materialize import materialize_products
+from platform_lib.mesh import load_mesh
+from platform_lib.storage import REPO_ROOT
+from tests.deploy.test_celery import WORKERS, published_digests
+
+pytestmark = pytest.mark.slow
+
+SLOW = "marketing.customer_lifetime_value"
+STEP = SLOW.replace(".", "__")
+
+
+def slow_down(domains):
+    """The pandas product waits before it transforms: its step runs long enough to be killed in."""
+    module = domains / "marketing" / "products" / "customer_lifetime_value.py"
+    module.write_text(module.read_text().replace("    lines = ", "    __import__('time').sleep(4)\n    lines = ", 1))
+
+
+def kill(step_process: int, whole_worker: bool) -> None:
+    """SIGKILL the process running the step, as the OOM killer would, or its whole worker
+    (its process group: the worker and its pool), as a lost node or pod would go."""
+    if whole_worker:
+        os.killpg(os.getpgid(step_process), signal.SIGKILL)
+    else:
+        os.kill(step_process, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("broker, whole_worker", [("rabbitmq", True), ("redis", False)])
+def test_a_step_whose_worker_is_killed_runs_again(broker, whole_worker, mesh_dir, domains_copy, dagster_home, monkeypatch, processes, tmp_path):
+    slow_down(domains_copy)
+    products = [p for d in load_mesh() for p in d.products]
+    ids = [p.id for p in products]
+    assert all(o.ok for o in materialize_products(products, instance=dg.DagsterInstance.ephemeral()))
+    expected = published_digests(ids)
+
+    distributed = tmp_path / "distributed"
+    shutil.copytree(mesh_dir / "sources", distributed / "sources")
+    queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
+    env = {**os.environ, **celery_env(queue, broker), "MESH_DATA_DIR": str(distributed)}
+    processes.start_celery_workers(WORKERS, queue, env)
+    monkeypatch.setenv("MESH_DATA_DIR", str(distributed))
+
+    run = subprocess.Popen([sys.executable, "-m", "platform_lib.cli", "materialize"], cwd=REPO_ROOT, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        building = output_port.port_dir(SLOW) / output_port.BUILDING
+        first = wait_for(lambda: building.exists() and json.loads(building.read_text()), 120, f"{SLOW} to start building")
+        kill(first["pid"], whole_worker)
+        out, err = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert run.returncode == 0, out + err
+    assert published_digests(ids) == expected
+    # The killed attempt's record of the build gave way to the second attempt's outcome.
+    assert not (output_port.port_dir(SLOW) / output_port.BUILDING).exists() and output_port.failed(SLOW) is None
+    with dg.DagsterInstance.get() as instance:
+        [record] = instance.get_run_records()
+        assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        events = [e for e in instance.all_logs(record.dagster_run.run_id) if e.step_key == STEP]
+    # Dagster records both attempts of the step, the first without an outcome.
+    outcomes = [e.dagster_event_type for e in events if e.dagster_event_type in (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE)]
+    assert outcomes == [dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS]
+    hosts = [e.dagster_event.engine_event_data.metadata["Celery worker"].value for e in events
+             if e.dagster_event_type == dg.DagsterEventType.ENGINE_EVENT and "Celery worker" in e.dagster_event.engine_event_data.metadata]
+    assert len(hosts) == 2
+    if whole_worker:
+        assert hosts[0] != hosts[1]
