@@ -115,9 +115,21 @@ def test_a_new_file_that_fails_a_check_is_read_again_once_fixed(lines_append_onl
     write_lines(sources / "order_lines_3.jsonl", 1)  # line 1 of orders 1 to 5 again: the primary key check fails
     refused = materialize()
     assert refused.failed == ["primary_key"] and output_port.current(LINES) == first
+    assert (f"The rows checked were {first.version}'s and those of orders/order_lines_3.jsonl (append-only), "
+            "which the next run reads again.") in refused.message
     write_lines(sources / "order_lines_3.jsonl", 101)
     assert materialize().ok
     assert read_published(LINES) == all_lines(sources)
+
+
+def test_a_rule_added_to_the_contract_is_checked_on_the_rows_read_before(lines_append_only, domains_copy):
+    assert materialize().ok
+    first = output_port.current(LINES)
+    contract = domains_copy / "orders" / "products" / "raw_order_lines.yaml"
+    contract.write_text(contract.read_text() + "quality:\n  - {expect: expect_column_values_to_be_between, column: quantity, max_value: 0}\n")
+    refused = materialize()
+    assert refused.failed == ["column_values_to_be_between__quantity"] and output_port.current(LINES) == first
+    assert f"The rows checked were {first.version}'s alone (append-only, no new file)." in refused.message
 
 
 def test_a_contract_whose_columns_changed_reads_every_file(lines_append_only, domains_copy):

@@ -72,6 +72,7 @@ def build_candidate(connection, product: Product, full_refresh: bool = False) ->
         if report.plan.base:
             metadata["source_files_read_before"] = report.plan.read_before
             metadata["added_to_version"] = report.plan.base.version
+            metadata["source_files_added"] = [ingest.relative_to_sources(str(file)) for file in report.plan.read]
         if report.plan.changed:
             metadata["source_files_changed_not_read_again"] = list(report.plan.changed)
         if report.first_bad_rows:
@@ -212,8 +213,18 @@ def materialize(
         yield from audit.checks
         messages = "; ".join(f"{c.check_name}: {c.description}" for c in audit.checks if c.check_name in audit.failed)
         raise dg.Failure(
-            description=f"{product.id} was not published, blocking checks failed: {messages}. {still_served(audit)}"
+            description=f"{product.id} was not published, blocking checks failed: {messages}.{_appended(built)} {still_served(audit)}"
         )
+
+
+def _appended(built: Built) -> str:
+    """An append-only candidate's make-up, for a refusal to point at the files its run added."""
+    if "added_to_version" not in built.metadata:
+        return ""
+    added, base = built.metadata["source_files_added"], built.metadata["added_to_version"]
+    if not added:
+        return f" The rows checked were {base}'s alone (append-only, no new file)."
+    return f" The rows checked were {base}'s and those of {', '.join(added)} (append-only), which the next run reads again."
 
 
 def automation_condition(product: Product) -> dg.AutomationCondition:
