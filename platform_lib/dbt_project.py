@@ -320,6 +320,14 @@ def source_product(source: dict[str, Any]) -> str:
     return ".".join(DagsterDbtTranslator().get_asset_key(source).path)
 
 
+def source_file(product: Product, input_id: str) -> Path:
+    """The file declaring the dbt source that `product`'s model reads as `input_id`, as the
+    repository shows it (`dbt_projects/orders/models/sources.yml`)."""
+    project = DbtProjectRef.of(product.dbt.project, product.domain)
+    [file] = {s["original_file_path"] for s in load_manifest(project)["sources"].values() if source_product(s) == input_id}
+    return Path(projects_dir().name, project.name, file)
+
+
 def source_relation(source: dict[str, Any]) -> tuple[str, str]:
     return source["schema"], source.get("identifier") or source["name"]
 

@@ -45,7 +45,8 @@ def input_errors(loaded: list[LoadedDomain]) -> dict[str, ContractError]:
     Neither shows inside one domain's folder: a domain only names other domains' products.
     An input of a domain that failed to load is not called unknown, so one broken domain
     does not break its consumers too. A dbt product's inputs are its project's sources:
-    its run reports an unknown one, naming the model and its file.
+    an unknown one fails the model's run and `mesh validate` (naming the sources file),
+    and leaves the domain loading.
     """
     products = products_by_id(loaded)
     unloaded = {d.path.name for d in loaded if d.error}

@@ -319,7 +319,8 @@ class ProductModels:
                 versions[product.id] = transform.attach_inputs(connection, product, relations)
             except transform.TransformError as error:
                 file = node["original_file_path"]
-                raise transform.TransformError(self.project.problem(f"an input is not available: {error}", name, file)) from None
+                problem = str(error).removeprefix(f"{product.id}: ")  # the project's problem names the model already
+                raise transform.TransformError(self.project.problem(f"an input is not available: {problem}", name, file)) from None
         return versions
 
     def _incremental(self, name: str) -> bool:

@@ -54,7 +54,7 @@ def attach_inputs(
         if snapshot is None:
             domain, name = input_id.split(".", 1)
             contract = domains_dir() / domain / "products" / f"{name}.yaml"
-            if not contract.exists():  # a dbt source's name is checked only here (mesh.input_errors)
+            if not contract.exists():  # a dbt source's name (`mesh validate` names them too)
                 raise TransformError(f"{product.id}: input {input_id} is no product of the mesh (there is no {contract}): is its name right?")
             raise TransformError(f"{product.id}: input {input_id} has never been published; materialize it first")
         if not snapshot.path.is_file():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from platform_lib import output_port
 from platform_lib.contract import ContractError, Domain, Product, load_domain, load_product
+from platform_lib.dbt_project import source_file
 from platform_lib.governance.policies import CONTRACT_POLICIES, MESH_POLICIES, Violation, check, shown_path
 from platform_lib.mesh import LoadedDomain, products_by_id
 from platform_lib.storage import published_dir
@@ -34,7 +35,27 @@ def validate_mesh(mesh: list[LoadedDomain]) -> list[Violation]:
     index = products_by_id(mesh)
     violations = [v for d in mesh if d.error for v in contract_violations(d.path, d.error)]
     products = [p for d in mesh for p in d.products]
-    return sorted(violations + check(products, index.get, CONTRACT_POLICIES + MESH_POLICIES) + orphan_ports(mesh))
+    return sorted(violations + check(products, index.get, CONTRACT_POLICIES + MESH_POLICIES) + unknown_dbt_sources(mesh) + orphan_ports(mesh))
+
+
+def unknown_dbt_sources(mesh: list[LoadedDomain]) -> list[Violation]:
+    """A dbt model's source that names no product of the mesh (`mesh.input_errors` leaves
+    these to the run, which fails the model's step: its domain still loads). An input of
+    a domain that does not load is not called unknown."""
+    index, broken = products_by_id(mesh), {d.path.name for d in mesh if d.error}
+    return [
+        Violation(
+            str(source_file(product, input_id)),
+            product.id,
+            "valid-contract",
+            f"dbt model {product.dbt_model} reads source {input_id}, which no domain of the mesh publishes",
+            "fix the source: its `name` is the producing domain, its table's `name` the product",
+        )
+        for product in index.values()
+        if product.transform == "dbt"
+        for input_id in product.inputs
+        if input_id not in index and input_id.split(".")[0] not in broken
+    ]
 
 
 def _versions(product_id: str) -> str:

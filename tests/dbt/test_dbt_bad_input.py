@@ -59,7 +59,7 @@ def test_a_missing_source_names_project_model_and_file(published_mesh):
     assert "Model 'model.orders.order_lines' (models/order_lines.sql) depends on a source named 'customers.customer_profile'" in error
 
 
-def test_a_source_that_is_no_product_fails_the_run_not_the_mesh(published_mesh):
+def test_a_source_that_is_no_product_fails_the_run_and_validate_not_the_mesh(published_mesh, capsys):
     sources = published_mesh / "dbt_projects/orders/models/sources.yml"
     edit(sources, "      - name: customer_profiles", "      - name: customer_profiles\n      - name: customer_scores")
     edit(published_mesh / "dbt_projects/orders/models/order_lines.sql", "as c using (customer_id)",
@@ -75,6 +75,11 @@ def test_a_source_that_is_no_product_fails_the_run_not_the_mesh(published_mesh):
     assert "customer_scores.yaml): is its name right?" in message
     assert output_port.current("orders.order_lines") == good
     assert "customers.customer_scores is no product of the mesh" in output_port.failed("orders.order_lines")["error"]
+    assert message.count("orders.order_lines") == 0  # the summary's line starts with it
+
+    assert errors_by_domain()["orders"] is None and main(["validate"]) == 1
+    assert ("valid-contract orders.order_lines dbt_projects/orders/models/sources.yml: dbt model order_lines reads source "
+            "customers.customer_scores, which no domain of the mesh publishes; fix the source") in capsys.readouterr().out
 
 
 def test_a_sql_error_in_a_model_fails_the_run_and_keeps_the_published_version(published_mesh):
