@@ -21,40 +21,27 @@ as 16. A number of a CSV source with a thousands separator takes it only between
 of three digits: DuckDB's reader drops it wherever it is. A CSV source with a value
 either way is read row by row too, where they have no line.
 
-DuckDB's readers take UTF-8 only: a source in another encoding (`source.encoding`) is
-read from UTF-8 copies in a temporary folder, made by Python's codecs, which know every
-encoding an export may come in (DuckDB's own `latin-1` refuses the bytes Windows'
-cp1252 uses for `€` and curly quotes). So is a compressed one (`.gz`, `.zst`): DuckDB's
-CSV and JSON readers decompress it, but not its line-by-line read of a JSON source with
-a bad line, nor the checks here of a file's first and last lines.
+Sources in another encoding than UTF-8, and compressed ones, are read from plain UTF-8
+copies (`source_files.readable`).
 """
 
 from __future__ import annotations
 
 import codecs
 import contextlib
-import gzip
 import itertools
 import json
 import os
-import shutil
-import tempfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import Callable, Iterator
 
 import duckdb
 
 from platform_lib.contract import Column, Product
 from platform_lib.factories import append_only
-from platform_lib.storage import (
-    WHOLE_NUMBER_TYPES, candidate, cast, column_types, create_candidate, literal, process_alive, quote, relation_kind, sources_dir,
-)
-
-
-class IngestError(RuntimeError):
-    """The source could not be ingested; the message names the product and the file."""
+from platform_lib.factories.source_files import IngestError, Readable, readable, relative_to_sources, source_files
+from platform_lib.storage import WHOLE_NUMBER_TYPES, candidate, cast, column_types, create_candidate, literal, quote, relation_kind
 
 
 @dataclass(frozen=True)
@@ -107,151 +94,6 @@ FIELD_COUNT_ERRORS = ("MISSING COLUMNS:", "TOO MANY COLUMNS:")
 even when the column DuckDB blames (the first one missing) is PII."""
 # DuckDB's CSV reader stops at 2 MB lines; a single large text field is still data.
 MAX_LINE_BYTES = 64 * 1024 * 1024
-
-
-def source_files(product: Product) -> tuple[str, list[Path]]:
-    """The source glob as an absolute pattern and the files it matches, refusing escapes."""
-    root = sources_dir().resolve()
-    pattern = (root / product.source.path).resolve()
-    if not pattern.is_relative_to(root):
-        raise IngestError(f"{product.id}: source path '{product.source.path}' points outside {root}")
-    files = sorted(p for p in root.glob(product.source.path) if p.is_file())
-    escaping = [p for p in files if not p.resolve().is_relative_to(root)]
-    if escaping:
-        raise IngestError(f"{product.id}: source file {escaping[0]} links to {escaping[0].resolve()}, outside {root}")
-    if not files:
-        raise IngestError(f"{product.id}: no source file matches {pattern}")
-    empty = [p for p in files if p.stat().st_size == 0]
-    if empty:
-        raise IngestError(f"{product.id}: source file {empty[0]} is empty (0 bytes); refusing to replace the product with nothing")
-    return str(pattern), files
-
-
-@dataclass(frozen=True)
-class Readable:
-    """The source files as the readers get them: the files themselves, or plain UTF-8 copies
-    (`copied`), each mapped to the source file it was made from."""
-
-    files: list[Path]
-    copied: dict[Path, Path]
-
-    def source_of(self, file: Path) -> Path:
-        return self.copied.get(file, file)
-
-    def as_sources(self, text: str) -> str:
-        """`text` naming the source files where it names their copies."""
-        for copy, file in self.copied.items():
-            text = text.replace(str(copy), str(file))
-        return text
-
-
-COPY_CHUNK_BYTES = 4 * 1024 * 1024
-# The compressions DuckDB's readers know by a file's suffix; its other readers (read_text,
-# read_blob) and Python's own reads of a file's first and last lines do not decompress.
-COMPRESSED = (".gz", ".zst")
-
-
-class Undecompressable(Exception):
-    """A compressed source file whose stream is damaged or ends early."""
-
-
-def _chunks(file: Path) -> Iterator[bytes]:
-    """The file's bytes, decompressed as its suffix says; Undecompressable if they cannot be."""
-    with open(file, "rb") as handle:
-        try:
-            if file.suffix == ".gz":
-                with gzip.GzipFile(fileobj=handle) as stream:
-                    while chunk := stream.read(COPY_CHUNK_BYTES):
-                        yield chunk
-            elif file.suffix == ".zst":
-                yield from _zstd_frames(handle)
-            else:
-                while chunk := handle.read(COPY_CHUNK_BYTES):
-                    yield chunk
-        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-            raise Undecompressable(str(error)) from None
-
-
-def _zstd_frames(handle: BinaryIO) -> Iterator[bytes]:
-    """A .zst file's frames one after another (a file compressed in parts has several).
-    zstandard's own reader returns a frame cut short without a word: this one does not."""
-    import zstandard  # only a .zst source needs it
-
-    decompressor = zstandard.ZstdDecompressor()
-    frame = decompressor.decompressobj()
-    try:
-        while chunk := handle.read(COPY_CHUNK_BYTES):
-            while chunk:
-                if frame.eof:
-                    frame = decompressor.decompressobj()
-                yield frame.decompress(chunk)
-                chunk = frame.unused_data if frame.eof else b""
-    except zstandard.ZstdError as error:
-        raise Undecompressable(str(error)) from None
-    if not frame.eof:
-        raise Undecompressable("the zstd stream ends inside a frame")
-
-
-COPIES_PREFIX = "mesh-source-"
-
-
-def _remove_copies_of_dead_runs() -> None:
-    """A run killed while it read leaves its copies, a compressed source uncompressed: the
-    folders are named after the process that made them, and removed once it is gone."""
-    for folder in Path(tempfile.gettempdir()).glob(f"{COPIES_PREFIX}*-*"):
-        pid = folder.name.removeprefix(COPIES_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not process_alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def readable(product: Product, files: list[Path]) -> Iterator[Readable]:
-    """The files as plain UTF-8 for the time of the read: themselves, or copies in a temporary
-    folder, dropped afterwards, of the compressed ones and of all in another encoding."""
-    copied = [f for f in files if product.source.transcoded or f.suffix in COMPRESSED]
-    if not copied:
-        yield Readable(files, {})
-        return
-    _remove_copies_of_dead_runs()
-    with tempfile.TemporaryDirectory(prefix=f"{COPIES_PREFIX}{os.getpid()}-") as folder:
-        copies = {}
-        for number, file in enumerate(copied):
-            # A folder for each copy, named without the compression's suffix: `a.csv` and `a.csv.gz` may both be sources.
-            copies[file] = Path(folder) / str(number) / (file.stem if file.suffix in COMPRESSED else file.name)
-            copies[file].parent.mkdir()
-            _copy(product, file, copies[file])
-        yield Readable([copies.get(f, f) for f in files], {copy: file for file, copy in copies.items()})
-
-
-def _copy(product: Product, file: Path, copy: Path) -> None:
-    chunks = _as_utf8(product, file, _chunks(file)) if product.source.transcoded else _chunks(file)
-    with open(copy, "wb") as target:
-        try:
-            target.writelines(chunks)
-        except Undecompressable as error:
-            raise IngestError(f"{product.id}: {file} cannot be decompressed ({error}): a file still being written, or damaged?") from None
-
-
-def _as_utf8(product: Product, file: Path, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """`chunks` of the file, in the contract's encoding, as UTF-8, line ends as they are. A
-    byte the encoding does not have fails the read, naming its line: the contract names the
-    wrong encoding, or the file is damaged, and no row of it can be trusted."""
-    encoding = product.source.encoding
-    decoder = codecs.getincrementaldecoder(encoding)()
-    lines = 0
-    for chunk in itertools.chain(chunks, [b""]):
-        try:
-            text = decoder.decode(chunk, final=not chunk)
-        except UnicodeDecodeError as error:
-            line = lines + error.object[: error.start].decode(error.encoding, errors="replace").count("\n") + 1
-            raise IngestError(
-                f"{product.id}: {file}, line {line}: byte 0x{error.object[error.start]:02X} is not {encoding} text "
-                f"({error.reason}); is the contract's source.encoding right?"
-            ) from None
-        except UnicodeError as error:  # the start of the file: UTF-16 without its byte order mark
-            raise IngestError(f"{product.id}: {file} is not {encoding} text ({error}); is the contract's source.encoding right?") from None
-        lines += text.count("\n")
-        yield text.encode("utf-8")
 
 
 def _file_list(files: list[Path]) -> str:
@@ -744,11 +586,6 @@ def _columns_compared(connection: duckdb.DuckDBPyConnection, product: Product, r
 
 # How the readers name a line that is not UTF-8 (CSV's reject type, JSON's own reason).
 NOT_UTF8 = ("INVALID ENCODING", "not UTF-8 text")
-
-
-def relative_to_sources(file: str) -> str:
-    """A source file's path as the mesh shows it: under the sources folder, relative to it."""
-    return file.removeprefix(str(sources_dir().resolve()) + os.sep)
 
 
 def quarantined(connection: duckdb.DuckDBPyConnection, product: Product, limit: int) -> tuple[int, list[tuple]] | None:
