@@ -239,3 +239,11 @@ def test_a_build_in_another_pid_namespace_is_not_judged_from_this_one(mesh_dir):
     assert output_port.failed(product_id)["run_id"] == "run-elsewhere"  # this namespace's process, gone
     record.write_text(json.dumps({**build, "pid_namespace": "pid:[1]"}))
     assert output_port.failed(product_id) is None
+
+
+def test_status_and_validate_read_dbt_sources_without_importing_dbt(mesh_dir):
+    """Every `mesh` command loads the mesh, a dbt product's sources too: importing dbt for
+    that (through dagster-dbt, about 1 s) would slow each one down."""
+    script = "import sys\nfrom platform_lib.cli import main\nmain(['validate']); main(['status'])\nprint(sorted({'dbt', 'dagster_dbt'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT).stdout
+    assert out.splitlines()[-1] == "[]"

@@ -71,7 +71,7 @@ from platform_lib.storage import column_types, quote
 
 
 class MeshTranslator(DagsterDbtTranslator):
-    """Models are `<domain>/<model>` assets of the domain; sources keep dagster-dbt's key, the product's id."""
+    """Models are `<domain>/<model>` assets of the domain; a source's key is the product's id it stands for."""
 
     def __init__(self, domain: Domain, products: Mapping[str, Product]):
         super().__init__()
@@ -79,7 +79,7 @@ class MeshTranslator(DagsterDbtTranslator):
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
-            return super().get_asset_key(dbt_resource_props)
+            return asset_key(dbt_project.source_product(dbt_resource_props))
         return dg.AssetKey([self.domain.name, dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str:
