@@ -28,6 +28,7 @@ import json
 import os
 import sys
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import NoReturn
 
@@ -276,6 +277,14 @@ def _quarantine_table(rows: list[tuple]) -> list[str]:
     return aligned([header, *cells], right=(1,))
 
 
+def moment(text: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is no date or time: write 2026-11-01 or 2026-11-01T08:00+01:00") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
 def cmd_costs(args: argparse.Namespace) -> int:
     if not os.environ.get("DAGSTER_HOME"):
         print("set DAGSTER_HOME to the Dagster instance whose runs to account (`make dev`'s is .dagster_home)", file=sys.stderr)
@@ -286,7 +295,9 @@ def cmd_costs(args: argparse.Namespace) -> int:
 
     products = [p for d in load_mesh() for p in d.products]
     with dg.DagsterInstance.get() as instance:
-        print("\n".join(render(product_costs(products, instance))))
+        if args.since:
+            print(f"compute and rows of the runs created since {args.since.isoformat()}; storage as it is now")
+        print("\n".join(render(product_costs(products, instance, args.since))))
     return 0
 
 
@@ -364,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     quarantine.add_argument("--limit", type=_above_zero(int), default=20, help="rows to print (default: 20)")
     quarantine.set_defaults(run=cmd_quarantine)
     costs = commands.add_parser("costs", help="compute seconds, rows written and storage bytes per domain and product")
+    costs.add_argument(
+        "--since", type=moment, help="count only the runs created from then on: a date or a time, ISO 8601, UTC unless it says (e.g. 2026-11-01)"
+    )
     costs.set_defaults(run=cmd_costs)
     catalog = commands.add_parser("catalog", help="static HTML catalog, JSON export and ODCS contracts of every product")
     catalog.add_argument("--out", type=Path, help="folder to write (default: $MESH_DATA_DIR/catalog)")

@@ -1,7 +1,7 @@
 """`mesh costs`: what each domain and product spends, so domains see the bill for what they run.
 
 Compute is the wall-clock time of the product's steps in the Dagster instance's run
-records (failed ones too: they cost the same); a step that builds several products (a
+records (failed ones too: they cost the same), of every run or of those since a date; a step that builds several products (a
 dbt project) is split evenly between them. Rows written add up the row counts of its
 materializations; storage is the bytes of its output port (every retained snapshot)
 and, per domain, of the domain's DuckDB file.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -39,14 +40,16 @@ def _folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
 
 
-def product_costs(products: list[Product], instance: dg.DagsterInstance) -> list[Cost]:
-    """One Cost per product, plus one `<domain DuckDB file>` row per domain for its warehouse."""
+def product_costs(products: list[Product], instance: dg.DagsterInstance, since: datetime | None = None) -> list[Cost]:
+    """One Cost per product, plus one `<domain DuckDB file>` row per domain for its warehouse.
+    Compute and rows count the runs created at or after `since` (every run without it): a
+    bill is for a period, and an instance in production holds years of runs. Storage is now's."""
     costs = {p.id: Cost(p.domain, p.id, storage_bytes=_folder_bytes(port_dir(p.id))) for p in products}
     by_step: dict[str, list[str]] = {step_key(p): [p.id] for p in products}
     for p in products:  # a dbt project's models are one step, `dbt_<project>` (factories/dbt.py)
         if p.dbt:
             by_step.setdefault(f"dbt_{p.dbt.project}", []).append(p.id)
-    for record in instance.get_run_records():
+    for record in instance.get_run_records(filters=_created_since(since)):
         for stats in instance.get_run_step_stats(record.dagster_run.run_id):
             rows = {}
             for event in stats.materialization_events:
@@ -66,6 +69,11 @@ def product_costs(products: list[Product], instance: dg.DagsterInstance) -> list
     domains = sorted({p.domain for p in products})
     files = [Cost(d, f"<{warehouse_path(d).name}>", storage_bytes=_warehouse_bytes(d)) for d in domains]
     return sorted([*costs.values(), *files], key=lambda c: (c.domain, c.product.startswith("<"), c.product))
+
+
+def _created_since(since: datetime | None) -> dg.RunsFilter | None:
+    """Dagster's filter takes runs created strictly after a time, read as UTC whatever its zone."""
+    return dg.RunsFilter(created_after=since.astimezone(timezone.utc) - timedelta(microseconds=1)) if since else None
 
 
 def _warehouse_bytes(domain: str) -> int:

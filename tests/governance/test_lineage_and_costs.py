@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta, timezone
+
 import dagster as dg
 import pytest
 
@@ -74,6 +76,25 @@ def test_costs_attribute_steps_rows_and_bytes_to_products_and_domains(history, c
     assert costs["<customers.duckdb>"].storage_bytes > 0
     assert main(["costs"]) == 0
     assert "customers    TOTAL" in capsys.readouterr().out
+
+
+def test_costs_since_a_time_count_only_the_runs_created_from_then_on(history, capsys):
+    products = [p for d in load_mesh() for p in d.products]
+    with dg.DagsterInstance.get() as instance:
+        last = instance.get_run_records(limit=1)[0].create_timestamp  # the second customers run
+        costs = {c.product: c for c in product_costs(products, instance, since=last)}
+    assert costs["customers.raw_customers"].steps == 1 and costs["orders.raw_orders"].steps == 0
+    assert costs["customers.raw_customers"].rows_written == history[2]["customers.raw_customers"].rows
+    assert costs["orders.raw_orders"].storage_bytes > 0  # what it stores now, whatever ran when
+
+    in_paris = last.astimezone(timezone(timedelta(hours=1))).isoformat()  # the same time, as another zone writes it
+    assert main(["costs", "--since", in_paris]) == 0
+    out = capsys.readouterr().out
+    assert f"compute and rows of the runs created since {in_paris}" in out
+    assert {line.split()[0]: line.split()[2] for line in out.splitlines() if "TOTAL" in line} == {"customers": "2", "marketing": "0", "orders": "0"}
+    with pytest.raises(SystemExit):
+        main(["costs", "--since", "last week"])
+    assert "'last week' is no date or time" in capsys.readouterr().err
 
 
 def test_a_run_stopped_by_a_blocked_input_is_charged_and_leaves_the_last_check_results(history, mesh_dir):
