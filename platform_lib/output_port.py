@@ -132,6 +132,13 @@ def failed(product_id: str) -> dict[str, Any] | None:
     return _read_json(port_dir(product_id) / FAILED, product_id)
 
 
+def building(product_id: str) -> dict[str, Any] | None:
+    """The record of a run building the product now (`mark_building`), while its process
+    lives, or runs where this host cannot tell (`storage.process_gone`)."""
+    attempt = _read_json(port_dir(product_id) / BUILDING, product_id)
+    return attempt if attempt and not _died(attempt, product_id) else None
+
+
 def _death(attempt: dict[str, Any], product_id: str) -> dict[str, Any]:
     """A dead build's record as a failed run's."""
     why = f"its process {attempt['pid']} on {attempt['host']} ended without an outcome (killed, interrupted, or out of memory) while it built {product_id}"

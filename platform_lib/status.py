@@ -36,6 +36,8 @@ class Status:
     why: str = ""
     failed_warn_checks: tuple[str, ...] = ()
     """The checks of warn severity the served version failed (in `why` too), for a probe reading `--json`."""
+    building_run: str = ""
+    """The run building the product now (in `why` too): what it serves may soon change."""
 
     @property
     def age(self) -> str:
@@ -61,12 +63,15 @@ def port_status(product_id: str, freshness: Freshness | None, now: datetime | No
         slo = f"{freshness.fail_after}" + (f" (warn {freshness.warn_after})" if freshness.warn_after else "")
     try:
         served, blocked, failed = output_port.current(product_id), output_port.blocked(product_id), output_port.failed(product_id)
+        build = output_port.building(product_id)
     except PortError as error:  # a damaged file of the port: consumers cannot read it either
         return Status(product_id, UNREADABLE, slo=slo, why=str(error))
     stopped = f"run {blocked['run_id']} at {blocked['at']}: {', '.join(blocked['failed_checks'])} failed" if blocked else ""
     attempt = f"run {failed['run_id']} at {failed['at']} failed before its checks: {failed['error']}" if failed else ""
+    rebuilt = f"run {build['run_id']} has been building it since {build['at']}" if build else ""
+    running = build["run_id"] if build else ""
     if served is None:
-        return Status(product_id, NEVER, slo=slo, why="; ".join(filter(None, (stopped, attempt))))
+        return Status(product_id, NEVER, slo=slo, why="; ".join(filter(None, (stopped, attempt, rebuilt))), building_run=running)
     if not served.path.is_file():  # consumers stop at it (transform.attach_inputs)
         why = f"{output_port.port_dir(product_id) / output_port.POINTER} names version {served.version}, whose data {served.path} is missing"
         return Status(product_id, UNREADABLE, served.version, served.published_at, slo=slo, why=why)
@@ -89,6 +94,9 @@ def port_status(product_id: str, freshness: Freshness | None, now: datetime | No
     elif freshness and freshness.warn_after and age > parse_duration(freshness.warn_after):
         state = WARN if state == OK else state
         why.append(f"older than {freshness.warn_after}, its SLO's warning")
+    if build:
+        why.append(rebuilt)
     return Status(
-        product_id, state, served.version, served.published_at, int(age.total_seconds()), slo, "; ".join(why), tuple(served.failed_warn_checks)
+        product_id, state, served.version, served.published_at, int(age.total_seconds()), slo, "; ".join(why),
+        tuple(served.failed_warn_checks), running,
     )

@@ -241,6 +241,22 @@ def test_a_build_in_another_pid_namespace_is_not_judged_from_this_one(mesh_dir):
     assert output_port.failed(product_id) is None
 
 
+def test_a_run_building_a_product_now_is_said_without_changing_its_state(mesh_dir, capsys):
+    product_id = "customers.raw_customers"
+    output_port.mark_building(product_id, "a-run-going-on")  # this very process: alive
+    assert main(["status", "--json", product_id]) == 1
+    [record] = json.loads(capsys.readouterr().out)
+    assert (record["state"], record["building_run"]) == (NEVER, "a-run-going-on")
+    assert record["why"].startswith("run a-run-going-on has been building it since ")
+
+    assert main(["materialize", "--quiet", product_id]) == 0
+    output_port.mark_building(product_id, "the-next-run")
+    capsys.readouterr()
+    assert main(["status", product_id]) == 0
+    out = capsys.readouterr().out
+    assert states(out)[product_id][0] == OK and f"{product_id}: run the-next-run has been building it since " in out
+
+
 def test_status_and_validate_read_dbt_sources_without_importing_dbt(mesh_dir):
     """Every `mesh` command loads the mesh, a dbt product's sources too: importing dbt for
     that (through dagster-dbt, about 1 s) would slow each one down."""
