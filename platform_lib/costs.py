@@ -1,10 +1,10 @@
 """`mesh costs`: what each domain and product spends, so domains see the bill for what they run.
 
 Compute is the wall-clock time of the product's steps in the Dagster instance's run
-records (failed ones too: they cost the same), of every run or of those since a date; a step that builds several products (a
-dbt project) is split evenly between them. Rows written add up the row counts of its
-materializations; storage is the bytes of its output port (every retained snapshot)
-and, per domain, of the domain's DuckDB file.
+records (failed ones too: they cost the same), of every run or of those since a date; a
+step that builds several products (a dbt project) is split evenly between them. Rows
+written add up the row counts of its materializations; storage is the bytes of its
+output port (every retained snapshot) and, per domain, of the domain's DuckDB file.
 """
 
 from __future__ import annotations
