@@ -32,6 +32,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -40,7 +41,7 @@ import duckdb
 
 from platform_lib.contract import Column, Product
 from platform_lib.factories import append_only
-from platform_lib.factories.source_files import IngestError, Readable, readable, relative_to_sources, source_files
+from platform_lib.factories.source_files import COPY_CHUNK_BYTES, IngestError, Readable, readable, relative_to_sources, source_files
 from platform_lib.storage import WHOLE_NUMBER_TYPES, candidate, cast, column_types, create_candidate, literal, quote, relation_kind
 
 
@@ -175,6 +176,7 @@ def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: li
     number (`_misreadable`): a source with one is read again with those columns as text,
     row by row (`_split_rows`), where a bad value in them has no line."""
     _refuse_different_headers(connection, product, files)
+    _refuse_unclosed_quotes(connection, product, files)
     reader = _csv_reader(product, files, numbers_as_text=False)
     try:
         create_candidate(connection, product.name, f"SELECT * EXCLUDE (mesh_source_file) FROM {reader}")
@@ -235,6 +237,36 @@ def _refuse_mixed_line_ends(product: Product, files: list[Path]) -> None:
                     f"{product.id}: {file} mixes line ends: line 1 ends with {first}, line {changed[1]} with {changed[0]}; "
                     "the CSV reader needs one kind in a file (convert it, with dos2unix say, or have the producer write one)"
                 )
+
+
+def _refuse_unclosed_quotes(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
+    """A field that opens a quote and never closes it has DuckDB's sniffer read the whole
+    file without quoting: every quoted value keeps its quote marks, the broken row reads
+    as a whole one, and nothing is quarantined or said. Such a file is refused, naming
+    the first line with a field that opens a quote and an odd number of them (a file the
+    sniffer reads with quoting has none but inside a quoted field over several lines)."""
+    for file in files:
+        sniffed = f"sniff_csv({literal(str(file))},{_dialect(product)} header = true, max_line_size = {MAX_LINE_BYTES})"
+        try:
+            delimiter, quote = connection.execute(f"SELECT Delimiter, Quote FROM {sniffed}").fetchone()
+        except duckdb.Error:  # no dialect at all: the read fails, and says why (`_read_csv`)
+            continue
+        if quote == '"' or not _holds(file, b'"'):
+            continue
+        opens = re.compile(rb'(^|' + re.escape(delimiter.encode()) + rb')\s*"')
+        with open(file, "rb") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.count(b'"') % 2 and opens.search(line):
+                    raise IngestError(
+                        f"{product.id}: {file}, line {number}: a field opens a quote (\") that no quote closes, so the CSV "
+                        "reader would read the file's quoted values with their quote marks; close the quote, or double a "
+                        "quote inside a quoted field (\"\")"
+                    )
+
+
+def _holds(file: Path, needle: bytes) -> bool:
+    with open(file, "rb") as handle:
+        return any(needle in chunk for chunk in iter(lambda: handle.read(COPY_CHUNK_BYTES), b""))
 
 
 def _refuse_different_headers(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:

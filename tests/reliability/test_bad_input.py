@@ -79,6 +79,15 @@ def line_ends_mixed(sources: Path, _domains: Path) -> None:
     path.write_bytes(("\r\n".join(lines[:50]) + "\r\n" + "\n".join(lines[50:]) + "\n").encode("utf-8"))
 
 
+def quote_not_closed(sources: Path, _domains: Path) -> None:
+    """The CRM now quotes every name, and one of them, on line 51, lost its closing quote."""
+    path = sources / CUSTOMERS_CSV
+    lines = path.read_text(encoding="utf-8").splitlines()
+    quoted = [lines[0]] + [",".join(f'"{v}"' if i == 2 else v for i, v in enumerate(line.split(","))) for line in lines[1:]]
+    quoted[50] = quoted[50].replace('",', ",", 1)
+    path.write_text("\n".join(quoted) + "\n", encoding="utf-8")
+
+
 def json_array(sources: Path, _domains: Path) -> None:
     """The order service's export switched to one JSON array: read line by line, it is a single bad line."""
     path = sources / ORDER_LINES_1
@@ -179,6 +188,8 @@ CASES = [
          ("customers.raw_customers", "customers.csv", "UTF-16 byte order mark", "source.encoding: utf-16")),
     Case("line_ends_mixed", "customers.raw_customers", line_ends_mixed,
          ("customers.raw_customers", "customers.csv", "line 1 ends with CRLF, line 51 with LF")),
+    Case("csv_quote_not_closed", "customers.raw_customers", quote_not_closed,
+         ("customers.raw_customers", "customers.csv, line 51", "a field opens a quote", "that no quote closes")),
     Case("json_array", "orders.raw_order_lines", json_array,
          ("orders.raw_order_lines", "order_lines_1.jsonl", "is a JSON array", "not newline-delimited JSON")),
     Case("non_utf8_json_lines", "orders.raw_order_lines", latin1_skus,
