@@ -14,6 +14,10 @@ import duckdb
 
 from platform_lib.storage import literal, sources_dir
 
+# The sample mesh's domains under domains/, whose sources these are (orders builds with the
+# dbt project dbt_projects/orders). The platform's tests run on these, not on a fork's own.
+DOMAINS = ("customers", "orders", "marketing")
+
 SEGMENTS = "['consumer', 'small_business', 'enterprise']"
 COUNTRIES = "['NL', 'DE', 'FR', 'ES', 'IT', 'PL', 'SE', 'US', 'GB', 'JP']"
 STATUSES = "['placed', 'shipped', 'delivered', 'returned']"

@@ -10,6 +10,7 @@ from typing import Iterator
 import pytest
 
 from platform_lib import sample_data
+from platform_lib.scaffold import workspace_entry
 from platform_lib.storage import REPO_ROOT
 
 TEST_SCALE = 0.2
@@ -41,6 +42,23 @@ def _no_shared_mesh_data(tmp_path_factory) -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sample_repo(tmp_path_factory) -> Iterator[Path]:
+    """The repository as the platform's tests see it: copies of the sample domains and a
+    workspace.yaml of their code locations, whatever domains a fork added to the repository's.
+    MESH_DOMAINS_DIR points at its domains/ all session long (in subprocesses too); a code
+    location finds its folder by its definitions.py, which is why the workspace sits here."""
+    root = tmp_path_factory.mktemp("sample_repo")
+    for name in sample_data.DOMAINS:
+        shutil.copytree(REPO_ROOT / "domains" / name, root / "domains" / name, ignore=shutil.ignore_patterns("__pycache__"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MESH_DOMAINS_DIR", str(root / "domains"))
+        (root / "workspace.yaml").write_text(
+            "load_from:\n" + "".join(workspace_entry(name, root / "domains" / name) for name in sample_data.DOMAINS), encoding="utf-8"
+        )
+        yield root
+
+
 @pytest.fixture
 def mesh_dir(tmp_path, monkeypatch, sample_sources) -> Path:
     """A private MESH_DATA_DIR holding a copy of the sample sources; nothing else shared."""
@@ -52,9 +70,11 @@ def mesh_dir(tmp_path, monkeypatch, sample_sources) -> Path:
 
 
 @pytest.fixture
-def domains_copy(tmp_path, monkeypatch) -> Path:
-    """A writable copy of the sample domains, for tests that break or extend them."""
+def domains_copy(tmp_path, monkeypatch, sample_repo) -> Path:
+    """A writable copy of the sample domains, for tests that break or extend them; beside it
+    the sample workspace.yaml, which `mesh new-domain` extends."""
     target = tmp_path / "domains"
-    shutil.copytree(REPO_ROOT / "domains", target, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(sample_repo / "domains", target, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(sample_repo / "workspace.yaml", tmp_path)
     monkeypatch.setenv("MESH_DOMAINS_DIR", str(target))
     return target

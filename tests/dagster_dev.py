@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from platform_lib.localstack import free_port
+from platform_lib.scaffold import workspace_file
 from platform_lib.storage import REPO_ROOT
 
 BIN = Path(sys.executable).parent
@@ -56,12 +57,12 @@ class DagsterDev:
 def start(
     root: Path,
     sources: Path,
-    workspace: Path = REPO_ROOT / "workspace.yaml",
     timeout: float = 180,
     published: bool = False,
     env: dict[str, str] | None = None,
 ) -> DagsterDev:
-    """`dagster dev` on a new instance and data folder, with `env` added to this process's;
+    """`dagster dev` on a new instance and data folder, with `env` added to this process's,
+    on the workspace.yaml beside MESH_DOMAINS_DIR (the tests' sample repository's);
     `published` materializes the mesh with the CLI first, so the automation daemon starts
     with nothing missing to build."""
     home, data = root / "dagster_home", root / "mesh"
@@ -76,7 +77,7 @@ def start(
         if built.returncode != 0:
             raise RuntimeError(f"mesh materialize failed before dagster dev started:\n{built.stdout}\n{built.stderr}")
     process = subprocess.Popen(
-        [str(BIN / "dagster"), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
+        [str(BIN / "dagster"), "dev", "-w", str(workspace_file()), "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO_ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     server = DagsterDev(process, port, env, data, log)

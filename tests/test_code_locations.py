@@ -10,10 +10,11 @@ import dagster as dg
 import pytest
 
 from platform_lib.domain import domain_definitions
+from platform_lib.mesh import domains_dir
+from platform_lib.sample_data import DOMAINS
 from platform_lib.storage import REPO_ROOT
 
 BIN = Path(sys.executable).parent
-DOMAINS = ["customers", "orders", "marketing"]
 
 
 def validate(workspace: Path, home: Path) -> subprocess.CompletedProcess:
@@ -27,7 +28,7 @@ def validate(workspace: Path, home: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("domain", DOMAINS)
 def test_each_location_is_loadable_and_carries_the_contract(domain):
-    defs = domain_definitions(REPO_ROOT / "domains" / domain)
+    defs = domain_definitions(domains_dir() / domain)
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     local = [node for node in graph.asset_nodes if not node.is_external]
@@ -42,13 +43,14 @@ def test_each_location_is_loadable_and_carries_the_contract(domain):
 
 
 def test_cross_domain_inputs_are_dependencies_on_the_producer_asset():
-    graph = domain_definitions(REPO_ROOT / "domains" / "orders").resolve_asset_graph()
+    graph = domain_definitions(domains_dir() / "orders").resolve_asset_graph()
     lines = graph.get(dg.AssetKey(["orders", "order_lines"]))
     assert dg.AssetKey(["customers", "customer_profiles"]) in lines.parent_keys
 
 
-def test_the_workspace_validates(tmp_path):
-    result = validate(REPO_ROOT / "workspace.yaml", tmp_path / "home")
+def test_the_workspace_validates(sample_repo, tmp_path):
+    """The sample's workspace.yaml, its entries as the repository's and `mesh new-domain` write them."""
+    result = validate(sample_repo / "workspace.yaml", tmp_path / "home")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stdout + result.stderr
 
@@ -56,12 +58,7 @@ def test_the_workspace_validates(tmp_path):
 def test_a_broken_domain_fails_only_its_own_location(domains_copy, tmp_path):
     broken = domains_copy / "marketing" / "products" / "segment_revenue.yaml"
     broken.write_text(broken.read_text().replace("access: internal", "access: secret"))
-    workspace = tmp_path / "workspace.yaml"
-    workspace.write_text(
-        "load_from:\n"
-        + "".join(f"  - python_file: {{relative_path: domains/{d}/definitions.py, location_name: {d}}}\n" for d in DOMAINS)
-    )
-    output = validate(workspace, tmp_path / "home")
+    output = validate(domains_copy.parent / "workspace.yaml", tmp_path / "home")
     text = output.stdout + output.stderr
     assert output.returncode != 0
     assert "Validation successful for code location customers" in text
@@ -74,7 +71,7 @@ def test_the_domain_component_builds_the_same_location(tmp_path):
 
     from platform_lib.components import MeshDomain
 
-    folder = REPO_ROOT / "domains" / "customers"
+    folder = domains_dir() / "customers"
     built = component_defs(component=MeshDomain(path=str(folder)))
     direct = domain_definitions(folder)
     assert built.resolve_asset_graph().get_all_asset_keys() == direct.resolve_asset_graph().get_all_asset_keys()

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from platform_lib.contract import ContractError, load_domain, load_products, parse_duration
-from platform_lib.mesh import load_mesh
-from platform_lib.storage import REPO_ROOT
+from platform_lib.mesh import domains_dir, load_mesh
+from platform_lib.sample_data import DOMAINS
 
 VALID = """\
 description: A product for tests.
@@ -40,8 +40,8 @@ def load(domain_dir: Path, text: str):
 
 
 def test_the_sample_domains_load():
-    for name in ("customers", "orders", "marketing"):
-        domain = load_domain(REPO_ROOT / "domains" / name)
+    for name in DOMAINS:
+        domain = load_domain(domains_dir() / name)
         products = load_products(domain)
         assert products and all(p.domain == name and p.owner == domain.owner for p in products)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from jsonschema.exceptions import best_match
 
 from platform_lib.cli import main
 from platform_lib.contract_schema import FOLDER, reference, render, schemas
+from platform_lib.mesh import domains_dir
 from platform_lib.scaffold import TEMPLATE_NAME, TEMPLATES
 from platform_lib.storage import REPO_ROOT
 
@@ -52,10 +52,12 @@ def test_the_reference_has_every_field_of_every_section():
 @pytest.mark.parametrize("path", sorted((REPO_ROOT / "domains").glob("*/products/*.yaml")) + sorted((TEMPLATES / TEMPLATE_NAME).rglob("products/*.yaml")),
                          ids=lambda p: f"{p.parent.parent.name}/{p.stem}")
 def test_every_contract_of_the_mesh_and_its_template_is_valid_by_the_schema(path: Path):
+    """Every contract under the repository's domains/, a fork's own too: an editor checks them all by the schema."""
     assert problems("product.schema.json", yaml.safe_load(path.read_text(encoding="utf-8"))) == []
 
 
 def test_every_domain_file_is_valid_by_the_schema():
+    """The repository's domains, a fork's own too, as above."""
     for path in [*sorted((REPO_ROOT / "domains").glob("*/domain.yaml")), TEMPLATES / TEMPLATE_NAME / "domain.yaml"]:
         assert problems("domain.schema.json", yaml.safe_load(path.read_text(encoding="utf-8"))) == [], path
 
@@ -72,14 +74,14 @@ def test_every_domain_file_is_valid_by_the_schema():
     ],
 )
 def test_the_schema_flags_a_misspelt_field_and_a_value_out_of_its_choices(change, problem):
-    text = (REPO_ROOT / "domains" / "orders" / "products" / "raw_order_lines.yaml").read_text(encoding="utf-8")
+    text = (domains_dir() / "orders" / "products" / "raw_order_lines.yaml").read_text(encoding="utf-8")
     assert change[0] in text
     document = yaml.safe_load(text.replace(*change))
     assert first_problem("product.schema.json", document) == problem
 
 
 def test_contracts_name_their_schema_in_their_first_line(domains_copy, capsys):
-    shutil.copy(REPO_ROOT / "workspace.yaml", domains_copy.parent)  # `mesh new-domain` adds its code location there
+    """Those under the repository's domains/, a fork's own too, and those `mesh new-domain` and `new-product` write."""
     for path in [*(REPO_ROOT / "domains").glob("*/products/*.yaml"), *(REPO_ROOT / "domains").glob("*/domain.yaml")]:
         line = SCHEMA_LINE.match(path.read_text(encoding="utf-8"))
         assert line and (path.parent / line[1]).resolve() == FOLDER / f"{'domain' if path.name == 'domain.yaml' else 'product'}.schema.json", path

@@ -12,9 +12,8 @@ import pytest
 from platform_lib.materialize import materialize_products
 from platform_lib.outcomes import Outcome
 from platform_lib.mesh import load_mesh
-from platform_lib.storage import REPO_ROOT
 
-from tests.dbt.dbt_helpers import add_order, use
+from tests.dbt.dbt_helpers import add_order, copy_dbt_project, use
 
 UNKNOWN_CUSTOMER = 999_999_999
 
@@ -31,7 +30,7 @@ def published_template(tmp_path_factory, sample_sources) -> PublishedMesh:
     """Every sample product published once, plus one order of a customer the CRM does not know."""
     root = tmp_path_factory.mktemp("dbt_mesh")
     shutil.copytree(sample_sources, root / "mesh" / "sources")
-    shutil.copytree(REPO_ROOT / "dbt_projects", root / "dbt_projects", ignore=shutil.ignore_patterns("target", "logs"))
+    copy_dbt_project(root)
     add_order(root / "mesh" / "sources", "unknown_customer", 900_000_001, UNKNOWN_CUSTOMER, "placed")
     instance = dg.DagsterInstance.ephemeral()
     with pytest.MonkeyPatch.context() as monkeypatch:

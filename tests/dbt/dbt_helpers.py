@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
+
+from platform_lib.storage import REPO_ROOT
 
 
 def add_order(sources: Path, name: str, order_id: int, customer_id: int, status: str, quantity: int = 1) -> None:
@@ -19,8 +22,13 @@ def add_order(sources: Path, name: str, order_id: int, customer_id: int, status:
     (sources / "orders" / f"order_lines_{name}.jsonl").write_text(json.dumps(line) + "\n")
 
 
+def copy_dbt_project(root: Path) -> Path:
+    """A copy of the sample's dbt project (not a fork's own) in `root`/dbt_projects, without what dbt wrote; returns that folder."""
+    shutil.copytree(REPO_ROOT / "dbt_projects" / "orders", root / "dbt_projects" / "orders", ignore=shutil.ignore_patterns("target", "logs"))
+    return root / "dbt_projects"
+
+
 def use(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MESH_DATA_DIR", str(root / "mesh"))
     monkeypatch.setenv("MESH_DBT_PROJECTS_DIR", str(root / "dbt_projects"))
-    monkeypatch.delenv("MESH_DOMAINS_DIR", raising=False)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)

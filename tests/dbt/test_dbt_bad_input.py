@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from platform_lib import output_port
@@ -10,7 +9,7 @@ from platform_lib.cli import main
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh
 from platform_lib.status import FAILED, WARN, status
-from platform_lib.storage import REPO_ROOT, sources_dir
+from platform_lib.storage import sources_dir
 from tests.dbt.dbt_helpers import add_order
 from tests.helpers import products, read_published, run
 
@@ -105,11 +104,8 @@ def test_a_sql_error_in_a_model_fails_the_run_and_keeps_the_published_version(pu
     assert output_port.failed("orders.order_lines") is None and status(by_id("orders.order_lines")[0]).state == WARN
 
 
-def test_a_model_error_that_may_quote_a_pii_value_keeps_only_its_kind(published_mesh, monkeypatch):
-    domains = published_mesh / "domains"
-    shutil.copytree(REPO_ROOT / "domains", domains)
-    monkeypatch.setenv("MESH_DOMAINS_DIR", str(domains))
-    edit(domains / "orders/products/raw_order_lines.yaml", "{name: product_sku, type: VARCHAR, required: true}",
+def test_a_model_error_that_may_quote_a_pii_value_keeps_only_its_kind(published_mesh, domains_copy):
+    edit(domains_copy / "orders/products/raw_order_lines.yaml", "{name: product_sku, type: VARCHAR, required: true}",
          "{name: product_sku, type: VARCHAR, required: true, pii: true}")
     edit(published_mesh / "dbt_projects/orders/models/order_lines.sql", "l.product_sku,", "cast(l.product_sku as integer)::varchar as product_sku,")
 

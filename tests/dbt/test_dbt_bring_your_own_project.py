@@ -28,11 +28,9 @@ def guide_steps() -> list[tuple[str, str | None, str]]:
     return [match.groups() for match in BLOCK.finditer(section)]
 
 
-def test_the_guide_brings_a_dbt_project_into_the_mesh(published_mesh, monkeypatch, capsys):
-    shutil.copytree(REPO_ROOT / "domains", published_mesh / "domains", ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setenv("MESH_DOMAINS_DIR", str(published_mesh / "domains"))
+def test_the_guide_brings_a_dbt_project_into_the_mesh(published_mesh, domains_copy, monkeypatch, capsys):
     monkeypatch.chdir(REPO_ROOT)
-    places = {"dbt_projects": published_mesh / "dbt_projects", "domains": published_mesh / "domains"}
+    places = {"dbt_projects": published_mesh / "dbt_projects", "domains": domains_copy}
 
     def place(path: str) -> Path:
         top, rest = path.split("/", 1)
@@ -65,7 +63,7 @@ def test_the_guide_brings_a_dbt_project_into_the_mesh(published_mesh, monkeypatc
     assert duckdb.sql(f"SELECT count(*) FROM ({expected})").fetchone()[0] == published.rows > 0
     assert duckdb.sql(f"({expected}) EXCEPT ALL ({actual})").fetchall() == []
 
-    graph = domain_definitions(published_mesh / "domains" / "returns").resolve_asset_graph()
+    graph = domain_definitions(domains_copy / "returns").resolve_asset_graph()
     product = graph.get(dg.AssetKey(["returns", "returns_by_month"]))
     assert product.owners == ["team:team-returns"] and product.group_name == "returns"
     assert dg.AssetKey(["returns", "stg_returned_lines"]) in product.parent_keys

@@ -8,8 +8,8 @@ import duckdb
 from platform_lib import output_port
 from platform_lib.domain import domain_definitions
 from platform_lib.factories.product import automation_condition
-from platform_lib.mesh import load_mesh, products_by_id
-from platform_lib.storage import REPO_ROOT, literal
+from platform_lib.mesh import domains_dir, load_mesh, products_by_id
+from platform_lib.storage import literal
 
 ORDER_LINES = dg.AssetKey(["orders", "order_lines"])
 RAW_LINES = dg.AssetKey(["orders", "raw_order_lines"])
@@ -62,7 +62,7 @@ def test_materializations_have_column_lineage_and_schema(published_template):
 
 
 def test_dbt_models_are_assets_of_the_domain_with_continuous_lineage(published_mesh):
-    orders = domain_definitions(REPO_ROOT / "domains" / "orders")
+    orders = domain_definitions(domains_dir() / "orders")
     graph = orders.resolve_asset_graph()
     node = graph.get(ORDER_LINES)
     assert node.group_name == "orders" and node.owners == ["team:team-orders"]
@@ -75,5 +75,5 @@ def test_dbt_models_are_assets_of_the_domain_with_continuous_lineage(published_m
     accepted = next(spec for name, spec in checks.items() if name.startswith("accepted_values_order_lines_status"))
     warn = next(spec for name, spec in checks.items() if name.startswith("not_null_order_lines_segment"))
     assert accepted.blocking and not warn.blocking
-    marketing = domain_definitions(REPO_ROOT / "domains" / "marketing").resolve_asset_graph()
+    marketing = domain_definitions(domains_dir() / "marketing").resolve_asset_graph()
     assert ORDER_LINES in marketing.get(dg.AssetKey(["marketing", "customer_lifetime_value"])).parent_keys

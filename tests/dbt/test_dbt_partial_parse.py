@@ -12,7 +12,9 @@ import yaml
 
 from platform_lib import dbt_project
 from platform_lib.dbt_project import PARTIAL_PARSE, DbtProjectRef, dbt_executable, dbt_product_models
-from platform_lib.storage import REPO_ROOT
+from platform_lib.mesh import domains_dir
+
+from tests.dbt.dbt_helpers import copy_dbt_project
 
 
 def parse_events(project: DbtProjectRef) -> set[str]:
@@ -31,10 +33,9 @@ def parse_events(project: DbtProjectRef) -> set[str]:
 
 
 def test_a_new_data_folder_starts_from_the_prepared_partial_parse(tmp_path, monkeypatch):
-    shutil.copytree(REPO_ROOT / "dbt_projects", tmp_path / "dbt_projects", ignore=shutil.ignore_patterns("target", "logs"))
-    monkeypatch.setenv("MESH_DBT_PROJECTS_DIR", str(tmp_path / "dbt_projects"))
+    monkeypatch.setenv("MESH_DBT_PROJECTS_DIR", str(copy_dbt_project(tmp_path)))
     monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path / "prepared"))
-    project = DbtProjectRef("orders", "orders", dbt_product_models(REPO_ROOT / "domains" / "orders")["orders"])
+    project = DbtProjectRef("orders", "orders", dbt_product_models(domains_dir() / "orders")["orders"])
     dbt_project.prepare(project)
     prepared_profile = (project.profiles_dir / "profiles.yml").read_text()
 
@@ -48,8 +49,7 @@ def test_a_new_data_folder_starts_from_the_prepared_partial_parse(tmp_path, monk
 
 def test_a_file_moved_in_or_out_makes_the_manifest_stale(tmp_path, monkeypatch):
     """`mv` keeps a file's time, so a renamed or added model is not newer than the manifest."""
-    shutil.copytree(REPO_ROOT / "dbt_projects", tmp_path / "dbt_projects", ignore=shutil.ignore_patterns("target", "logs"))
-    monkeypatch.setenv("MESH_DBT_PROJECTS_DIR", str(tmp_path / "dbt_projects"))
+    monkeypatch.setenv("MESH_DBT_PROJECTS_DIR", str(copy_dbt_project(tmp_path)))
     monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path / "mesh"))
     project = DbtProjectRef("orders", "orders")
     old = tmp_path / "order_lines_copy.sql"
@@ -66,8 +66,7 @@ def test_a_file_moved_in_or_out_makes_the_manifest_stale(tmp_path, monkeypatch):
 
 def test_a_model_becoming_a_product_makes_the_manifest_stale(tmp_path, monkeypatch):
     """A product model is built in memory, which the project as dbt runs it says: so must the manifest."""
-    shutil.copytree(REPO_ROOT / "dbt_projects", tmp_path / "dbt_projects", ignore=shutil.ignore_patterns("target", "logs"))
-    monkeypatch.setenv("MESH_DBT_PROJECTS_DIR", str(tmp_path / "dbt_projects"))
+    monkeypatch.setenv("MESH_DBT_PROJECTS_DIR", str(copy_dbt_project(tmp_path)))
     monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path / "mesh"))
     dbt_project.prepare(DbtProjectRef("orders", "orders"))
     assert dbt_project.load_manifest(DbtProjectRef("orders", "orders"))["nodes"]["model.orders.order_lines"]["database"] == "orders"

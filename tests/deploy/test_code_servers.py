@@ -12,12 +12,14 @@ import uuid
 
 import dagster as dg
 import pytest
+import yaml
 from dagster._core.errors import DagsterUserCodeUnreachableError
 from dagster._grpc.client import DagsterGrpcClient
 
 from platform_lib import output_port
 from platform_lib.mesh import load_mesh
 from platform_lib.localstack import BIN, celery_env, free_port, wait_for
+from platform_lib.storage import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -69,8 +71,14 @@ def serves(port: int) -> bool:
         return False
 
 
-def test_domain_code_servers_serve_the_webserver_and_the_daemon(mesh_dir, dagster_home, processes):
+def test_domain_code_servers_serve_the_webserver_and_the_daemon(mesh_dir, dagster_home, processes, tmp_path):
     mesh = load_mesh()
+    # deploy/workspace.grpc.yaml's servers of the sample domains, the ones started here (a fork lists its own there too).
+    grpc = yaml.safe_load((REPO_ROOT / "deploy" / "workspace.grpc.yaml").read_text(encoding="utf-8"))
+    workspace = tmp_path / "workspace.grpc.yaml"
+    workspace.write_text(yaml.safe_dump(
+        {"load_from": [e for e in grpc["load_from"] if e["grpc_server"]["location_name"] in {d.path.name for d in mesh}]}
+    ), encoding="utf-8")
     queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
     env = {**os.environ, **celery_env(queue)}
     nodes = processes.start_celery_workers(["w1", "w2"], queue, env)
@@ -82,14 +90,14 @@ def test_domain_code_servers_serve_the_webserver_and_the_daemon(mesh_dir, dagste
         servers[f"code-server-{name}"] = port, processes.start(
             f"code-server-{name}",
             [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(port),
-             "-f", f"domains/{name}/definitions.py", "-d", ".", "--location-name", name],
+             "-f", str(domain.path / "definitions.py"), "-d", ".", "--location-name", name],
             env,
         )
     for log, (port, server) in servers.items():
         wait_for(lambda: server.poll() is not None or serves(port), 90, log, interval=1)
     web = free_port()
     servers["webserver"] = web, processes.start(
-        "webserver", [str(BIN / "dagster-webserver"), "-w", "deploy/workspace.grpc.yaml", "-h", "127.0.0.1", "-p", str(web)], env
+        "webserver", [str(BIN / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1", "-p", str(web)], env
     )
     wait_for(lambda: servers["webserver"][1].poll() is not None or answers(web), 90, "the webserver", interval=1)
     # Every answer came from the process started for it, not from a server of another test.
@@ -118,7 +126,7 @@ def test_domain_code_servers_serve_the_webserver_and_the_daemon(mesh_dir, dagste
         assert run["status"] == "QUEUED"
         assert {"key": "dagster/code_location", "value": "customers"} in run["tags"]
 
-    processes.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "deploy/workspace.grpc.yaml"], env)
+    processes.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], env)
     with dg.DagsterInstance.get() as instance:
         def finished():
             records = [instance.get_run_record_by_id(r["runId"]) for r in runs]

@@ -73,12 +73,11 @@ def test_scaffold_refuses_with_a_reason(argv, message, domains_copy, capsys):
 
 
 @pytest.fixture
-def repo_copy(tmp_path, mesh_dir, monkeypatch) -> Path:
-    """A copy of the repository's domains, workspace and docs; `mesh` works on it through MESH_DOMAINS_DIR."""
+def repo_copy(tmp_path, mesh_dir, monkeypatch, sample_repo) -> Path:
+    """A copy of the repository's docs with the sample domains and their workspace; `mesh` works on it through MESH_DOMAINS_DIR."""
     target = tmp_path / "repo"
-    for folder in ("domains", "docs"):
-        shutil.copytree(REPO_ROOT / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO_ROOT / "workspace.yaml", target)
+    shutil.copytree(sample_repo, target, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO_ROOT / "docs", target / "docs")
     monkeypatch.setenv("MESH_DOMAINS_DIR", str(target / "domains"))
     return target
 

@@ -10,12 +10,12 @@ import yaml
 from great_expectations.core.expectation_suite import expectationSuiteSchema
 
 from platform_lib.contract import QualityRule, load_domain, load_products
+from platform_lib.mesh import domains_dir
 from platform_lib.quality.suite import from_suite, main, to_suite
-from platform_lib.storage import REPO_ROOT
 
 
 def _sample_rules() -> list[QualityRule]:
-    rules = [r for folder in sorted((REPO_ROOT / "domains").iterdir()) for p in load_products(load_domain(folder)) for r in p.quality]
+    rules = [r for folder in sorted(domains_dir().iterdir()) for p in load_products(load_domain(folder)) for r in p.quality]
     return rules + [QualityRule(expect="expect_table_row_count_to_equal", value=3, severity="warn", name="exactly_three")]
 
 

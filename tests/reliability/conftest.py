@@ -19,7 +19,6 @@ def published_template(tmp_path_factory, sample_sources) -> Path:
     shutil.copytree(sample_sources, data / "sources")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MESH_DATA_DIR", str(data))
-        patch.setenv("MESH_DOMAINS_DIR", str(REPO_ROOT / "domains"))
         patch.delenv("DAGSTER_HOME", raising=False)
         outcomes = materialize_products([p for d in load_mesh() for p in d.products])
     assert all(o.ok for o in outcomes), [o for o in outcomes if not o.ok]

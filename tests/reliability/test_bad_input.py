@@ -24,7 +24,7 @@ from platform_lib.domain import domain_definitions
 from platform_lib.factories import ingest
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
-from platform_lib.storage import REPO_ROOT, literal, warehouse_path
+from platform_lib.storage import literal, warehouse_path
 
 from tests.reliability.damage import CUSTOMERS_CSV, ORDER_LINES_1, ORDER_LINES_2, column, edit_contract, rewrite_csv
 from tests.reliability.ports import served
@@ -262,14 +262,14 @@ def downstream(product_id: str, products: dict) -> set[str]:
     return found
 
 
-def repair(data: Path, template: Path, domains: Path) -> None:
-    for copy, original in ((data / "sources", template / "sources"), (domains, REPO_ROOT / "domains")):
+def repair(data: Path, template: Path, domains: Path, sample_repo: Path) -> None:
+    for copy, original in ((data / "sources", template / "sources"), (domains, sample_repo / "domains")):
         shutil.rmtree(copy)
         shutil.copytree(original, copy, ignore=shutil.ignore_patterns("__pycache__"))
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_bad_input_keeps_last_good_version(case, published_mesh, published_template, domains_copy):
+def test_bad_input_keeps_last_good_version(case, published_mesh, published_template, domains_copy, sample_repo):
     everything = products_by_id(load_mesh())
     affected = downstream(case.product, everything)
     before = served()
@@ -301,7 +301,7 @@ def test_bad_input_keeps_last_good_version(case, published_mesh, published_templ
     for folder in sorted(p for p in domains_copy.iterdir() if p.name not in broken_folders | {case.product.split(".")[0]}):
         assert domain_definitions(folder).resolve_asset_graph().get_all_asset_keys()
 
-    repair(published_mesh, published_template, domains_copy)  # (d)
+    repair(published_mesh, published_template, domains_copy, sample_repo)  # (d)
     fixed = products_by_id(load_mesh())
     outcomes = materialize_products([fixed[p] for p in sorted(affected)])
     assert all(o.ok for o in outcomes), [o for o in outcomes if not o.ok]
