@@ -163,8 +163,9 @@ def profile_in_process(products: list[Product], data: Path) -> tuple[float, dict
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="mesh-bench-scale-"))
     processes = localstack.Processes(root / "logs")
-    # The runs' own instance and data folders; the salt stays, as the floor (this environment's) hashes with it.
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MESH_")) or k == "MESH_PII_SALT"}
+    # The runs' own instance and data folders; the salt stays, as the floor (this environment's) hashes with it,
+    # and so do the domains this process loads (the tests' sample ones, whatever a fork added to domains/).
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MESH_")) or k in ("MESH_PII_SALT", "MESH_DOMAINS_DIR")}
     base_env["PYTHONPATH"] = str(REPO_ROOT)
     try:
         started = time.perf_counter()
