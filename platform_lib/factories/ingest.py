@@ -69,8 +69,9 @@ class IngestReport:
     """The first `SHOWN_BAD_ROWS` quarantined rows, in file and line order (without a PII column's value)."""
     unread_columns: tuple[str, ...] = ()
     """Columns of a JSON or Parquet source that the contract does not name (CSV's go to the schema check)."""
-    absent_columns: dict[str, str] = field(default_factory=dict)
-    """The contract's columns some files lack, with which: {'segment': 'not in the header of customers/customers.csv'}."""
+    column_files: dict[str, str] = field(default_factory=dict)
+    """The contract's columns some files lack, and the columns the contract lacks, with those files:
+    {'segment': 'not in the header of customers/customers.csv', 'tier': 'in the header of customers/new.csv'}."""
     unterminated_files: tuple[str, ...] = ()
     """CSV or JSON files, relative to the sources folder, whose last line has no newline (`unterminated`)."""
 
@@ -561,7 +562,7 @@ FORMATS = {
 
 def _read(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> tuple[tuple[str, ...], dict[str, str], tuple[str, ...]]:
     """The candidate and the quarantine from the files, naming the files themselves in both
-    and in errors; returns the report's `unread_columns`, `absent_columns` and `unterminated_files`."""
+    and in errors; returns the report's `unread_columns`, `column_files` and `unterminated_files`."""
     source_format = FORMATS[product.source.format]
     with readable(product, files) as read:
         if source_format.lines and not product.source.transcoded:
@@ -595,25 +596,31 @@ def _refuse_utf16_read_as_utf8(product: Product, read: Readable) -> None:
             )
 
 
-FILES_NAMED = 3  # of those lacking a column, in its note
+FILES_NAMED = 3  # of those lacking or having a column, in the schema check's words
 
 
 def _columns_compared(connection: duckdb.DuckDBPyConnection, product: Product, read: Readable) -> tuple[tuple[str, ...], dict[str, str]]:
     """The files' own columns against the candidate's and the contract's: those the reader
     left out (a field the producer renamed leaves its old column NULL without a word, and
-    its new name is the clue), and the contract's columns each file lacks, which a schema
-    check names its files by (a reader fills a column a file lacks with NULL, or leaves it out)."""
+    its new name is the clue), and the files a schema check names a column by: those that
+    lack a contract's column (a reader fills it with NULL, or leaves it out), and those that
+    have one the candidate kept and the contract does not name (a CSV's extra column)."""
     source_format = FORMATS[product.source.format]
     fields = source_format.fields(connection, product, read.files)
     kept = column_types(connection, candidate(product.name))
     unread = tuple(dict.fromkeys(name for names in fields.values() for name in names if name not in kept))
-    absent = {}
-    for column in product.column_types:
-        lacking = [relative_to_sources(str(read.source_of(f))) for f, names in fields.items() if column not in names]
-        if lacking:
-            more = f" and {len(lacking) - FILES_NAMED} more" if len(lacking) > FILES_NAMED else ""
-            absent[column] = f"not in {source_format.fields_from} {', '.join(lacking[:FILES_NAMED])}{more}"
-    return unread, absent
+
+    def files(column: str, having: bool) -> list[str]:
+        return [relative_to_sources(str(read.source_of(f))) for f, names in fields.items() if (column in names) == having]
+
+    where = {c: f"not in {source_format.fields_from} {_some(lacking)}" for c in product.column_types if (lacking := files(c, False))}
+    where |= {c: f"in {source_format.fields_from} {_some(files(c, True))}" for c in kept if c not in product.column_types}
+    return unread, where
+
+
+def _some(files: list[str]) -> str:
+    more = f" and {len(files) - FILES_NAMED} more" if len(files) > FILES_NAMED else ""
+    return f"{', '.join(files[:FILES_NAMED])}{more}"
 
 
 # How the readers name a line that is not UTF-8 (CSV's reject type, JSON's own reason).
@@ -658,7 +665,7 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product, full_refresh
     _, files = source_files(product)
     plan = append_only.plan(connection, product, files, full_refresh)
     with _quarantine_replaced(connection, product):
-        unread, absent, cut_short = _read(connection, product, plan.read) if plan.read else ((), {}, ())
+        unread, where, cut_short = _read(connection, product, plan.read) if plan.read else ((), {}, ())
     rows = connection.execute(f"SELECT count(*) FROM {candidate(product.name)}").fetchone()[0] if plan.read else 0
     if plan.base:
         append_only.add_base(connection, product, plan)
@@ -671,7 +678,7 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product, full_refresh
                if column in pii and not error.startswith(FIELD_COUNT_ERRORS) else error)
         for file, line, column, error in shown.fetchall()
     )
-    report = IngestReport(plan, rows, quarantined, first_bad_rows, unread, absent, cut_short)
+    report = IngestReport(plan, rows, quarantined, first_bad_rows, unread, where, cut_short)
     if report.bad_fraction > product.source.max_bad_fraction:
         not_utf8 = connection.execute(
             f"SELECT EXISTS (SELECT 1 FROM {_quarantine(product)} WHERE {' OR '.join(f'starts_with(error, {literal(kind)})' for kind in NOT_UTF8)})"

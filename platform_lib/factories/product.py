@@ -56,8 +56,8 @@ class Built:
     metadata: dict[str, object]
     source_files: dict[str, str] | None = None
     """An append-only source's files, for the published version to record."""
-    absent_columns: dict[str, str] = field(default_factory=dict)
-    """The contract's columns some source files lack, with which, for the schema check to say."""
+    column_files: dict[str, str] = field(default_factory=dict)
+    """Columns some source files lack or have against the contract, with which, for the schema check to say."""
 
 
 def build_candidate(connection, product: Product, full_refresh: bool = False) -> Built:
@@ -88,7 +88,7 @@ def build_candidate(connection, product: Product, full_refresh: bool = False) ->
             metadata["source_columns_not_read"] = list(report.unread_columns)
         if report.unterminated_files:
             metadata["source_files_without_final_newline"] = list(report.unterminated_files)
-        return Built({}, metadata, report.plan.record or None, report.absent_columns)
+        return Built({}, metadata, report.plan.record or None, report.column_files)
     versions = transform.attach_inputs(connection, product)
     if product.transform == "sql":
         transform.run_sql(connection, product)
@@ -114,13 +114,13 @@ def audit_and_publish(
     inputs: dict[str, str],
     failed_elsewhere: tuple[str, ...] = (),
     source_files: dict[str, str] | None = None,
-    absent_columns: Mapping[str, str] | None = None,
+    column_files: Mapping[str, str] | None = None,
     warned_elsewhere: tuple[str, ...] = (),
 ) -> Audit:
     """Check `candidate` against the contract; publish it if no blocking check (here or
     in `failed_elsewhere`, e.g. dbt's tests) failed, with the warn-severity ones it failed
     (here or in `warned_elsewhere`) for `mesh status`, else mark the port blocked."""
-    checks = run_checks(connection, product, candidate, absent_columns, served_rows(product))
+    checks = run_checks(connection, product, candidate, column_files, served_rows(product))
     failed = [*failed_elsewhere, *(c.check_name for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR)]
     warned = [*warned_elsewhere, *(c.check_name for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.WARN)]
     metadata: dict[str, object] = {
@@ -203,7 +203,7 @@ def materialize(
         refuse_blocked_inputs(product)
         built = build_candidate(connection, product, full_refresh=context.run.tags.get(append_only.FULL_REFRESH_TAG) == "true")
         audit = audit_and_publish(
-            connection, product, candidate, context.run_id, built.inputs, source_files=built.source_files, absent_columns=built.absent_columns
+            connection, product, candidate, context.run_id, built.inputs, source_files=built.source_files, column_files=built.column_files
         )
         storage.keep_candidate(connection, product.name, keep=bool(audit.failed))
     if not audit.failed:

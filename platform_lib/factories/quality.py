@@ -69,12 +69,13 @@ def _result(product: Product, name: str, passed: bool, description: str, metadat
 
 
 def schema_problems(
-    connection: duckdb.DuckDBPyConnection, product: Product, relation: str, absent_columns: Mapping[str, str] | None = None
+    connection: duckdb.DuckDBPyConnection, product: Product, relation: str, column_files: Mapping[str, str] | None = None
 ) -> tuple[list[str], list[str], dict[str, Any]]:
     """What breaks the contract's schema, notes, and metadata. Notes name the optional
     columns that are NULL in every row: not a breach, but what a source whose producer
     renamed a field looks like (a JSON reader reads the missing key as NULL on every line).
-    A column some source files lack (`ingest.IngestReport.absent_columns`) is said with those files."""
+    A column some source files lack, or have where the contract does not name it, is said
+    with those files (`ingest.IngestReport.column_files`)."""
     actual = column_types(connection, relation)
     missing = [c for c in product.column_types if c not in actual]
     extra = [c for c in actual if c not in product.column_types]
@@ -83,12 +84,12 @@ def schema_problems(
     rows, *filled = connection.execute(f"SELECT count(*), {', '.join(f'count({quote(c.name)})' for c in present) or '0'} FROM {relation}").fetchone()
     nulls = {c.name: rows - n for c, n in zip(present, filled) if c.required and n < rows}
     empty = [c.name for c, n in zip(present, filled) if not c.required and rows and not n]
-    absent = {c: f" ({files})" for c, files in (absent_columns or {}).items()}
-    problems = [f"missing column {c}{absent.get(c, '')}" for c in missing]
-    problems += [f"unexpected column {c}" for c in extra]
+    where = {c: f" ({files})" for c, files in (column_files or {}).items()}
+    problems = [f"missing column {c}{where.get(c, '')}" for c in missing]
+    problems += [f"unexpected column {c}{where.get(c, '')}" for c in extra]
     problems += [f"column {c} has type {t}" for c, t in mistyped.items()]
-    problems += [f"required column {c} has {n} null value{'s' if n > 1 else ''}{absent.get(c, '')}" for c, n in nulls.items()]
-    notes = [f"optional column {c} is NULL in every row{absent.get(c, '')}" for c in empty]
+    problems += [f"required column {c} has {n} null value{'s' if n > 1 else ''}{where.get(c, '')}" for c, n in nulls.items()]
+    notes = [f"optional column {c} is NULL in every row{where.get(c, '')}" for c in empty]
     metadata = {
         "missing_columns": missing, "unexpected_columns": extra, "mistyped_columns": mistyped, "null_counts": nulls, "empty_columns": empty,
     }
@@ -188,12 +189,12 @@ def run_checks(
     connection: duckdb.DuckDBPyConnection,
     product: Product,
     relation: str,
-    absent_columns: Mapping[str, str] | None = None,
+    column_files: Mapping[str, str] | None = None,
     served_rows: int | None = None,
 ) -> list[dg.AssetCheckResult]:
     """Evaluate every check of the contract on `relation`, the candidate table; `served_rows`
     are the rows of the version consumers read, if one is published."""
-    problems, notes, metadata = schema_problems(connection, product, relation, absent_columns)
+    problems, notes, metadata = schema_problems(connection, product, relation, column_files)
     results = [_result(product, "schema", not problems, "; ".join((problems or ["matches the contract"]) + notes), metadata)]
     missing = set(metadata["missing_columns"])
 

@@ -170,7 +170,7 @@ CASES = [
          ("orders.raw_order_lines", "schema", "required column product_sku has",
           "(not in the first 100 lines of orders/order_lines_2.jsonl)")),
     Case("extra_column", "customers.raw_customers", lambda s, d: rewrite_csv(s, "SELECT *, 'gold' AS loyalty_tier FROM t"),
-         ("customers.raw_customers", "schema", "unexpected column loyalty_tier")),
+         ("customers.raw_customers", "schema", "unexpected column loyalty_tier (in the header of customers/customers.csv)")),
     Case("changed_column_type", "orders.raw_orders", orders_as_text,
          ("orders.raw_orders", "orders_1.parquet", "customer_id", "line 1")),
     Case("nulls_in_key", "customers.raw_customers",
