@@ -309,12 +309,16 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
     folder = args.out or data_dir() / "catalog"
     mesh = load_mesh()
-    if os.environ.get("DAGSTER_HOME"):
-        with dg.DagsterInstance.get() as instance:
-            written = write_catalog(mesh, folder, instance)
-    else:
-        print("DAGSTER_HOME is not set: the catalog shows no check results", file=sys.stderr)
-        written = write_catalog(mesh, folder)
+    try:
+        if os.environ.get("DAGSTER_HOME"):
+            with dg.DagsterInstance.get() as instance:
+                written = write_catalog(mesh, folder, instance)
+        else:
+            print("DAGSTER_HOME is not set: the catalog shows no check results", file=sys.stderr)
+            written = write_catalog(mesh, folder)
+    except OSError as error:  # a folder that cannot be written: say which, not where in the code
+        print(f"mesh catalog: cannot write {error.filename or folder}: {error.strerror or error}", file=sys.stderr)
+        return 2
     print(f"wrote {written[0]}, {written[1].name} and {len(written) - 2} ODCS contracts in {folder / 'contracts'}")
     return 0
 

@@ -538,6 +538,8 @@ def _read_yaml(path: Path, product: str | None) -> dict[str, Any]:
         if context and start:
             problem += f" ({context} at line {start.line + 1})"
         raise ContractError(path, product, None, f"not valid YAML{where}: {problem}") from None
+    if document is None:
+        raise ContractError(path, product, None, "the file is empty: it needs its fields")
     if not isinstance(document, dict):
         raise ContractError(path, product, None, "expected a mapping of fields at the top level")
     return document

@@ -138,6 +138,12 @@ def test_every_field_at_fault_is_named_at_once(domain_dir):
         assert f"field '{field}': {problem}" in str(raised.value)
 
 
+def test_an_empty_file_says_so(domain_dir):
+    (domain_dir / "domain.yaml").write_text("# the team will fill this in\n")
+    with pytest.raises(ContractError, match=r"domain.yaml: the file is empty: it needs its fields"):
+        load_domain(domain_dir)
+
+
 def test_broken_yaml_syntax_names_the_line(domain_dir):
     with pytest.raises(ContractError, match=r"items.yaml: product shop.items: not valid YAML at line 4, column 1: .*flow mapping at line 3"):
         load(domain_dir, "description: x\ncolumns:\n  - {name: id, type: BIGINT\n")

@@ -59,6 +59,13 @@ def test_the_catalog_shows_contracts_lineage_versions_and_the_failed_check(catal
         assert text in page
 
 
+def test_a_folder_that_cannot_be_written_is_named_in_one_line(mesh_dir, tmp_path, capsys):
+    taken = tmp_path / "a_file"
+    taken.write_text("not a folder")
+    assert main(["catalog", "--out", str(taken / "catalog")]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith(f"mesh catalog: cannot write {taken / 'catalog'}")
+
+
 def test_every_contract_exports_to_odcs_that_datacontract_lint_accepts(tmp_path):
     products = [p for d in load_mesh() for p in d.products]
     datacontract = Path(sys.executable).parent / "datacontract"
