@@ -43,6 +43,8 @@ def from_suite(document: dict[str, Any]) -> list[dict[str, Any]]:
         raise ValueError("not a Great Expectations suite: expected a JSON object with `expectations`")
     rules = []
     for index, expectation in enumerate(document.get("expectations") or []):
+        if not isinstance(expectation, dict):
+            raise ValueError(f"expectations[{index}] is {json.dumps(expectation)}, not an object with `type` and `kwargs`")
         expect = expectation.get("type") or expectation.get("expectation_type")  # GE 0.x said expectation_type
         if not expect:
             raise ValueError(f"expectations[{index}] has no type")

@@ -74,6 +74,7 @@ def test_command_line_export_then_import_gives_the_contract_rules(tmp_path, caps
         ("import", "{bad", "suite.json: not JSON: Expecting property name"),
         ("import", "[1]", "suite.json: not a Great Expectations suite"),
         ("import", '{"expectations": [{"kwargs": {}}]}', "suite.json: expectations[0] has no type"),
+        ("import", '{"expectations": ["expect_column_values_to_not_be_null"]}', 'suite.json: expectations[0] is "expect_column_values_to_not_be_null", not an object'),
         ("export", None, "shop/products/items.yaml: product shop.items: file not found"),
         ("export", "columns: [", "shop/products/items.yaml: product shop.items: not valid YAML"),
     ],
