@@ -120,16 +120,19 @@ def _names_unknown(mesh: list[LoadedDomain], names: list[str]) -> bool:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from platform_lib import output_port
+    from platform_lib.governance import location_errors
     from platform_lib.status import PROBLEMS, port_status, status
 
     mesh = load_mesh()
     if _names_unknown(mesh, args.selection):
         return 2
     chosen = selection.select(mesh, args.selection)
+    refused = {name: error for name, error in location_errors(mesh).items() if name in chosen.domains}
+    for name, error in refused.items():  # its code location does not load: no run builds its products
+        print(f"cannot load domain {name}: {error}", file=sys.stderr)
     broken = [d for d in mesh if d.error and d.path.name in chosen.domains]
     statuses = [status(p) for p in products_by_id(mesh).values() if p.id in chosen.products]
     for domain in broken:  # its ports still serve: say what they hold, without the contracts' SLOs
-        print(f"cannot load domain {domain.path.name}: {domain.error}", file=sys.stderr)
         named = [n.strip("+") for n in args.selection if "." in n and n.startswith(f"{domain.path.name}.")]
         for product_id in (i for i in output_port.ports_of(domain.path.name) if not named or i in named):
             served = port_status(product_id, None)
@@ -144,7 +147,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         for s in statuses:
             if s.why:
                 print(f"\n{s.product}: {s.why}")
-    if broken:
+    if refused:
         return 2
     return 1 if any(s.state in PROBLEMS for s in statuses) else 0
 

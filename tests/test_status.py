@@ -192,6 +192,20 @@ def test_a_domain_that_does_not_load_still_shows_what_its_ports_serve(mesh_dir, 
     assert list(states(capsys.readouterr().out)) == ["customers.raw_customers"]
 
 
+def test_a_domain_a_policy_refuses_is_said_as_its_code_location_would(mesh_dir, domains_copy, capsys):
+    """Its location does not load, so nothing builds its products: a probe must hear of it."""
+    assert main(["materialize", "--quiet", "customers"]) == 0
+    contract = domains_copy / "customers/products/raw_customers.yaml"
+    contract.write_text("\n".join('description: ""' if line.startswith("description:") else line for line in contract.read_text().splitlines()))
+    capsys.readouterr()
+
+    assert main(["status", "customers"]) == 2
+    out, err = capsys.readouterr()
+    assert "cannot load domain customers: 1 policy violation" in err and "has an empty description" in err
+    assert states(out)["customers.raw_customers"][0] == OK
+    assert main(["status", "orders"]) == 1  # never published; the refused domain not asked about
+
+
 def test_a_killed_build_whose_pid_another_process_took_is_still_failed(mesh_dir):
     """After a reboot, or in a container restarted under the same name, the dead build's pid
     may belong to a live process: one that started at another time is not the build."""
