@@ -55,6 +55,15 @@ def _above_zero(convert):
     return parse
 
 
+def _moment(text: str) -> datetime:
+    """An argparse type: a date or a time, ISO 8601, in UTC unless it names its zone."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is no date or time: write 2026-11-01 or 2026-11-01T08:00+01:00") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
 def cmd_sample_data(args: argparse.Namespace) -> int:
     root = sample_data.generate(args.scale)
     print(f"sample source data at scale {args.scale} written to {root}")
@@ -280,14 +289,6 @@ def _quarantine_table(rows: list[tuple]) -> list[str]:
     return aligned([header, *cells], right=(1,))
 
 
-def moment(text: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is no date or time: write 2026-11-01 or 2026-11-01T08:00+01:00") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 def cmd_costs(args: argparse.Namespace) -> int:
     if not os.environ.get("DAGSTER_HOME"):
         print("set DAGSTER_HOME to the Dagster instance whose runs to account (`make dev`'s is .dagster_home)", file=sys.stderr)
@@ -383,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     quarantine.set_defaults(run=cmd_quarantine)
     costs = commands.add_parser("costs", help="compute seconds, rows written and storage bytes per domain and product")
     costs.add_argument(
-        "--since", type=moment, help="count only the runs created from then on: a date or a time, ISO 8601, UTC unless it says (e.g. 2026-11-01)"
+        "--since", type=_moment, help="count only the runs created from then on: a date or a time, ISO 8601, UTC unless it says (e.g. 2026-11-01)"
     )
     costs.set_defaults(run=cmd_costs)
     catalog = commands.add_parser("catalog", help="static HTML catalog, JSON export and ODCS contracts of every product")
