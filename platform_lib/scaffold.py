@@ -77,6 +77,7 @@ def new_domain(name: str, owner: str) -> list[str]:
             [f"mesh new-product {name} NAME --kind ingest|sql|pandas|dbt", "add your own products"],
             ["mesh validate", "check the global policies"],
             ["make dev", "see the domain in the Dagster UI"],
+            ["deploy/workspace.grpc.yaml, deploy/helm/values.yaml", f"give {name} its code server in production (make test checks)"],
         ], indent="  "),
     ]
 
