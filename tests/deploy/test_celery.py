@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -28,18 +30,33 @@ def published_digests(product_ids: list[str]) -> dict[str, str | None]:
     return {i: output_port.digest(s.path) if (s := output_port.current(i)) else None for i in product_ids}
 
 
+@dataclass(frozen=True)
+class Distributed:
+    """The whole mesh published by an in-process run (`expected`, by product), and workers on
+    a fresh queue of `broker` for a distributed run into its own data folder (`env`)."""
+
+    expected: dict[str, str | None]
+    env: dict[str, str]
+    data: Path
+    nodes: list[str]
+
+
+def in_process_then_workers(broker: str, mesh_dir: Path, processes, tmp_path: Path) -> Distributed:
+    products = [p for d in load_mesh() for p in d.products]
+    assert all(o.ok for o in materialize_products(products, instance=dg.DagsterInstance.ephemeral()))
+    expected = published_digests([p.id for p in products])
+    data = tmp_path / "distributed"
+    shutil.copytree(mesh_dir / "sources", data / "sources")
+    queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
+    env = {**os.environ, **celery_env(queue, broker), "MESH_DATA_DIR": str(data)}
+    return Distributed(expected, env, data, processes.start_celery_workers(WORKERS, queue, env))
+
+
 @pytest.mark.parametrize("broker", ["rabbitmq", "redis"])
 def test_celery_workers_publish_what_an_in_process_run_publishes(broker, mesh_dir, dagster_home, monkeypatch, processes, tmp_path):
     products = [p for d in load_mesh() for p in d.products]
-    ids = [p.id for p in products]
-    assert all(o.ok for o in materialize_products(products, instance=dg.DagsterInstance.ephemeral()))
-    expected = published_digests(ids)
-
-    distributed = tmp_path / "distributed"
-    shutil.copytree(mesh_dir / "sources", distributed / "sources")
-    queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
-    env = {**os.environ, **celery_env(queue, broker), "MESH_DATA_DIR": str(distributed)}
-    nodes = processes.start_celery_workers(WORKERS, queue, env)
+    distributed = in_process_then_workers(broker, mesh_dir, processes, tmp_path)
+    env, nodes = distributed.env, distributed.nodes
 
     run = subprocess.run([sys.executable, "-m", "platform_lib.cli", "materialize"], cwd=REPO_ROOT, env=env,
                          capture_output=True, text=True, timeout=600)
@@ -48,8 +65,8 @@ def test_celery_workers_publish_what_an_in_process_run_publishes(broker, mesh_di
     for product in products:
         assert re.search(rf"^\d\d:\d\d:\d\d  {product.id}: published, [\d,]+ rows, checks \d+ ok \(\d+\.\d s\)$", run.stderr, re.M), run.stderr
 
-    monkeypatch.setenv("MESH_DATA_DIR", str(distributed))
-    assert published_digests(ids) == expected
+    monkeypatch.setenv("MESH_DATA_DIR", str(distributed.data))
+    assert published_digests(list(distributed.expected)) == distributed.expected
     with dg.DagsterInstance.get() as instance:
         [record] = instance.get_run_records()
         assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS

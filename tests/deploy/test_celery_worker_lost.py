@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import uuid
 
 import dagster as dg
 import pytest
 
 from platform_lib import output_port
-from platform_lib.localstack import celery_env, wait_for
-from platform_lib.materialize import materialize_products
-from platform_lib.mesh import load_mesh
+from platform_lib.localstack import wait_for
 from platform_lib.storage import REPO_ROOT
-from tests.deploy.test_celery import WORKERS, published_digests
+from tests.deploy.test_celery import in_process_then_workers, published_digests
 
 pytestmark = pytest.mark.slow
 
@@ -50,19 +46,10 @@ def kill(step_process: int, whole_worker: bool) -> None:
 @pytest.mark.parametrize("broker, whole_worker", [("rabbitmq", True), ("redis", False)])
 def test_a_step_whose_worker_is_killed_runs_again(broker, whole_worker, mesh_dir, domains_copy, dagster_home, monkeypatch, processes, tmp_path):
     slow_down(domains_copy)
-    products = [p for d in load_mesh() for p in d.products]
-    ids = [p.id for p in products]
-    assert all(o.ok for o in materialize_products(products, instance=dg.DagsterInstance.ephemeral()))
-    expected = published_digests(ids)
+    distributed = in_process_then_workers(broker, mesh_dir, processes, tmp_path)
+    monkeypatch.setenv("MESH_DATA_DIR", str(distributed.data))
 
-    distributed = tmp_path / "distributed"
-    shutil.copytree(mesh_dir / "sources", distributed / "sources")
-    queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
-    env = {**os.environ, **celery_env(queue, broker), "MESH_DATA_DIR": str(distributed)}
-    processes.start_celery_workers(WORKERS, queue, env)
-    monkeypatch.setenv("MESH_DATA_DIR", str(distributed))
-
-    run = subprocess.Popen([sys.executable, "-m", "platform_lib.cli", "materialize"], cwd=REPO_ROOT, env=env,
+    run = subprocess.Popen([sys.executable, "-m", "platform_lib.cli", "materialize"], cwd=REPO_ROOT, env=distributed.env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         building = output_port.port_dir(SLOW) / output_port.BUILDING
@@ -74,7 +61,7 @@ def test_a_step_whose_worker_is_killed_runs_again(broker, whole_worker, mesh_dir
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
     assert run.returncode == 0, out + err
-    assert published_digests(ids) == expected
+    assert published_digests(list(distributed.expected)) == distributed.expected
     # The killed attempt's record of the build gave way to the second attempt's outcome.
     assert not (output_port.port_dir(SLOW) / output_port.BUILDING).exists() and output_port.failed(SLOW) is None
     with dg.DagsterInstance.get() as instance:
