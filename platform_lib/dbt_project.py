@@ -326,8 +326,8 @@ def source_file(product: Product, input_id: str) -> Path:
     """The file declaring the dbt source that `product`'s model reads as `input_id`, as the
     repository shows it (`dbt_projects/orders/models/sources.yml`)."""
     project = DbtProjectRef.of(product.dbt.project, product.domain)
-    [file] = {s["original_file_path"] for s in load_manifest(project)["sources"].values() if source_product(s) == input_id}
-    return Path(projects_dir().name, project.name, file)
+    files = sorted({s["original_file_path"] for s in load_manifest(project)["sources"].values() if source_product(s) == input_id})
+    return Path(projects_dir().name, project.name, files[0])  # the first, if sources in two files name one product
 
 
 def source_relation(source: dict[str, Any]) -> tuple[str, str]:
