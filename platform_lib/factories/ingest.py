@@ -249,10 +249,10 @@ def _refuse_unclosed_quotes(connection: duckdb.DuckDBPyConnection, product: Prod
     for file in files:
         sniffed = f"sniff_csv({literal(str(file))},{_dialect(product)} header = true, max_line_size = {MAX_LINE_BYTES})"
         try:
-            delimiter, quote = connection.execute(f"SELECT Delimiter, Quote FROM {sniffed}").fetchone()
+            delimiter, sniffed_quote = connection.execute(f"SELECT Delimiter, Quote FROM {sniffed}").fetchone()
         except duckdb.Error:  # no dialect at all: the read fails, and says why (`_read_csv`)
             continue
-        if quote == '"' or not _holds(file, b'"'):
+        if sniffed_quote == '"' or not _holds(file, b'"'):
             continue
         opens = re.compile(rb'(^|' + re.escape(delimiter.encode()) + rb')\s*"')
         with open(file, "rb") as handle:
