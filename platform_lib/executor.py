@@ -18,6 +18,7 @@ lives in their config, deploy/celery.yaml, not here.
 from __future__ import annotations
 
 import os
+import warnings
 
 import dagster as dg
 
@@ -37,8 +38,13 @@ def _from_env(variable: str, default: str) -> dict[str, str] | str:
 
 
 def celery_executor() -> dg.ExecutorDefinition:
+    from celery.exceptions import DuplicateTaskNameWarning
     from dagster_celery import celery_executor as executor
 
+    # dagster-celery registers its step task again for every step it sends, and Celery 5.7
+    # warns of a second callable under one name. The run only sends the task, by name, to
+    # the workers, which register it once: the warning would only print a block of noise.
+    warnings.filterwarnings("ignore", "Task name 'execute_plan' is already registered", DuplicateTaskNameWarning)
     return executor.configured(
         {
             "broker": _from_env("MESH_CELERY_BROKER", DEFAULT_BROKER),
