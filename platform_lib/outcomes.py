@@ -63,6 +63,7 @@ class RunOutcomes:
         self.outcomes = {p.id: Outcome(p.id) for p in products}
         self.by_key = {asset_key(p.id): self.outcomes[p.id] for p in products}
         self.by_step = {a.node_def.name: [self.by_key[k] for k in a.keys if k in self.by_key] for a in assets}
+        self.engine_error = ""
 
     def add(self, event: dg.DagsterEvent) -> None:
         if event.is_step_materialization:
@@ -78,6 +79,15 @@ class RunOutcomes:
                 outcome.trace = "" if failure.user_failure_data else failure.error.to_string()
                 if outcome.status == "skipped":
                     outcome.status = "failed"
+        elif event.event_type == dg.DagsterEventType.ENGINE_EVENT and event.event_specific_data.error:
+            # What the executor was doing when it failed: "Encountered error during celery task submission."
+            self.engine_error = f"{event.message.rstrip('.')}: {_first_cause(event.event_specific_data.error)}"
+        elif event.event_type == dg.DagsterEventType.RUN_FAILURE and event.event_specific_data.error:
+            # The run itself raised (a Celery broker it could not reach): no step says why.
+            cause = self.engine_error or _first_cause(event.event_specific_data.error)
+            for outcome in self.outcomes.values():
+                if outcome.status == "skipped" and not outcome.message:
+                    outcome.message = f"not built: the run failed: {cause}"
 
     def _recorded(self, event: dg.AssetMaterialization | dg.AssetObservation) -> None:
         outcome = self.by_key.get(event.asset_key)

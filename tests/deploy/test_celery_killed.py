@@ -1,5 +1,6 @@
-"""A `mesh materialize` on Celery killed while its steps hold pool slots: the next run of
-the domain must not wait for those slots for good, as after a killed in-process run."""
+"""A `mesh materialize` on Celery killed while its steps hold pool slots, or failed before its
+first step reached the broker: the next run of the domain must not wait for those slots for
+good, as after a killed in-process run."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import uuid
 import dagster as dg
 import pytest
 
-from platform_lib.localstack import celery_env
+from platform_lib.localstack import celery_env, free_port
 from platform_lib.storage import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -46,4 +47,21 @@ def test_a_killed_distributed_run_gives_back_its_pool_slots(mesh_dir, dagster_ho
     with dg.DagsterInstance.get() as instance:
         statuses = sorted(r.dagster_run.status.value for r in instance.get_run_records())
         assert statuses == ["FAILURE", "SUCCESS"], statuses
+        assert not instance.event_log_storage.get_concurrency_info(f"duckdb_{DOMAIN}").claimed_slots
+
+
+def test_a_run_whose_broker_refuses_says_so_and_gives_back_its_pool_slot(mesh_dir, dagster_home):
+    """dagster-celery takes a step's slot before it sends the step's task: a broker that is down
+    fails the run, and the step, never started, kept its slot until the daemon freed it."""
+    queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
+    env = {**os.environ, **celery_env(queue), "MESH_CELERY_BROKER": f"pyamqp://guest:guest@127.0.0.1:{free_port()}//"}
+    for _ in range(2):  # the second run waited for the first one's slot, for good without a daemon
+        run = subprocess.run([sys.executable, "-m", "platform_lib.cli", "materialize", f"{DOMAIN}.raw_customers"],
+                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+        assert run.stdout.strip().splitlines()[-1] == (
+            f"{DOMAIN}.raw_customers: not built: the run failed: Encountered error during celery task submission: "
+            "ConnectionRefusedError: [Errno 111] Connection refused"), run.stdout
+    with dg.DagsterInstance.get() as instance:
+        assert [r.dagster_run.status.value for r in instance.get_run_records()] == ["FAILURE", "FAILURE"]
         assert not instance.event_log_storage.get_concurrency_info(f"duckdb_{DOMAIN}").claimed_slots
