@@ -1,6 +1,6 @@
 """A `mesh materialize` on Celery killed while its steps hold pool slots, or failed before its
 first step reached the broker: the next run of the domain must not wait for those slots for
-good, as after a killed in-process run."""
+good, as after a killed in-process run, and a step the killed run sent must not run later."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import uuid
 import dagster as dg
 import pytest
 
-from platform_lib.localstack import celery_env, free_port
+from platform_lib import output_port
+from platform_lib.localstack import celery_env, free_port, wait_for
 from platform_lib.storage import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.slow
 DOMAIN = "customers"
 
 
-def test_a_killed_distributed_run_gives_back_its_pool_slots(mesh_dir, dagster_home):
+def test_a_killed_distributed_run_gives_back_its_pool_slots_and_its_waiting_step_never_runs(mesh_dir, dagster_home, processes):
     # No worker listens on this queue: the first step takes its slot and waits there.
     queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
     env = {**os.environ, **celery_env(queue)}
@@ -48,6 +49,17 @@ def test_a_killed_distributed_run_gives_back_its_pool_slots(mesh_dir, dagster_ho
         statuses = sorted(r.dagster_run.status.value for r in instance.get_run_records())
         assert statuses == ["FAILURE", "SUCCESS"], statuses
         assert not instance.event_log_storage.get_concurrency_info(f"duckdb_{DOMAIN}").claimed_slots
+        [failed] = instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
+    published = output_port.current(f"{DOMAIN}.raw_customers").version
+
+    # The killed run's task is still in the queue: a worker started on it now drops it, rather
+    # than run the step of a failed run outside its domain's pool.
+    processes.start_celery_workers(["w1"], queue, env)
+    wait_for(lambda: "not run: its run" in processes.log("w1"), 60, "the worker to drop the failed run's step")
+    assert f"step {DOMAIN}__raw_customers not run: its run {failed.dagster_run.run_id} is FAILURE" in processes.log("w1")
+    with dg.DagsterInstance.get() as instance:
+        assert not instance.all_logs(failed.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_START)
+    assert output_port.current(f"{DOMAIN}.raw_customers").version == published
 
 
 def test_a_run_whose_broker_refuses_says_so_and_gives_back_its_pool_slot(mesh_dir, dagster_home):
