@@ -80,14 +80,9 @@ class RunOutcomes:
                 if outcome.status == "skipped":
                     outcome.status = "failed"
         elif event.event_type == dg.DagsterEventType.ENGINE_EVENT and event.event_specific_data.error:
-            # What the executor was doing when it failed: "Encountered error during celery task submission."
+            # The executor itself failed, not a step ("Encountered error during celery task
+            # submission.": the broker unreachable): no step failure says why.
             self.engine_error = f"{event.message.rstrip('.')}: {_first_cause(event.event_specific_data.error)}"
-        elif event.event_type == dg.DagsterEventType.RUN_FAILURE and event.event_specific_data.error:
-            # The run itself raised (a Celery broker it could not reach): no step says why.
-            cause = self.engine_error or _first_cause(event.event_specific_data.error)
-            for outcome in self.outcomes.values():
-                if outcome.status == "skipped" and not outcome.message:
-                    outcome.message = f"not built: the run failed: {cause}"
 
     def _recorded(self, event: dg.AssetMaterialization | dg.AssetObservation) -> None:
         outcome = self.by_key.get(event.asset_key)
@@ -125,11 +120,13 @@ class RunOutcomes:
             outcome.failed.append(evaluation.check_name)
 
     def final(self) -> list[Outcome]:
-        """Every outcome, a product Dagster skipped saying which of its inputs stopped it."""
+        """Every outcome, a product not built saying why: the executor failed, or its inputs stopped it."""
         for product in self.products:
             outcome = self.outcomes[product.id]
             stopped = [i for i in product.inputs if i in self.outcomes and self.outcomes[i].status != "published"]
-            if outcome.status == "skipped" and not outcome.message and stopped:
+            if outcome.status == "skipped" and not outcome.message and self.engine_error:
+                outcome.message = f"not built: the run failed: {self.engine_error}"
+            elif outcome.status == "skipped" and not outcome.message and stopped:
                 outcome.message = f"not built: {', '.join(stopped)} {'was' if len(stopped) == 1 else 'were'} not published in this run"
         return list(self.outcomes.values())
 
