@@ -203,9 +203,10 @@ class Source(_Strict):
     """The text encoding of CSV and JSON files, any Python codec name (latin-1, cp1252, utf-16, ...);
     not for Parquet."""
     # How a CSV file writes numbers and times, which DuckDB's reader does not guess (it
-    # does find the delimiter): a European spreadsheet's export writes 1.234,50 and 31.12.2024.
+    # does guess the delimiter and quote, unless stated below): a European spreadsheet's
+    # export writes 1.234,50 and 31.12.2024.
     decimal_separator: Literal[".", ","] = "."
-    """What a CSV file writes before decimals (this and the three fields below: CSV only)."""
+    """What a CSV file writes before decimals (this and the five fields below: CSV only)."""
     thousands_separator: Literal[".", ",", " ", "'"] | None = None
     """What a CSV file groups thousands with, if anything, never the decimal separator
     (`.` needs `decimal_separator: ','`); a space stands for the no-break spaces
@@ -214,6 +215,15 @@ class Source(_Strict):
     """How a CSV file writes dates, as a strptime format: '%d.%m.%Y' (default: ISO 8601)."""
     timestamp_format: str | None = None
     """How a CSV file writes timestamps, as a strptime format: '%d.%m.%Y %H:%M' (default: ISO 8601)."""
+    # DuckDB's sniffer guesses these two from the file, and can guess wrong: a file of one
+    # column, values holding both `,` and `;`, a quote never closed (it then turns quoting
+    # off for the whole file). An export whose dialect is fixed states it.
+    delimiter: str | None = None
+    """What separates a CSV file's fields, one character: ',', ';', a pipe, or a tab ("\\t", or '\\t'
+    in single quotes); guessed from the file when left out. Not the decimal or thousands separator."""
+    quote: Literal['"', "'", ""] | None = None
+    """What a CSV file quotes values with: '"', "'", or '' for no quoting at all (a quote mark is
+    then text like any other); guessed from the file when left out."""
 
     @field_validator("path")
     @classmethod
@@ -233,7 +243,7 @@ class Source(_Strict):
             raise ValueError("Parquet files are binary, with no text encoding: leave `encoding` out")
         return value
 
-    @field_validator("decimal_separator", "thousands_separator", "date_format", "timestamp_format")
+    @field_validator("decimal_separator", "thousands_separator", "date_format", "timestamp_format", "delimiter", "quote")
     @classmethod
     def _csv_only(cls, value: str | None, info: ValidationInfo) -> str | None:
         if info.data.get("format") not in (None, "csv"):
@@ -245,6 +255,27 @@ class Source(_Strict):
     def _not_the_decimal_separator(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and value == info.data.get("decimal_separator"):
             raise ValueError(f"'{value}' is the decimal separator too: a file that groups thousands with '.' has decimal_separator: ','")
+        return value
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str | None, info: ValidationInfo) -> str | None:
+        value = "\t" if value == "\\t" else value  # '\t' in single quotes: YAML keeps the backslash
+        if value is not None and (len(value) != 1 or value in "\r\n"):
+            raise ValueError(f"{value!r} is not one character that can separate fields (',', ';', '|', a tab: \"\\t\")")
+        for separator in ("decimal_separator", "thousands_separator"):
+            if value is not None and value == info.data.get(separator):
+                raise ValueError(
+                    f"'{value}' is the {separator} too: a number not quoted would be split in two fields "
+                    "(a file with decimal commas separates its fields with ';', say)"
+                )
+        return value
+
+    @field_validator("quote")
+    @classmethod
+    def _not_the_delimiter(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and value == info.data.get("delimiter"):
+            raise ValueError(f"{value!r} is the delimiter too")
         return value
 
     @field_validator("date_format", "timestamp_format")

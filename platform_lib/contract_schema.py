@@ -96,7 +96,7 @@ def _kind(prop: dict[str, Any], sections: dict[str, str]) -> str:
     if "$ref" in value:
         return f"[{sections[_section(prop)]}](#{sections[_section(prop)].strip('`[]:').lower()})"
     if "enum" in value:
-        return " or ".join(f"`{choice}`" if choice.strip() else "a space" for choice in value["enum"])
+        return " or ".join(f"`{choice}`" if choice.strip() else "a space" if choice else "`''`" for choice in value["enum"])
     if value.get("type") == "array":
         return f"list of {_kind(value['items'], sections)}"
     return {"string": "text", "number": "number", "integer": "whole number", "boolean": "`true` or `false`"}[value["type"]]

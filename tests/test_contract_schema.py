@@ -71,6 +71,7 @@ def test_every_domain_file_is_valid_by_the_schema():
         (("{name: order_id, type: BIGINT, required: true}", "{name: order_id, type: BIGINT, required: yes please}"),
          "columns.0.required: 'yes please' is not of type 'boolean'"),
         (("max_bad_fraction: 0.001", "max_bad_fraction: 2"), "source.max_bad_fraction: 2 is greater than the maximum of 1"),
+        (("max_bad_fraction: 0.001", "max_bad_fraction: 0.001, quote: none"), "source.quote: 'none' is not one of ['\"', \"'\", '']"),
     ],
 )
 def test_the_schema_flags_a_misspelt_field_and_a_value_out_of_its_choices(change, problem):

@@ -210,6 +210,52 @@ def test_a_csv_in_a_european_spreadsheets_dialect_is_read_as_its_contract_descri
     assert rows == [(1, 2, "12.50", "2024-12-31", "2024-12-31 13:45:00")]
 
 
+NOTES = "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT, required: true}\n  - {name: note, type: VARCHAR}\n"
+
+
+@pytest.mark.parametrize(
+    "dialect, columns, text, rows",
+    [
+        # The sniffer tries only ',', ';', '|' and a tab: it splits these lines at ',' or ';', and takes the last for the header.
+        ("delimiter: '~'", NOTES, "id~note\n1~a,b\n2~c;d\n", [(1, "a,b"), (2, "c;d")]),
+        # One column: sniffed, the names are split at their commas, their header too.
+        ("delimiter: ';'", "columns:\n  - {name: name, type: VARCHAR}\n", "name\nDoe, J.\nRoe, K.\n", [("Doe, J.",), ("Roe, K.",)]),
+        ('delimiter: "\\t"', NOTES, "id\tnote\n1\ta;b, c\n2\td, e;f\n", [(1, "a;b, c"), (2, "d, e;f")]),
+        ("delimiter: '\\t'", NOTES, "id\tnote\n1\ta;b, c\n2\td, e;f\n", [(1, "a;b, c"), (2, "d, e;f")]),
+        ("quote: \"'\"", NOTES, "id,note\n1,'a,b'\n2,'it''s'\n", [(1, "a,b"), (2, "it's")]),
+        ("delimiter: ',', quote: ''", NOTES, 'id,note\n1,12" pipe\n2,"quoted"\n', [(1, '12" pipe'), (2, '"quoted"')]),
+    ],
+    ids=["tilde", "one_column", "tab", "tab_single_quoted", "single_quote", "no_quote"],
+)
+def test_a_csv_is_read_in_the_delimiter_and_quote_its_contract_states(mesh_dir, make_product, dialect, columns, text, rows):
+    write(mesh_dir, "lab/a.csv", text)
+    with connect("lab") as connection:
+        ingest(connection, make_product("csv", "lab/*.csv", columns=columns, dialect=dialect))
+        assert connection.execute(f"SELECT * FROM {candidate('things')} ORDER BY 1").fetchall() == rows
+
+
+def test_every_read_of_a_csv_takes_its_stated_delimiter(mesh_dir, make_product):
+    """The read of whole numbers as text (`_misread_by_reader`) and of headers that differ
+    (`_refuse_different_headers`) sniff otherwise: the sniffer does not try '~'."""
+    columns = NOTES + "  - {name: qty, type: INTEGER}\n"
+    path = write(mesh_dir, "lab/a.csv", "id~note~qty\n1~a,b~2\n2~c;d~2.5\n3~e~3\n")
+    with connect("lab") as connection:
+        ingest(connection, make_product("csv", "lab/*.csv", max_bad=0.5, columns=columns, dialect="delimiter: '~'"))
+        assert connection.execute(f"SELECT id, note, qty FROM {candidate('things')} ORDER BY id").fetchall() == [(1, "a,b", 2), (3, "e", 3)]
+        assert quarantine(connection) == [(str(path), None, "qty")]
+        write(mesh_dir, "lab/b.csv", "note~id~qty\nf~4~4\n")
+        with pytest.raises(IngestError, match=r"b.csv has the header \(note, id, qty\) and .*a.csv \(id, note, qty\)"):
+            ingest(connection, make_product("csv", "lab/*.csv", columns=columns, dialect="delimiter: '~'"))
+
+
+def test_rows_without_the_stated_delimiter_are_bad_rows_with_their_lines(mesh_dir, make_product):
+    """The header has the delimiter, some rows another one: each is a row short of fields, not a file read otherwise."""
+    path = write(mesh_dir, "lab/a.csv", "note;id\na;1\nb,2\nc;3\n")
+    with connect("lab") as connection, pytest.raises(IngestError) as raised:
+        ingest(connection, make_product("csv", "lab/*.csv", columns=NOTES, dialect="delimiter: ';'"))
+    assert f"first bad row: {path}, line 3, column id: MISSING COLUMNS: Expected Number of Columns: 2 Found: 1" in str(raised.value)
+
+
 NUMBERS = (
     "primary_key: [id]\ncolumns:\n  - {name: id, type: BIGINT, required: true}\n  - {name: qty, type: INTEGER}\n"
     "  - {name: amount, type: \"DECIMAL(12,2)\"}\n  - {name: ratio, type: DOUBLE}\n  - {name: day, type: DATE}\n"

@@ -10,7 +10,9 @@ Newline-delimited JSON and Parquet are first read whole by DuckDB's reader with 
 casts; only a source with a bad value is read again row by row, each value cast with
 TRY_CAST: JSON line by line, so that even a line that is not JSON, or not UTF-8, is
 quarantined with its number, Parquet with its row numbers. CSV uses the reader's reject
-tables, which know exact line numbers; files read together must share one header. A
+tables, which know exact line numbers; files read together must share one header, and
+every read of them takes the delimiter and quote the contract states (else the sniffer
+guesses them, file by file). A
 JSON file that is one array, or pretty-printed, is refused: read line by line, its
 records would be bad lines. So is a source without a single good row, as an empty file
 is: it would replace the product, and then its consumers, with nothing.
@@ -116,12 +118,21 @@ def _csv_reader(product: Product, files: list[Path], *, numbers_as_text: bool) -
 
 
 def _dialect(product: Product) -> str:
-    """The reader's options for how the contract says the CSV writes numbers and times."""
+    """The reader's options for how the contract says the CSV writes fields, numbers and times."""
     source = product.source
-    options = {
+    return _layout(product) + _options({
         "decimal_separator": source.decimal_separator, "thousands": source.thousands_separator,
         "dateformat": source.date_format, "timestampformat": source.timestamp_format,
-    }
+    })
+
+
+def _layout(product: Product) -> str:
+    """The reader's options for the delimiter and quote the contract states, for every read of
+    the files (as text too): left to the sniffer, each read may guess another dialect."""
+    return _options({"delim": product.source.delimiter, "quote": product.source.quote})
+
+
+def _options(options: dict[str, str | None]) -> str:
     return "".join(f" {name} = {literal(value)}," for name, value in options.items() if value is not None)
 
 
@@ -211,7 +222,7 @@ def _misread_by_reader(connection: duckdb.DuckDBPyConnection, product: Product, 
     suspects = [c for c in product.columns if c.name in _misreadable(product) and c.name in read_as]
     if not suspects:
         return False
-    texts = f"read_csv({_file_list(files)}, header = true, all_varchar = true, ignore_errors = true, max_line_size = {MAX_LINE_BYTES})"
+    texts = f"read_csv({_file_list(files)},{_layout(product)} header = true, all_varchar = true, ignore_errors = true, max_line_size = {MAX_LINE_BYTES})"
     misread = []
     for column in suspects:
         text = quote(column.name)
@@ -280,7 +291,7 @@ def _refuse_different_headers(connection: duckdb.DuckDBPyConnection, product: Pr
     for other in files[1:]:
         if _first_line(other) == first:
             continue
-        theirs, ours = (list(column_types(connection, f"read_csv({literal(str(f))}, header = true)")) for f in (other, files[0]))
+        theirs, ours = (list(column_types(connection, f"read_csv({literal(str(f))},{_layout(product)} header = true)")) for f in (other, files[0]))
         if theirs != ours:
             raise IngestError(
                 f"{product.id}: {other} has the header ({', '.join(theirs)}) and {files[0]} ({', '.join(ours)}); "
