@@ -248,6 +248,46 @@ def test_every_read_of_a_csv_takes_its_stated_delimiter(mesh_dir, make_product):
             ingest(connection, make_product("csv", "lab/*.csv", columns=columns, dialect="delimiter: '~'"))
 
 
+UNCLOSED = 'id,note\n1,"a"\n2,"b\n3,c\n4,"d"\n'
+
+
+@pytest.mark.parametrize(
+    "dialect, text, problem",
+    [
+        ("delimiter: ';'", "id,note\n1,a\n",
+         "a.csv, line 1: the contract's source.delimiter, ';', is not in the header, so each line would read as one column, "
+         "without the contract's columns id, note; the header has ',' between its fields"),
+        ('delimiter: "\\t"', "id;note\n1;a\n", "the contract's source.delimiter, a tab, is not in the header"),
+        # DuckDB's sniffer finds no dialect with this quote and delimiter, and says to unset them.
+        ("delimiter: ',', quote: '\"'", UNCLOSED,
+         "a.csv, line 3: a field opens a quote (\") that no quote closes, so the CSV reader cannot read the file with the "
+         "contract's source.quote (a file that quotes nothing has quote: ''); close the quote, or double a quote inside a quoted field (\"\")"),
+        # Left to find the delimiter, the sniffer picks '|', which the file does not have: each line is one value.
+        ("quote: '\"'", UNCLOSED, "a.csv, line 3: a field opens a quote (\") that no quote closes, so the CSV reader cannot read"),
+        ("delimiter: ';', quote: \"'\"", "id;note\n1;'a'\n2;'b\n3;c\n", "a.csv, line 3: a field opens a quote (') that no quote closes"),
+        # The quote left to the sniffer, it reads the file without quoting, as with no dialect stated.
+        ("delimiter: ','", UNCLOSED, "a.csv, line 3: a field opens a quote (\") that no quote closes, so the CSV reader would read the file's quoted values"),
+    ],
+    ids=["delimiter_not_in_header", "tab_not_in_header", "unclosed_quote", "unclosed_quote_delimiter_sniffed", "unclosed_single_quote", "unclosed_quote_sniffed"],
+)
+def test_a_csv_not_in_its_stated_dialect_is_refused_naming_file_and_line(mesh_dir, make_product, dialect, text, problem):
+    write(mesh_dir, "lab/a.csv", text)
+    with connect("lab") as connection, pytest.raises(IngestError) as raised:
+        ingest(connection, make_product("csv", "lab/*.csv", columns=NOTES, dialect=dialect))
+    assert str(raised.value).startswith("lab.things: ") and problem in str(raised.value)
+
+
+def test_a_quote_not_closed_past_the_sniffers_sample_is_a_bad_row_with_its_line(mesh_dir, make_product):
+    """The sniffer reads the first 20,480 lines: past them, the reader rejects the row, which
+    runs on to the next quote mark (it takes the next line with it: DuckDB counts one bad row)."""
+    lines = [f'{i},"n{i}"' for i in range(1, 30_001)]
+    lines[24_998] = '24999,"n24999'
+    path = write(mesh_dir, "lab/a.csv", "id,note\n" + "\n".join(lines) + "\n")
+    with connect("lab") as connection, pytest.raises(IngestError) as raised:
+        ingest(connection, make_product("csv", "lab/*.csv", columns=NOTES, dialect="delimiter: ',', quote: '\"'"))
+    assert f"first bad row: {path}, line 25000, column note: UNQUOTED VALUE: Value with unterminated quote found." in str(raised.value)
+
+
 def test_rows_without_the_stated_delimiter_are_bad_rows_with_their_lines(mesh_dir, make_product):
     """The header has the delimiter, some rows another one: each is a row short of fields, not a file read otherwise."""
     path = write(mesh_dir, "lab/a.csv", "note;id\na;1\nb,2\nc;3\n")

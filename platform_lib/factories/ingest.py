@@ -187,6 +187,7 @@ def _read_csv(connection: duckdb.DuckDBPyConnection, product: Product, files: li
     """The reader's rejects go to the quarantine with their lines. The reader can misread a
     number (`_misreadable`): a source with one is read again with those columns as text,
     row by row (`_split_rows`), where a bad value in them has no line."""
+    _refuse_headers_without_delimiter(product, files)
     _refuse_different_headers(connection, product, files)
     _refuse_unclosed_quotes(connection, product, files)
     reader = _csv_reader(product, files, numbers_as_text=False)
@@ -251,29 +252,76 @@ def _refuse_mixed_line_ends(product: Product, files: list[Path]) -> None:
                 )
 
 
+# The delimiters DuckDB's sniffer tries: those an unclosed quote may follow, when the
+# sniffer found no delimiter, or one the file does not have.
+SNIFFED_DELIMITERS = ",;\t|"
+DELIMITER_NAMES = {"\t": "a tab", " ": "a space"}
+
+
+def _named(delimiter: str) -> str:
+    return DELIMITER_NAMES.get(delimiter, f"'{delimiter}'")
+
+
+def _refuse_headers_without_delimiter(product: Product, files: list[Path]) -> None:
+    """A header without the contract's delimiter reads as one column named after the whole
+    line: the schema check would then say that every column is missing, not why. Such a
+    file is refused, naming its delimiter if the header has one DuckDB's sniffer knows."""
+    delimiter = product.source.delimiter
+    if delimiter is None:
+        return
+    for file in files:
+        header = _first_line(file).decode("utf-8", "replace")
+        if delimiter in header or header.strip().strip("\"'") in product.column_types:
+            continue
+        seen = [_named(d) for d in SNIFFED_DELIMITERS if d in header]
+        raise IngestError(
+            f"{product.id}: {file}, line 1: the contract's source.delimiter, {_named(delimiter)}, is not in the header, so each line "
+            f"would read as one column, without the contract's columns {', '.join(product.column_types)}"
+            + (f"; the header has {seen[0]} between its fields" if seen else "")
+        )
+
+
 def _refuse_unclosed_quotes(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:
     """A field that opens a quote and never closes it has DuckDB's sniffer read the whole
     file without quoting: every quoted value keeps its quote marks, the broken row reads
-    as a whole one, and nothing is quarantined or said. Such a file is refused, naming
-    the first line with a field that opens a quote and an odd number of them (a file the
-    sniffer reads with quoting has none but inside a quoted field over several lines)."""
+    as a whole one, and nothing is quarantined or said. With the contract's quote, the
+    sniffer finds no dialect instead (and DuckDB suggests unsetting the quote), or, left to
+    find the delimiter, one the file does not have, reading each line as one value. Such a
+    file is refused, naming the first line with a field that opens a quote and an odd
+    number of them (a file read with quoting has none but inside a quoted field over
+    several lines)."""
+    stated = product.source.quote
+    if stated == "":  # no quoting: a quote mark is text like any other
+        return
+    mark = stated or '"'
     for file in files:
         sniffed = f"sniff_csv({literal(str(file))},{_dialect(product)} header = true, max_line_size = {MAX_LINE_BYTES})"
         try:
             delimiter, sniffed_quote = connection.execute(f"SELECT Delimiter, Quote FROM {sniffed}").fetchone()
-        except duckdb.Error:  # no dialect at all: the read fails, and says why (`_read_csv`)
+        except duckdb.Error:
+            if stated is None:  # no dialect at all: the read fails, and says why (`_read_csv`)
+                continue
+            delimiter = sniffed_quote = None
+        if stated is None:
+            quoted = sniffed_quote == mark
+        else:  # a dialect, with fields: the contract's delimiter, or one the header has
+            quoted = delimiter is not None and bool(product.source.delimiter or delimiter.encode() in _first_line(file))
+        if quoted or not _holds(file, mark.encode()):
             continue
-        if sniffed_quote == '"' or not _holds(file, b'"'):
-            continue
-        opens = re.compile(rb'(^|' + re.escape(delimiter.encode()) + rb')\s*"')
+        delimiters = delimiter if stated is None else product.source.delimiter or SNIFFED_DELIMITERS
+        opens = re.compile(rb"(^|[" + re.escape(delimiters.encode()) + rb"])\s*" + re.escape(mark.encode()))
         with open(file, "rb") as handle:
-            for number, line in enumerate(handle, 1):
-                if line.count(b'"') % 2 and opens.search(line):
-                    raise IngestError(
-                        f"{product.id}: {file}, line {number}: a field opens a quote (\") that no quote closes, so the CSV "
-                        "reader would read the file's quoted values with their quote marks; close the quote, or double a "
-                        "quote inside a quoted field (\"\")"
-                    )
+            number = next((n for n, line in enumerate(handle, 1) if line.count(mark.encode()) % 2 and opens.search(line)), None)
+        if number is None:
+            continue
+        read = (
+            "so the CSV reader would read the file's quoted values with their quote marks" if stated is None
+            else "so the CSV reader cannot read the file with the contract's source.quote (a file that quotes nothing has quote: '')"
+        )
+        raise IngestError(
+            f"{product.id}: {file}, line {number}: a field opens a quote ({mark}) that no quote closes, {read}; "
+            f"close the quote, or double a quote inside a quoted field ({mark}{mark})"
+        )
 
 
 def _holds(file: Path, needle: bytes) -> bool:

@@ -88,6 +88,19 @@ def quote_not_closed(sources: Path, _domains: Path) -> None:
     path.write_text("\n".join(quoted) + "\n", encoding="utf-8")
 
 
+def quote_not_closed_quote_stated(sources: Path, domains: Path) -> None:
+    """As above, the contract stating the CRM's dialect: DuckDB's sniffer then finds none, and says to unset it."""
+    quote_not_closed(sources, domains)
+    edit_contract(domains, "customers.raw_customers", lambda c: c["source"].update(delimiter=",", quote='"'))
+
+
+def semicolons_not_stated_comma(sources: Path, domains: Path) -> None:
+    """The contract states the CRM's comma; its new export separates fields with semicolons."""
+    path = sources / CUSTOMERS_CSV
+    path.write_text(path.read_text(encoding="utf-8").replace(",", ";"), encoding="utf-8")
+    edit_contract(domains, "customers.raw_customers", lambda c: c["source"].update(delimiter=","))
+
+
 def json_array(sources: Path, _domains: Path) -> None:
     """The order service's export switched to one JSON array: read line by line, it is a single bad line."""
     path = sources / ORDER_LINES_1
@@ -190,6 +203,11 @@ CASES = [
          ("customers.raw_customers", "customers.csv", "line 1 ends with CRLF, line 51 with LF")),
     Case("csv_quote_not_closed", "customers.raw_customers", quote_not_closed,
          ("customers.raw_customers", "customers.csv, line 51", "a field opens a quote", "that no quote closes")),
+    Case("csv_quote_not_closed_quote_stated", "customers.raw_customers", quote_not_closed_quote_stated,
+         ("customers.raw_customers", "customers.csv, line 51", "a field opens a quote", "cannot read the file with the contract's source.quote")),
+    Case("csv_not_in_the_stated_delimiter", "customers.raw_customers", semicolons_not_stated_comma,
+         ("customers.raw_customers", "customers.csv, line 1", "the contract's source.delimiter, ',', is not in the header",
+          "without the contract's columns customer_id, email", "the header has ';' between its fields")),
     Case("json_array", "orders.raw_order_lines", json_array,
          ("orders.raw_order_lines", "order_lines_1.jsonl", "is a JSON array", "not newline-delimited JSON")),
     Case("non_utf8_json_lines", "orders.raw_order_lines", latin1_skus,
