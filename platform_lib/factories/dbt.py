@@ -64,6 +64,7 @@ from platform_lib.factories.product import (
     freshness_policy,
     product_tags,
     refuse_blocked_inputs,
+    refuse_ended_run,
     still_served,
 )
 from platform_lib.factories.quality import asset_key, check_specs
@@ -532,6 +533,7 @@ def build(
     manifest: dbt_project.Manifest,
     products: dict[dg.AssetKey, Product],
 ) -> Iterator[dg.Output | dg.AssetObservation | dg.AssetCheckResult]:
+    refuse_ended_run(context)
     # dbt's tests and the contract's checks run on the candidate a build makes, never on their own
     checked = {k.asset_key for k in context.selected_asset_check_keys} - set(context.selected_asset_keys)
     if checked:

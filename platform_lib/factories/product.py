@@ -163,6 +163,20 @@ def still_served(audit: Audit) -> str:
     return "No version was published before: consumers have none." if version == "none" else f"Consumers keep reading {version}."
 
 
+def refuse_ended_run(context: dg.AssetExecutionContext) -> None:
+    """A step runs only while its run does. A Celery task may be delivered after its run
+    ended: again after its worker died (deploy/celery.yaml), or still queued when its run's
+    process was killed and the run failed. Run then, the step would build outside the run's
+    pool and could publish over a later run's version. Dagster's own step workers check
+    this; dagster-celery's task does not."""
+    run = context.instance.get_run_by_id(context.run_id)
+    if run is not None and (run.is_finished or run.status == dg.DagsterRunStatus.CANCELING):
+        raise dg.Failure(
+            description=f"{context.op_execution_context.op_def.name}: not run, its run {context.run_id} ended "
+            f"({run.status.value}) before the step started (a task delivered late); nothing was built or published"
+        )
+
+
 @contextmanager
 def failure_recorded(products: Collection[Product], run_id: str) -> Iterator[None]:
     """Record in the products' ports (`output_port.mark_failed`) an error that stops their
@@ -198,6 +212,7 @@ def failure_recorded(products: Collection[Product], run_id: str) -> Iterator[Non
 def materialize(
     context: dg.AssetExecutionContext, product: Product
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
+    refuse_ended_run(context)
     candidate = storage.candidate(product.name)
     with failure_recorded([product], context.run_id), closing(storage.connect(product.domain)) as connection:
         refuse_blocked_inputs(product)
