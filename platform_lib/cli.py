@@ -268,16 +268,21 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         print(f"{product.id} has not been ingested here yet ({file})", file=sys.stderr)
         return 2
     total, rows = found
+    pii = [] if args.show_pii else [c.name for c in product.pii_columns]
     print(f"{product.id}: {total} row(s) quarantined by its last ingest, in _quarantine.{product.name} of {file}")
     if rows:
-        print("\n".join(_quarantine_table(rows)))
+        print("\n".join(_quarantine_table(rows, show_rows=not pii)))
+    if rows and pii:
+        print(f"rows withheld: they may hold values of PII columns {', '.join(pii)} (--show-pii prints them)")
     if total > len(rows):
         print(f"... and {total - len(rows)} more (--limit)")
     return 0
 
 
-def _quarantine_table(rows: list[tuple]) -> list[str]:
-    """file, line, column, reason and the row as read, cut to a line each (the table has them whole)."""
+def _quarantine_table(rows: list[tuple], show_rows: bool) -> list[str]:
+    """file, line, column, reason and the row as read, cut to a line each (the table has them
+    whole). A terminal's text ends up in tickets and chats: a product's rows with PII are
+    shown only when asked (the reason never quotes a PII column's value)."""
     from platform_lib.factories.ingest import relative_to_sources
 
     def cut(text: str | None, width: int) -> str:
@@ -285,7 +290,8 @@ def _quarantine_table(rows: list[tuple]) -> list[str]:
         return text if len(text) <= width else text[: width - 3] + "..."
 
     header = ["file", "line", "column", "reason", "row"]
-    cells = [[relative_to_sources(f), "" if n is None else str(n), c or "", cut(e, 60), cut(r, 80)] for f, n, c, e, r in rows]
+    cells = [[relative_to_sources(f), "" if n is None else str(n), c or "", cut(e, 60), cut(r, 80) if show_rows else "(withheld)"]
+             for f, n, c, e, r in rows]
     return aligned([header, *cells], right=(1,))
 
 
@@ -381,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     quarantine = commands.add_parser("quarantine", help="the rows a product's last ingest could not read, and why")
     quarantine.add_argument("product", help="an ingest product's id, e.g. orders.raw_order_lines")
     quarantine.add_argument("--limit", type=_above_zero(int), default=20, help="rows to print (default: 20)")
+    quarantine.add_argument("--show-pii", action="store_true", help="print the rows as read of a product with PII columns")
     quarantine.set_defaults(run=cmd_quarantine)
     costs = commands.add_parser("costs", help="compute seconds, rows written and storage bytes per domain and product")
     costs.add_argument(

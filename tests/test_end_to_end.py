@@ -146,9 +146,13 @@ def test_quarantined_rows_are_noted_in_the_summary_and_listed_by_mesh_quarantine
     out = capsys.readouterr().out
     assert "customers.raw_customers: note: 1 source row(s) quarantined, within max_bad_fraction (`mesh quarantine customers.raw_customers`" in out
     assert main(["quarantine", "customers.raw_customers"]) == 0
-    header, row = capsys.readouterr().out.splitlines()[1:]
+    header, row, withheld = capsys.readouterr().out.splitlines()[1:]
     assert header.split() == ["file", "line", "column", "reason", "row"]
-    assert row.split()[:3] == ["customers/customers.csv", "3", "signup_date"] and "someday" in row
+    email = lines[2].split(",")[1]
+    assert row.split()[:3] == ["customers/customers.csv", "3", "signup_date"] and row.endswith(" (withheld)") and email not in row
+    assert withheld == "rows withheld: they may hold values of PII columns email, full_name (--show-pii prints them)"
+    assert main(["quarantine", "--show-pii", "customers.raw_customers"]) == 0
+    assert capsys.readouterr().out.splitlines()[2].endswith(" " + lines[2])  # the line as read, with its e-mail address
     rewrite_csv(mesh_dir / "sources", "SELECT * REPLACE (CASE WHEN customer_id::INT % 10 = 0 THEN 'someday' ELSE signup_date END AS signup_date) FROM t")
     assert main(["materialize", "customers"]) == 1  # 10% bad rows: above max_bad_fraction, the ingest fails
     assert "(`mesh quarantine customers.raw_customers` lists them)" in capsys.readouterr().out
