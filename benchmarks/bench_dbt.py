@@ -7,7 +7,8 @@ entry with typed columns and a not_null test, so the manifest carries checks too
 
     BENCH dbt no_dbt_load_s=... models100_load_s=... models500_load_s=... ratio100=... ratio500=... parse500_s=...
 
-MESH_BENCH_DBT_MODELS sets the project sizes (default `100,500`; the tests run it small).
+MESH_BENCH_DBT_MODELS sets the project sizes (default `100,500`; the tests run it small),
+MESH_BENCH_REPEATS the loads of each domain (default 3; the tests load once).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RUNS = 3
+RUNS = int(os.environ.get("MESH_BENCH_REPEATS", "3"))  # loads of each domain; the median counts
 SIZES = [int(n) for n in os.environ.get("MESH_BENCH_DBT_MODELS", "100,500").split(",")]
 COLUMNS = [{"name": "order_id", "data_type": "bigint"}, {"name": "amount", "data_type": "decimal(12,2)"}]
 PRODUCT = {  # a public product as the global policies want it (platform_lib/governance)

@@ -10,7 +10,8 @@ All three must publish the same rows. The floor and in-process take turns, twice
 the faster of each counts: runs on a shared machine vary by 10 to 20 percent. Then one
 more in-process run under cProfile says where the in-process time goes, and the floor
 and in-process take turns again at twice the scale. MESH_BENCH_SCALE sets the scale:
-500 is 10M order lines (two per order on average).
+500 is 10M order lines (two per order on average); MESH_BENCH_REPEATS the turns (the
+tests take one: they check the benchmark runs, not its figures).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from platform_lib.mesh import load_mesh
 from platform_lib.storage import REPO_ROOT
 
 SCALE = float(os.environ.get("MESH_BENCH_SCALE", "500"))
-ROUNDS = 2  # the floor and in-process take turns; the faster of each counts
+ROUNDS = int(os.environ.get("MESH_BENCH_REPEATS", "2"))  # the floor and in-process take turns; the faster of each counts
 PHASES = {  # where a product step spends its time: (module, function) in platform_lib
     "ingest": ("factories/ingest.py", "ingest"),
     "transform_sql": ("factories/transform.py", "run_sql"),
