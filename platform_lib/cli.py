@@ -12,6 +12,7 @@
     mesh new-product DOMAIN NAME --kind ingest|sql|pandas|dbt [--input ID ...]
                                       add a product skeleton with its contract
     mesh lineage PRODUCT              the upstream versions a product was built from, and who read it
+    mesh rollback PRODUCT [--to VERSION]  serve an earlier version's data again, as a new version
     mesh quarantine PRODUCT           the rows a product's last ingest could not read, and why
     mesh costs                        compute seconds, rows written and storage bytes per domain and product
     mesh catalog [--out DIR]          static HTML catalog, JSON export and ODCS contracts of every product
@@ -241,6 +242,30 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from platform_lib.rollback import RollbackError, rollback
+    from platform_lib.storage import WarehouseError
+
+    product = products_by_id(load_mesh()).get(args.product)
+    if product is None:
+        print(f"{args.product} is not a product of the mesh", file=sys.stderr)
+        return 2
+    try:
+        done = rollback(product, args.to)
+    except (RollbackError, WarehouseError) as error:
+        print(f"mesh rollback: {error}", file=sys.stderr)
+        return 2
+    served = done.served
+    print(f"{product.id}: serves {served.version}, the data of {served.restored_from} ({served.rows:,} rows, published {served.published_at}); "
+          f"no longer served: {', '.join(done.withdrawn)}")
+    if done.stale_readers:
+        readers = sorted({s.product for s in done.stale_readers})
+        print(f"built from a version no longer served: {', '.join(f'{s.product} {s.version}' for s in done.stale_readers)}; "
+              f"rebuild them: mesh materialize {' '.join(readers)}")
+    print(f"the next run of {product.id} (its schedule's too) builds it from its sources again, and publishes what they hold if it passes the checks")
+    return 0
+
+
 def cmd_quarantine(args: argparse.Namespace) -> int:
     import duckdb
 
@@ -384,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
     lineage = commands.add_parser("lineage", help="the upstream versions a product was built from, and who read it")
     lineage.add_argument("product", help="a product id, e.g. marketing.segment_revenue")
     lineage.set_defaults(run=cmd_lineage)
+    back = commands.add_parser("rollback", help="serve a product's earlier version again, at once, as a new version")
+    back.add_argument("product", help="a product id, e.g. orders.raw_orders")
+    back.add_argument("--to", metavar="VERSION", help="a retained version (`mesh lineage` and the port list them; default: the one before the served data)")
+    back.set_defaults(run=cmd_rollback)
     quarantine = commands.add_parser("quarantine", help="the rows a product's last ingest could not read, and why")
     quarantine.add_argument("product", help="an ingest product's id, e.g. orders.raw_order_lines")
     quarantine.add_argument("--limit", type=_above_zero(int), default=20, help="rows to print (default: 20)")

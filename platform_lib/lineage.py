@@ -28,7 +28,8 @@ class Node:
             return f"{self.product} {self.version} (pruned: no longer retained)"
         found = self.snapshot
         files = f", from {len(found.source_files)} source files" if found.source_files else ""  # append-only
-        text = f"{self.product} {self.version} ({found.rows} rows{files}, contract {found.contract_version}, published {found.published_at})"
+        restored = f", the data of {found.restored_from} (rolled back)" if found.restored_from else ""
+        text = f"{self.product} {self.version} ({found.rows} rows{files}, contract {found.contract_version}, published {found.published_at}{restored})"
         if self.current and self.current != self.version:
             text += f" [current is {self.current}]"
         return text

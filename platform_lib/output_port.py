@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import duckdb
 
@@ -39,6 +39,8 @@ FAILED_ERROR_CHARS = 500  # of the error kept in failed.json: its start says wha
 SNAPSHOT_FILE = "data.parquet"
 MANIFEST = "snapshot.json"
 TEMP_PREFIX = ".tmp-"
+ROLLBACK_RUN = "rollback"
+"""The run id in a restored version's record: no Dagster run made it (its name ends in `-rollback`)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class Snapshot:
     failed_warn_checks: list[str] = field(default_factory=list)
     """The checks of warn severity this version failed: they block nothing, so it was
     published, and `mesh status` says so, as consumers read it."""
+    restored_from: str | None = None
+    """The earlier version whose data this one serves again (`mesh rollback`); it keeps that
+    version's record, `published_at` included: the data is as old as it was then."""
 
     @property
     def path(self) -> Path:
@@ -224,6 +229,39 @@ def publish(
 ) -> Snapshot:
     """Write `select_sql` as a new snapshot and switch the pointer to it. The caller prunes
     (`prune`) once nothing it owns reads the old versions."""
+
+    def write(parquet: Path) -> int:
+        connection.execute(f"COPY ({select_sql}) TO {literal(str(parquet))} (FORMAT parquet, COMPRESSION zstd)")
+        return connection.execute(f"SELECT count(*) FROM read_parquet({literal(str(parquet))})").fetchone()[0]
+
+    record = {"contract_version": contract_version, "inputs": inputs, "source_files": source_files or {}, "failed_warn_checks": failed_warn_checks or []}
+    # The candidate passed its checks: unblock first, so a kill between the two never leaves
+    # a good new pointer behind a stale blocked.json (consumers would refuse it).
+    return _place(product_id, run_id, write, record, clearing=(BLOCKED, FAILED))
+
+
+def restore(product_id: str, old: Snapshot) -> Snapshot:
+    """Serve a retained version's data again, as a new version, and switch the pointer to it
+    (the caller prunes, as after `publish`). Its file is a hard link to the old one's, which
+    is never rewritten; a new version rather than the pointer moved back keeps versions in
+    the order they were served, which `unpublished`, retention and lineage rely on. Why a
+    newer candidate was blocked or failed stays recorded: restoring fixes none of it."""
+
+    def write(parquet: Path) -> int:
+        try:
+            os.link(old.path, parquet)
+        except OSError:  # another file system
+            shutil.copyfile(old.path, parquet)
+        return old.rows
+
+    record = {k: v for k, v in asdict(old).items() if k not in ("product", "version", "rows", "bytes", "run_id")}
+    return _place(product_id, ROLLBACK_RUN, write, {**record, "restored_from": old.restored_from or old.version}, clearing=())
+
+
+def _place(product_id: str, run_id: str, write: Callable[[Path], int], record: dict[str, Any], clearing: tuple[str, ...]) -> Snapshot:
+    """A new version: its data written by `write` (which returns its rows) into a hidden
+    folder, renamed into place with its record (published now, unless the record says
+    when), then `clearing`'s files removed and the pointer switched."""
     port = port_dir(product_id)
     port.mkdir(parents=True, exist_ok=True)
     for orphan in unpublished(product_id):
@@ -232,26 +270,12 @@ def publish(
     version = new_version(run_id, after=on_disk[-1] if on_disk else None)
     staging = port / f"{TEMP_PREFIX}{version}"
     staging.mkdir()
-    connection.execute(f"COPY ({select_sql}) TO {literal(str(staging / SNAPSHOT_FILE))} (FORMAT parquet, COMPRESSION zstd)")
-    rows = connection.execute(f"SELECT count(*) FROM read_parquet({literal(str(staging / SNAPSHOT_FILE))})").fetchone()[0]
-    size = (staging / SNAPSHOT_FILE).stat().st_size
-    snapshot = Snapshot(
-        product=product_id,
-        version=version,
-        rows=rows,
-        bytes=size,
-        published_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        contract_version=contract_version,
-        run_id=run_id,
-        inputs=inputs,
-        source_files=source_files or {},
-        failed_warn_checks=failed_warn_checks or [],
-    )
+    rows = write(staging / SNAPSHOT_FILE)
+    snapshot = Snapshot(**{"published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **record}, product=product_id,
+                        version=version, rows=rows, bytes=(staging / SNAPSHOT_FILE).stat().st_size, run_id=run_id)
     _write_json_atomically(staging / MANIFEST, asdict(snapshot))
     os.rename(staging, port / version)
-    # The candidate passed its checks: unblock first, so a kill between the two never leaves
-    # a good new pointer behind a stale blocked.json (consumers would refuse it).
-    for done in (BLOCKED, FAILED):
+    for done in clearing:
         (port / done).unlink(missing_ok=True)
     _built(product_id, run_id)
     _write_json_atomically(port / POINTER, asdict(snapshot))

@@ -94,6 +94,8 @@ def port_status(product_id: str, freshness: Freshness | None, now: datetime | No
     elif freshness and freshness.warn_after and age > parse_duration(freshness.warn_after):
         state = WARN if state == OK else state
         why.append(f"older than {freshness.warn_after}, its SLO's warning")
+    if served.restored_from:  # `mesh rollback`: deliberate, so no state of its own, but said
+        why.append(f"rolled back: {served.version} serves the data of {served.restored_from}")
     if build:
         why.append(rebuilt)
     return Status(

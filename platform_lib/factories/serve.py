@@ -60,6 +60,15 @@ def publish(
         source_files=source_files,
         failed_warn_checks=failed_warn_checks,
     )
+    return _served(connection, product, snapshot)
+
+
+def restore(connection: duckdb.DuckDBPyConnection, product: Product, old: output_port.Snapshot) -> output_port.Snapshot:
+    """Serve a retained version's data again (`mesh rollback`), as `publish` serves a new one."""
+    return _served(connection, product, output_port.restore(product.id, old))
+
+
+def _served(connection: duckdb.DuckDBPyConnection, product: Product, snapshot: output_port.Snapshot) -> output_port.Snapshot:
     connection.execute(
         f"CREATE OR REPLACE VIEW main.{quote(product.name)} AS SELECT * FROM read_parquet({literal(str(snapshot.path))})"
     )

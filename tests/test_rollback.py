@@ -1,0 +1,78 @@
+"""`mesh rollback`: a version that passed its checks but is wrong gives way to an earlier one's data at once."""
+
+from __future__ import annotations
+
+import duckdb
+
+from platform_lib import output_port, storage
+from platform_lib.cli import main
+from tests.helpers import run
+from tests.reliability.damage import edit_contract, rewrite_csv
+
+PRODUCT = "customers.raw_customers"
+READER = "customers.customer_profiles"
+
+
+def domain_view_rows(name: str) -> int:
+    with duckdb.connect(str(storage.warehouse_path("customers")), read_only=True) as connection:
+        return connection.execute(f"SELECT count(*) FROM main.{name}").fetchone()[0]
+
+
+def test_rollback_serves_the_earlier_data_as_a_new_version_and_names_its_stale_readers(mesh_dir, domains_copy, capsys):
+    assert main(["rollback", PRODUCT]) == 2
+    assert f"mesh rollback: {PRODUCT} has never been published" in capsys.readouterr().err
+    assert all(o.ok for o in run("customers").values())
+    good = output_port.current(PRODUCT)
+    rewrite_csv(mesh_dir / "sources", "SELECT * FROM t WHERE customer_id::INT % 2 = 0")  # half the customers lost, within the checks
+    assert all(o.ok for o in run("customers").values())
+    wrong, reader = output_port.current(PRODUCT), output_port.current(READER)
+    assert wrong.rows < good.rows and reader.inputs[PRODUCT] == wrong.version
+
+    assert main(["rollback", PRODUCT]) == 0
+    out = capsys.readouterr().out.splitlines()
+    served = output_port.current(PRODUCT)
+    assert out[0] == (f"{PRODUCT}: serves {served.version}, the data of {good.version} ({good.rows:,} rows, published "
+                      f"{good.published_at}); no longer served: {wrong.version}")
+    assert out[1] == f"built from a version no longer served: {READER} {reader.version}; rebuild them: mesh materialize {READER}"
+    assert served.version > wrong.version and served.version.endswith("-rollback")
+    assert (served.restored_from, served.published_at, served.rows) == (good.version, good.published_at, good.rows)
+    assert output_port.digest(served.path) == output_port.digest(good.path)
+    assert domain_view_rows("raw_customers") == good.rows  # the domain's view follows the pointer
+    assert main(["lineage", PRODUCT]) == 0
+    assert f"published {good.published_at}, the data of {good.version} (rolled back))" in capsys.readouterr().out
+    assert main(["status", PRODUCT]) == 0
+    assert f"rolled back: {served.version} serves the data of {good.version}" in capsys.readouterr().out
+
+    # The served data is the oldest retained: nothing older to go back to by default; an explicit version goes forward.
+    assert main(["rollback", PRODUCT]) == 2
+    assert f"no version older than the served one ({good.version}) is retained" in capsys.readouterr().err
+    assert main(["rollback", PRODUCT, "--to", good.version]) == 2
+    assert f"{good.version}'s data is the one served already ({served.version})" in capsys.readouterr().err
+    assert main(["rollback", PRODUCT, "--to", "v2000"]) == 2
+    assert f"no version v2000 is retained; retained: {good.version}, {wrong.version}, {served.version}" in capsys.readouterr().err
+    assert main(["rollback", PRODUCT, "--to", wrong.version]) == 0
+    capsys.readouterr()
+    assert output_port.digest(output_port.current(PRODUCT).path) == output_port.digest(wrong.path)
+
+    # A run building the product holds it back; so does a contract that moved on.
+    output_port.mark_building(PRODUCT, "run-in-progress")
+    assert main(["rollback", PRODUCT, "--to", good.version]) == 2
+    assert f"{PRODUCT}: run run-in-progress is building it" in capsys.readouterr().err
+    (output_port.port_dir(PRODUCT) / output_port.BUILDING).unlink()
+    edit_contract(domains_copy, PRODUCT, lambda contract: contract.update(version="2.0.0"))
+    assert main(["rollback", PRODUCT, "--to", good.version]) == 2
+    assert f"{good.version} was published under contract version {good.contract_version}, the contract is at 2.0.0 now" in capsys.readouterr().err
+
+
+def test_the_next_run_after_a_rollback_publishes_after_it(mesh_dir, capsys):
+    assert all(o.ok for o in run("customers").values())
+    good = output_port.current(PRODUCT)
+    rewrite_csv(mesh_dir / "sources", "SELECT * FROM t WHERE customer_id::INT % 2 = 0")
+    assert all(o.ok for o in run("customers").values())
+    assert main(["rollback", PRODUCT]) == 0
+    restored = output_port.current(PRODUCT)
+    assert all(o.ok for o in run("customers").values())
+    rebuilt = output_port.current(PRODUCT)
+    assert rebuilt.version > restored.version and rebuilt.restored_from is None and rebuilt.rows < good.rows
+    assert restored.version in output_port.versions(PRODUCT)  # retained as any served version is
+    assert output_port.current(READER).inputs[PRODUCT] == rebuilt.version
