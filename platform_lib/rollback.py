@@ -10,12 +10,14 @@ be materialized again, and the product's next run builds from its sources as bef
 
 from __future__ import annotations
 
+import os
 from contextlib import closing
 from dataclasses import dataclass
 
 from platform_lib import lineage, output_port, storage
 from platform_lib.contract import Product
 from platform_lib.factories import serve
+from platform_lib.factories.quality import asset_key
 from platform_lib.output_port import Snapshot
 
 
@@ -60,8 +62,22 @@ def rollback(product: Product, to: str | None = None) -> RolledBack:
             raise RollbackError(f"{product.id}: run {attempt['run_id']} is building it (since {attempt['at']}): roll back once it has ended")
         served = serve.restore(connection, product, old)
     withdrawn = [v for v in retained if v > to]
+    _observe(product, served, withdrawn)
     stale = [s for s in lineage.readers(product.id) if s.inputs[product.id] in withdrawn and _serves(s)]
     return RolledBack(served, withdrawn, stale)
+
+
+def _observe(product: Product, served: Snapshot, withdrawn: list[str]) -> None:
+    """The UI shows a product's latest materialization, here a withdrawn version's: an
+    observation in the instance of DAGSTER_HOME, if any, says what consumers read now
+    (as a refused candidate's does). Not a materialization: the data is no newer."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return
+    import dagster as dg
+
+    metadata = {"served_version": served.version, "restored_from": served.restored_from, "withdrawn": ", ".join(withdrawn)}
+    with dg.DagsterInstance.get() as instance:
+        instance.report_runless_asset_event(dg.AssetObservation(asset_key=asset_key(product.id), metadata=metadata))
 
 
 def _serves(snapshot: Snapshot) -> bool:

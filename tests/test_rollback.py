@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dagster as dg
 import duckdb
 
 from platform_lib import output_port, storage
@@ -18,7 +19,8 @@ def domain_view_rows(name: str) -> int:
         return connection.execute(f"SELECT count(*) FROM main.{name}").fetchone()[0]
 
 
-def test_rollback_serves_the_earlier_data_as_a_new_version_and_names_its_stale_readers(mesh_dir, domains_copy, capsys):
+def test_rollback_serves_the_earlier_data_as_a_new_version_and_names_its_stale_readers(mesh_dir, domains_copy, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     assert main(["rollback", PRODUCT]) == 2
     assert f"mesh rollback: {PRODUCT} has never been published" in capsys.readouterr().err
     assert all(o.ok for o in run("customers").values())
@@ -38,6 +40,9 @@ def test_rollback_serves_the_earlier_data_as_a_new_version_and_names_its_stale_r
     assert (served.restored_from, served.published_at, served.rows) == (good.version, good.published_at, good.rows)
     assert output_port.digest(served.path) == output_port.digest(good.path)
     assert domain_view_rows("raw_customers") == good.rows  # the domain's view follows the pointer
+    with dg.DagsterInstance.get() as instance:  # the UI shows what consumers read now
+        [observed] = [r.asset_observation for r in instance.fetch_observations(dg.AssetKey(["customers", "raw_customers"]), limit=5).records]
+        assert (observed.metadata["served_version"].value, observed.metadata["restored_from"].value) == (served.version, good.version)
     assert main(["lineage", PRODUCT]) == 0
     assert f"published {good.published_at}, the data of {good.version} (rolled back))" in capsys.readouterr().out
     assert main(["status", PRODUCT]) == 0
