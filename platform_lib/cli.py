@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     lineage.set_defaults(run=cmd_lineage)
     back = commands.add_parser("rollback", help="serve a product's earlier version again, at once, as a new version")
     back.add_argument("product", help="a product id, e.g. orders.raw_orders")
-    back.add_argument("--to", metavar="VERSION", help="a retained version (`mesh lineage` and the port list them; default: the one before the served data)")
+    back.add_argument("--to", metavar="VERSION", help="a retained version (one not retained is refused with the list of those that are); default: the newest older than the data served now")
     back.set_defaults(run=cmd_rollback)
     quarantine = commands.add_parser("quarantine", help="the rows a product's last ingest could not read, and why")
     quarantine.add_argument("product", help="an ingest product's id, e.g. orders.raw_order_lines")
