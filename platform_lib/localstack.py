@@ -149,7 +149,7 @@ class Processes:
         for name, node in zip(names, nodes):
             self.start(
                 name,
-                [str(BIN / "dagster-celery"), "worker", "start", "-A", "platform_lib.celery_worker", "-y", "deploy/celery.yaml",
+                [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", "deploy/celery.yaml",
                  "-q", queue, "-n", node, "--", "--concurrency", "1", "--without-gossip", "--without-mingle"],
                 env,
             )

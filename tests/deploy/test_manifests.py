@@ -104,8 +104,6 @@ def test_the_celery_workers_take_the_queue_the_code_locations_send_steps_to():
     config_map = next(d for d in documents if d["kind"] == "ConfigMap")["data"]
     [worker] = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"]
     assert worker["command"][worker["command"].index("-q") + 1] == config_map["MESH_CELERY_QUEUE"]
-    # The mesh's app, which drops the step of a run that has ended (platform_lib/celery_worker.py).
-    assert worker["command"][worker["command"].index("-A") + 1] == "platform_lib.celery_worker"
 
 
 def test_the_workers_and_the_chart_share_the_image_the_database_and_the_volume():
