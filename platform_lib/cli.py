@@ -255,9 +255,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     except (RollbackError, WarehouseError) as error:
         print(f"mesh rollback: {error}", file=sys.stderr)
         return 2
-    served = done.served
+    served, replaced = done.served, done.replaced
     print(f"{product.id}: serves {served.version}, the data of {served.restored_from} ({served.rows:,} rows, published {served.published_at}); "
-          f"no longer served: {', '.join(done.withdrawn)}")
+          f"no longer served: {replaced.version}" + (f", the data of {replaced.restored_from}" if replaced.restored_from else ""))
     if done.stale_readers:
         readers = sorted({s.product for s in done.stale_readers})
         print(f"built from a version no longer served: {', '.join(f'{s.product} {s.version}' for s in done.stale_readers)}; "

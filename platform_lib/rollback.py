@@ -29,33 +29,32 @@ class RollbackError(Exception):
 class RolledBack:
     served: Snapshot
     """The new version, whose data is `served.restored_from`'s."""
-    withdrawn: list[str]
-    """The versions served after that one, which consumers no longer read."""
+    replaced: Snapshot
+    """The version consumers read until now."""
     stale_readers: list[Snapshot]
-    """The versions other products serve now that were built from a withdrawn version."""
+    """The versions other products serve now that were built from other data than the served one's."""
 
 
 def rollback(product: Product, to: str | None = None) -> RolledBack:
     """Serve version `to` again; by default the newest retained one older than the data served
     now. Under the domain's write lock (waiting for a run of the domain that holds it), so
     that the versions it reads are still those on disk when it publishes."""
+    if output_port.current(product.id) is None:  # before connecting, which would create the domain's file
+        raise RollbackError(f"{product.id} has never been published: there is nothing to roll back")
     with closing(storage.connect(product.domain)) as connection:
         live = output_port.current(product.id)
-        if live is None:
-            raise RollbackError(f"{product.id} has never been published: there is nothing to roll back")
         if attempt := output_port.building(product.id):
             raise RollbackError(f"{product.id}: run {attempt['run_id']} is building it (since {attempt['at']}): roll back once it has ended")
-        original = live.restored_from or live.version
         retained = [v for v in output_port.versions(product.id) if v not in output_port.unpublished(product.id)]
-        earlier = [v for v in retained if v < original]
+        earlier = [v for v in retained if v < _data(live)]
         to = to or (earlier[-1] if earlier else None)
         if to is None:
-            raise RollbackError(f"{product.id}: no version older than the served one ({original}) is retained")
+            raise RollbackError(f"{product.id}: no version older than the served one ({_data(live)}) is retained")
         if to not in retained:
             raise RollbackError(f"{product.id}: no version {to} is retained; retained: {', '.join(retained)}")
-        if to in (live.version, original):
-            raise RollbackError(f"{product.id}: {to}'s data is the one served already ({live.version})")
         old = output_port.snapshot(product.id, to)
+        if _data(old) == _data(live):
+            raise RollbackError(f"{product.id}: {to}'s data is the one served already ({live.version})")
         if old.contract_version != product.version:
             raise RollbackError(
                 f"{product.id}: {to} was published under contract version {old.contract_version}, the contract is at "
@@ -63,13 +62,16 @@ def rollback(product: Product, to: str | None = None) -> RolledBack:
                 "a version published under it"
             )
         served = serve.restore(connection, product, old)
-    withdrawn = [v for v in retained if v > to]
-    _observe(product, served, withdrawn)
-    stale = [s for s in lineage.readers(product.id) if s.inputs[product.id] in withdrawn and _serves(s)]
-    return RolledBack(served, withdrawn, stale)
+    _observe(product, served, live)
+    return RolledBack(served, live, _stale_readers(product.id, served))
 
 
-def _observe(product: Product, served: Snapshot, withdrawn: list[str]) -> None:
+def _data(snapshot: Snapshot) -> str:
+    """The version whose data a snapshot holds: its own, or the one a rollback restored."""
+    return snapshot.restored_from or snapshot.version
+
+
+def _observe(product: Product, served: Snapshot, replaced: Snapshot) -> None:
     """The UI shows a product's latest materialization, here a withdrawn version's: an
     observation in the instance of DAGSTER_HOME, if any, says what consumers read now
     (as a refused candidate's does). Not a materialization: the data is no newer."""
@@ -77,9 +79,20 @@ def _observe(product: Product, served: Snapshot, withdrawn: list[str]) -> None:
         return
     import dagster as dg
 
-    metadata = {"served_version": served.version, "restored_from": served.restored_from, "withdrawn": ", ".join(withdrawn)}
+    metadata = {"served_version": served.version, "restored_from": served.restored_from, "replaced_version": replaced.version}
     with dg.DagsterInstance.get() as instance:
         instance.report_runless_asset_event(dg.AssetObservation(asset_key=asset_key(product.id), metadata=metadata))
+
+
+def _stale_readers(product_id: str, served: Snapshot) -> list[Snapshot]:
+    """The versions other products serve now that were built from other data than the served one's
+    (or from a version pruned since, whose record of what data it held is gone)."""
+
+    def data_read(reader: Snapshot) -> str | None:
+        read = output_port.snapshot(product_id, reader.inputs[product_id])
+        return read and _data(read)
+
+    return [s for s in lineage.readers(product_id) if _serves(s) and data_read(s) != _data(served)]
 
 
 def _serves(snapshot: Snapshot) -> bool:

@@ -23,6 +23,7 @@ def test_rollback_serves_the_earlier_data_as_a_new_version_and_names_its_stale_r
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     assert main(["rollback", PRODUCT]) == 2
     assert f"mesh rollback: {PRODUCT} has never been published" in capsys.readouterr().err
+    assert not storage.warehouse_path("customers").exists()  # refused before the domain's file is opened
     assert all(o.ok for o in run("customers").values())
     good = output_port.current(PRODUCT)
     rewrite_csv(mesh_dir / "sources", "SELECT * FROM t WHERE customer_id::INT % 2 = 0")  # half the customers lost, within the checks
@@ -56,17 +57,29 @@ def test_rollback_serves_the_earlier_data_as_a_new_version_and_names_its_stale_r
     assert main(["rollback", PRODUCT, "--to", "v2000"]) == 2
     assert f"no version v2000 is retained; retained: {good.version}, {wrong.version}, {served.version}" in capsys.readouterr().err
     assert main(["rollback", PRODUCT, "--to", wrong.version]) == 0
-    capsys.readouterr()
-    assert output_port.digest(output_port.current(PRODUCT).path) == output_port.digest(wrong.path)
+    forward = output_port.current(PRODUCT)
+    assert output_port.digest(forward.path) == output_port.digest(wrong.path)
+    # What consumers read until now is named with its data; the reader, built from this data, is not stale.
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        f"{PRODUCT}: serves {forward.version}, the data of {wrong.version} ({wrong.rows:,} rows, published {wrong.published_at}); "
+        f"no longer served: {served.version}, the data of {good.version}",
+        f"the next run of {PRODUCT} (its schedule's too) builds it from its sources again, and publishes what they hold if it passes the checks",
+    ]
+    assert main(["rollback", PRODUCT, "--to", served.version]) == 0
+    again = output_port.current(PRODUCT)
+    assert again.restored_from == good.version
+    assert capsys.readouterr().out.splitlines()[1] == out[1]  # the reader, built from the wrong data, is stale again
+    assert main(["rollback", PRODUCT, "--to", served.version]) == 2  # another version than the served one, the same data
+    assert f"{served.version}'s data is the one served already ({again.version})" in capsys.readouterr().err
 
     # A run building the product holds it back; so does a contract that moved on.
     output_port.mark_building(PRODUCT, "run-in-progress")
-    assert main(["rollback", PRODUCT, "--to", good.version]) == 2
+    assert main(["rollback", PRODUCT, "--to", wrong.version]) == 2
     assert f"{PRODUCT}: run run-in-progress is building it" in capsys.readouterr().err
     (output_port.port_dir(PRODUCT) / output_port.BUILDING).unlink()
     edit_contract(domains_copy, PRODUCT, lambda contract: contract.update(version="2.0.0"))
-    assert main(["rollback", PRODUCT, "--to", good.version]) == 2
-    assert f"{good.version} was published under contract version {good.contract_version}, the contract is at 2.0.0 now" in capsys.readouterr().err
+    assert main(["rollback", PRODUCT, "--to", wrong.version]) == 2
+    assert f"{wrong.version} was published under contract version {wrong.contract_version}, the contract is at 2.0.0 now" in capsys.readouterr().err
 
 
 def test_the_next_run_after_a_rollback_publishes_after_it(mesh_dir, capsys):
