@@ -74,7 +74,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 def cmd_materialize(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
-    from platform_lib.executor import executor_name
+    from platform_lib.executor import executor_name, missing_workers
     from platform_lib.governance import location_errors
     from platform_lib.materialize import buildable, in_dependency_order, materialize_distributed, materialize_products
     from platform_lib.outcomes import print_summary
@@ -98,6 +98,9 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         for outcome in skipped:
             print(f"{outcome.product}: {outcome.message}", file=sys.stderr)
         return 2 if broken else 1 if skipped else 0  # as the run would
+    if distributed and products and (why := missing_workers()):
+        print(f"mesh materialize: {why}", file=sys.stderr)
+        return 2
     # stdout is the summary's: what steps print there (dagster-dbt re-prints dbt's log lines,
     # a pandas transform may print) goes to stderr, as a build tool's progress does; with
     # --quiet nowhere (a failure's message is in the summary, a failed dbt run's log in its folder).

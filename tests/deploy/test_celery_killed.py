@@ -33,10 +33,25 @@ def tasks_waiting(queue: str) -> int:
             return 0
 
 
+def materialize(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "platform_lib.cli", "materialize", f"{DOMAIN}.raw_customers"],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def runs() -> list[str]:
+    with dg.DagsterInstance.get() as instance:
+        return [r.dagster_run.status.value for r in instance.get_run_records()]
+
+
 def test_a_killed_distributed_run_gives_back_its_pool_slots_and_its_waiting_step_never_runs(mesh_dir, dagster_home, processes):
-    # No worker listens on this queue: the first step takes its slot, and its task waits there.
     queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
     env = {**os.environ, **celery_env(queue)}
+    refused = materialize(env)  # no worker listens on the queue: the run would wait for good
+    assert refused.returncode == 2, refused.stdout[-3000:] + refused.stderr[-3000:]
+    assert f"mesh materialize: no Celery worker listens on queue '{queue}' (MESH_CELERY_QUEUE) at amqp://guest:**@" in refused.stderr
+    assert runs() == []
+    # Unless the deployment starts workers on demand: the first step takes its slot, and its task waits in the queue.
+    env["MESH_CELERY_WAIT_FOR_WORKERS"] = "1"
     killed = subprocess.Popen([sys.executable, "-m", "platform_lib.cli", "materialize", DOMAIN], cwd=REPO_ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -63,7 +78,9 @@ def test_a_killed_distributed_run_gives_back_its_pool_slots_and_its_waiting_step
 
     # The killed run's task is still in the queue: a worker started on it now takes it, and the
     # step, seeing its run failed, builds nothing, rather than run outside its domain's pool.
-    processes.start_celery_workers(["w1"], queue, env)
+    [worker] = processes.start_celery_workers(["w1"], queue, env)
+    elsewhere = materialize({**env, "MESH_CELERY_QUEUE": "mesh-test-nobody", "MESH_CELERY_WAIT_FOR_WORKERS": ""})
+    assert elsewhere.returncode == 2 and f"(listening: {worker}@" in elsewhere.stderr and f" on {queue}): " in elsewhere.stderr, elsewhere.stderr
     run_id = failed.dagster_run.run_id
     with dg.DagsterInstance.get() as instance:
         [failure] = wait_for(lambda: instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE), 60, "the failed run's step to end")
@@ -76,14 +93,22 @@ def test_a_run_whose_broker_refuses_says_so_and_gives_back_its_pool_slot(mesh_di
     """dagster-celery takes a step's slot before it sends the step's task: a broker that is down
     fails the run, and the step, never started, kept its slot until the daemon freed it."""
     queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
-    env = {**os.environ, **celery_env(queue), "MESH_CELERY_BROKER": f"pyamqp://guest:guest@127.0.0.1:{free_port()}//"}
+    port = free_port()
+    env = {**os.environ, **celery_env(queue), "MESH_CELERY_BROKER": f"pyamqp://guest:secret@127.0.0.1:{port}//"}
+    refused = materialize(env)
+    assert refused.returncode == 2, refused.stdout[-3000:] + refused.stderr[-3000:]
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"mesh materialize: cannot reach the Celery broker amqp://guest:**@127.0.0.1:{port}// (MESH_CELERY_BROKER): "
+        "[Errno 111] Connection refused")
+    assert runs() == []
+    # A broker that goes down once the run has started (here: workers started on demand, nobody asked first).
+    env["MESH_CELERY_WAIT_FOR_WORKERS"] = "1"
     for _ in range(2):  # the second run waited for the first one's slot, for good without a daemon
-        run = subprocess.run([sys.executable, "-m", "platform_lib.cli", "materialize", f"{DOMAIN}.raw_customers"],
-                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+        run = materialize(env)
         assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
         assert run.stdout.strip().splitlines()[-1] == (
             f"{DOMAIN}.raw_customers: not built: the run failed: Encountered error during celery task submission: "
             "ConnectionRefusedError: [Errno 111] Connection refused"), run.stdout
+    assert runs() == ["FAILURE", "FAILURE"]
     with dg.DagsterInstance.get() as instance:
-        assert [r.dagster_run.status.value for r in instance.get_run_records()] == ["FAILURE", "FAILURE"]
         assert not instance.event_log_storage.get_concurrency_info(f"duckdb_{DOMAIN}").claimed_slots
