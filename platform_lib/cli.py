@@ -4,6 +4,7 @@
     mesh materialize [--dry-run] [--full-refresh] [-q] [DOMAIN|PRODUCT ...]  build, check and publish products in dependency order
                                       (+X: with X's upstream, X+: its downstream; selection.py)
                                       (on the executor MESH_EXECUTOR names, see executor.py)
+    mesh worker [-n NAME] [-- CELERY_OPTION ...]  a Celery worker for the runs' steps (MESH_CELERY_*, see executor.py)
     mesh status [--json] [DOMAIN|PRODUCT ...]  what each port serves, its age against the freshness SLO, blocked candidates, failed runs
     mesh prepare-dbt                  parse the domains' dbt projects into their manifests
     mesh validate                     check every domain against the global policies
@@ -120,6 +121,14 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     if broken:
         return 2
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+def cmd_worker(args: argparse.Namespace) -> NoReturn:
+    from platform_lib.executor import worker_command
+
+    options = args.celery_options
+    command, env = worker_command(args.name, options[1:] if options[:1] == ["--"] else options)
+    os.execve(command[0], command, env)
 
 
 def _names_unknown(mesh: list[LoadedDomain], names: list[str]) -> bool:
@@ -383,6 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     materialize.add_argument("-q", "--quiet", action="store_true", help="the summary only: no progress lines on stderr, nor what the steps print (dbt's log lines)")
     materialize.set_defaults(run=cmd_materialize)
+    worker = commands.add_parser("worker", help="a Celery worker for the runs' steps, on MESH_CELERY_QUEUE")
+    worker.add_argument("-n", "--name", help="the worker's node name (default mesh-PID@HOST)")
+    worker.add_argument("celery_options", nargs=argparse.REMAINDER, help="after --: options of `celery worker`, e.g. --concurrency 1")
+    worker.set_defaults(run=cmd_worker)
     state = commands.add_parser(
         "status", help="what each product's port serves, its age against the freshness SLO, blocked candidates, failed runs; exits 1 on a problem"
     )

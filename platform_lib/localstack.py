@@ -149,9 +149,8 @@ class Processes:
         for name, node in zip(names, nodes):
             self.start(
                 name,
-                [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", "deploy/celery.yaml",
-                 "-q", queue, "-n", node, "--", "--concurrency", "1", "--without-gossip", "--without-mingle"],
-                env,
+                [str(BIN / "mesh"), "worker", "-n", node, "--", "--concurrency", "1", "--without-gossip", "--without-mingle"],
+                {**env, "MESH_CELERY_QUEUE": queue},
             )
         for name, process in zip(names, self.started[-len(names):]):
             try:

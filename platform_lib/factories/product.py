@@ -165,7 +165,7 @@ def still_served(audit: Audit) -> str:
 
 def refuse_ended_run(context: dg.AssetExecutionContext) -> None:
     """A step runs only while its run does. A Celery task may be delivered after its run
-    ended: again after its worker died (deploy/celery.yaml), or still queued when its run's
+    ended: again after its worker died (`mesh worker`'s settings), or still queued when its run's
     process was killed and the run failed. Run then, the step would build outside the run's
     pool and could publish over a later run's version. Dagster's own step workers check
     this; dagster-celery's task does not."""

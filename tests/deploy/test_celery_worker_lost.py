@@ -1,10 +1,11 @@
 """A Celery worker killed while it runs a step: the step runs again and the run succeeds,
-publishing what an in-process run publishes (deploy/celery.yaml: late acknowledgement,
+publishing what an in-process run publishes (`mesh worker`'s settings: late acknowledgement,
 the task handed back when its process is lost).
 
 A whole worker killed with RabbitMQ (the broker requeues the task when its connection
 drops), the step's process alone with Redis (the worker requeues it). A whole worker
-killed with Redis is not rescued in time: its task waits out the visibility timeout."""
+killed with Redis is not rescued in time: its task waits out the visibility timeout. A
+worker stopped by SIGTERM lets its running step end first."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 
 import dagster as dg
 import pytest
@@ -20,7 +22,7 @@ import pytest
 from platform_lib import output_port
 from platform_lib.localstack import wait_for
 from platform_lib.storage import REPO_ROOT
-from tests.deploy.test_celery import in_process_then_workers, published_digests
+from tests.deploy.test_celery import Distributed, in_process_then_workers, published_digests
 
 pytestmark = pytest.mark.slow
 
@@ -43,18 +45,15 @@ def kill(step_process: int, whole_worker: bool) -> None:
         os.kill(step_process, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("broker, whole_worker", [("rabbitmq", True), ("redis", False)])
-def test_a_step_whose_worker_is_killed_runs_again(broker, whole_worker, mesh_dir, domains_copy, dagster_home, monkeypatch, processes, tmp_path):
-    slow_down(domains_copy)
-    distributed = in_process_then_workers(broker, mesh_dir, processes, tmp_path)
-    monkeypatch.setenv("MESH_DATA_DIR", str(distributed.data))
-
+def materialize_and_meanwhile(distributed: Distributed, act_on_step_process: Callable[[int], None]) -> list[dg.EventLogEntry]:
+    """`mesh materialize` through the workers, acting on the slow step's process once it builds;
+    the run must succeed and publish what an in-process run publishes. Returns the step's events."""
     run = subprocess.Popen([sys.executable, "-m", "platform_lib.cli", "materialize"], cwd=REPO_ROOT, env=distributed.env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         building = output_port.port_dir(SLOW) / output_port.BUILDING
         first = wait_for(lambda: building.exists() and json.loads(building.read_text()), 120, f"{SLOW} to start building")
-        kill(first["pid"], whole_worker)
+        act_on_step_process(first["pid"])
         out, err = run.communicate(timeout=90)
     finally:
         if run.poll() is None:
@@ -62,17 +61,47 @@ def test_a_step_whose_worker_is_killed_runs_again(broker, whole_worker, mesh_dir
             run.wait()
     assert run.returncode == 0, out + err
     assert published_digests(list(distributed.expected)) == distributed.expected
-    # The killed attempt's record of the build gave way to the second attempt's outcome.
     assert not (output_port.port_dir(SLOW) / output_port.BUILDING).exists() and output_port.failed(SLOW) is None
     with dg.DagsterInstance.get() as instance:
         [record] = instance.get_run_records()
         assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
-        events = [e for e in instance.all_logs(record.dagster_run.run_id) if e.step_key == STEP]
-    # Dagster records both attempts of the step, the first without an outcome.
-    outcomes = [e.dagster_event_type for e in events if e.dagster_event_type in (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE)]
-    assert outcomes == [dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS]
+        return [e for e in instance.all_logs(record.dagster_run.run_id) if e.step_key == STEP]
+
+
+def outcomes(events: list[dg.EventLogEntry]) -> list[dg.DagsterEventType]:
+    ends = (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE)
+    return [e.dagster_event_type for e in events if e.dagster_event_type in ends]
+
+
+@pytest.mark.parametrize("broker, whole_worker", [("rabbitmq", True), ("redis", False)])
+def test_a_step_whose_worker_is_killed_runs_again(broker, whole_worker, mesh_dir, domains_copy, dagster_home, monkeypatch, processes, tmp_path):
+    slow_down(domains_copy)
+    distributed = in_process_then_workers(broker, mesh_dir, processes, tmp_path)
+    monkeypatch.setenv("MESH_DATA_DIR", str(distributed.data))
+    events = materialize_and_meanwhile(distributed, lambda step_process: kill(step_process, whole_worker))
+    # Dagster records both attempts of the step, the first without an outcome; the killed
+    # attempt's record of the build gave way to the second attempt's outcome.
+    assert outcomes(events) == [dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS]
     hosts = [e.dagster_event.engine_event_data.metadata["Celery worker"].value for e in events
              if e.dagster_event_type == dg.DagsterEventType.ENGINE_EVENT and "Celery worker" in e.dagster_event.engine_event_data.metadata]
     assert len(hosts) == 2
     if whole_worker:
         assert hosts[0] != hosts[1]
+
+
+def test_a_worker_stopped_by_sigterm_finishes_its_step_first(mesh_dir, domains_copy, dagster_home, monkeypatch, processes, tmp_path):
+    """A rolling update: Kubernetes sends SIGTERM to the worker's process (`mesh worker` became
+    Celery's), which stops taking tasks, lets its running step end, then exits."""
+    slow_down(domains_copy)
+    distributed = in_process_then_workers("rabbitmq", mesh_dir, processes, tmp_path)
+    monkeypatch.setenv("MESH_DATA_DIR", str(distributed.data))
+    stopped = []
+
+    def stop_its_worker(step_process: int) -> None:
+        stopped.append(os.getpgid(step_process))  # the worker's process, the leader of the group it started
+        os.kill(stopped[0], signal.SIGTERM)
+
+    events = materialize_and_meanwhile(distributed, stop_its_worker)
+    assert outcomes(events) == [dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS]  # once, to its end
+    [worker] = [p for p in processes.started if p.pid == stopped[0]]
+    assert worker.wait(timeout=30) == 0

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 from dagster._core.instance.config import dagster_instance_config
 
+from platform_lib.executor import worker_settings
 from platform_lib.mesh import load_mesh
 from platform_lib.storage import REPO_ROOT
 
@@ -100,10 +101,15 @@ def test_secrets_come_from_the_secret_and_everything_else_from_the_config_map():
 
 
 def test_the_celery_workers_take_the_queue_the_code_locations_send_steps_to():
+    """`mesh worker` listens on MESH_CELERY_QUEUE: the workers must read the settings the code locations read."""
     documents = load(DEPLOY / "k8s" / "mesh.yaml")
-    config_map = next(d for d in documents if d["kind"] == "ConfigMap")["data"]
+    config_map = next(d for d in documents if d["kind"] == "ConfigMap")
     [worker] = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"]
-    assert worker["command"][worker["command"].index("-q") + 1] == config_map["MESH_CELERY_QUEUE"]
+    [values] = load(DEPLOY / "helm" / "values.yaml")
+    assert worker["command"][:2] == ["mesh", "worker"]
+    assert {"configMapRef": {"name": config_map["metadata"]["name"]}} in worker["envFrom"]
+    for deployment in values["dagster-user-deployments"]["deployments"]:
+        assert {"name": config_map["metadata"]["name"]} in deployment["envConfigMaps"]
 
 
 def test_the_workers_and_the_chart_share_the_image_the_database_and_the_volume():
@@ -130,14 +136,12 @@ def test_the_workers_and_the_chart_share_the_image_the_database_and_the_volume()
     assert all(d["volumeMounts"] == [mount] for d in deployments)
     assert config_map["MESH_DATA_DIR"] == mount["mountPath"] and f"MESH_DATA_DIR={mount['mountPath']}" in dockerfile
     assert config_map["MESH_PORTS_URL"].removeprefix("file://").startswith(mount["mountPath"] + "/")
-    # The workers find deploy/celery.yaml and the instance file where the image puts them.
-    assert worker["command"][worker["command"].index("-y") + 1] == "deploy/celery.yaml" and "WORKDIR /opt/mesh" in dockerfile
+    # The workers find their settings (deploy/ beside platform_lib/, installed editable) and the instance file where the image puts them.
+    assert "COPY deploy ./deploy" in dockerfile and 'pip install --no-cache-dir -e ".' in dockerfile
     assert 'cp deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml"' in dockerfile
 
 
 def test_redis_hands_a_task_back_no_sooner_than_the_daemon_fails_its_run():
     """A shorter visibility timeout would hand a step still running to a second worker."""
-    [celery] = load(DEPLOY / "celery.yaml")
     [instance] = load(DEPLOY / "dagster.yaml")
-    options = celery["execution"]["config"]["config_source"]["broker_transport_options"]
-    assert options["visibility_timeout"] >= instance["run_monitoring"]["max_runtime_seconds"]
+    assert worker_settings()["broker_transport_options"]["visibility_timeout"] >= instance["run_monitoring"]["max_runtime_seconds"]
