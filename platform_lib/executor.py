@@ -128,7 +128,7 @@ def worker_settings() -> dict[str, object]:
     return {
         "broker_url": _broker(),
         "result_backend": _backend(),
-        "worker_prefetch_multiplier": 1,  # a worker takes a step only when it has a free process for it
+        "worker_prefetch_multiplier": 1,  # a worker holds no more steps than it has processes: others take the rest
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "broker_transport_options": {"visibility_timeout": 14400},
