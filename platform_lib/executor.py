@@ -58,8 +58,8 @@ def missing_workers() -> str | None:
     A step's task waits in the queue until a worker takes it, and a `mesh materialize`
     waiting for it cannot be stopped by Ctrl-C (dagster-celery waits for a worker to answer
     its revocation). So the CLI asks the workers first which queues they listen on (one
-    second: the time Celery gives them to answer), unless the deployment starts workers on
-    demand."""
+    second, Celery's time for their answers; three more when none on the queue answered:
+    a busy machine), unless the deployment starts workers on demand."""
     if os.environ.get("MESH_CELERY_WAIT_FOR_WORKERS") == "1":
         return None
     from celery import Celery
@@ -68,17 +68,18 @@ def missing_workers() -> str | None:
     app = Celery(broker=_broker())
     connection = app.connection_for_write()
     shown = connection.as_uri()  # the password masked
+    queue = _queue()
     try:
         with connection:
             connection.ensure_connection(max_retries=1)
-        answers = app.control.inspect(timeout=1.0).active_queues() or {}
+        for seconds in (1.0, 3.0):
+            answers = app.control.inspect(timeout=seconds).active_queues() or {}
+            if any(q["name"] == queue for queues in answers.values() for q in queues):
+                return None
     except (OperationalError, OSError) as error:
         return f"cannot reach the Celery broker {shown} (MESH_CELERY_BROKER): {error}"
     finally:
         app.close()
-    queue = _queue()
-    if any(q["name"] == queue for queues in answers.values() for q in queues):
-        return None
     found = "; ".join(f"{worker} on {', '.join(q['name'] for q in queues)}" for worker, queues in sorted(answers.items()))
     return (
         f"no Celery worker listens on queue {queue!r} (MESH_CELERY_QUEUE) at {shown}"
