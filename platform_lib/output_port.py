@@ -66,6 +66,11 @@ class Snapshot:
     version's record, `published_at` included: the data is as old as it was then."""
 
     @property
+    def data_version(self) -> str:
+        """The version whose data this one holds: its own, or the one a rollback restored."""
+        return self.restored_from or self.version
+
+    @property
     def path(self) -> Path:
         return port_dir(self.product) / self.version / SNAPSHOT_FILE
 
@@ -255,7 +260,7 @@ def restore(product_id: str, old: Snapshot) -> Snapshot:
         return old.rows
 
     record = {k: v for k, v in asdict(old).items() if k not in ("product", "version", "rows", "bytes", "run_id")}
-    return _place(product_id, ROLLBACK_RUN, write, {**record, "restored_from": old.restored_from or old.version}, clearing=())
+    return _place(product_id, ROLLBACK_RUN, write, {**record, "restored_from": old.data_version}, clearing=())
 
 
 def _place(product_id: str, run_id: str, write: Callable[[Path], int], record: dict[str, Any], clearing: tuple[str, ...]) -> Snapshot:

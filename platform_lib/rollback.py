@@ -46,14 +46,14 @@ def rollback(product: Product, to: str | None = None) -> RolledBack:
         if attempt := output_port.building(product.id):
             raise RollbackError(f"{product.id}: run {attempt['run_id']} is building it (since {attempt['at']}): roll back once it has ended")
         retained = [v for v in output_port.versions(product.id) if v not in output_port.unpublished(product.id)]
-        earlier = [v for v in retained if v < _data(live)]
+        earlier = [v for v in retained if v < live.data_version]
         to = to or (earlier[-1] if earlier else None)
         if to is None:
-            raise RollbackError(f"{product.id}: no version older than the served one ({_data(live)}) is retained")
+            raise RollbackError(f"{product.id}: no version older than the served one ({live.data_version}) is retained")
         if to not in retained:
             raise RollbackError(f"{product.id}: no version {to} is retained; retained: {', '.join(retained)}")
         old = output_port.snapshot(product.id, to)
-        if _data(old) == _data(live):
+        if old.data_version == live.data_version:
             raise RollbackError(f"{product.id}: {to}'s data is the one served already ({live.version})")
         if old.contract_version != product.version:
             raise RollbackError(
@@ -64,11 +64,6 @@ def rollback(product: Product, to: str | None = None) -> RolledBack:
         served = serve.restore(connection, product, old)
     _observe(product, served, live)
     return RolledBack(served, live, _stale_readers(product.id, served))
-
-
-def _data(snapshot: Snapshot) -> str:
-    """The version whose data a snapshot holds: its own, or the one a rollback restored."""
-    return snapshot.restored_from or snapshot.version
 
 
 def _observe(product: Product, served: Snapshot, replaced: Snapshot) -> None:
@@ -90,9 +85,9 @@ def _stale_readers(product_id: str, served: Snapshot) -> list[Snapshot]:
 
     def data_read(reader: Snapshot) -> str | None:
         read = output_port.snapshot(product_id, reader.inputs[product_id])
-        return read and _data(read)
+        return read and read.data_version
 
-    return [s for s in lineage.readers(product_id) if _serves(s) and data_read(s) != _data(served)]
+    return [s for s in lineage.readers(product_id) if _serves(s) and data_read(s) != served.data_version]
 
 
 def _serves(snapshot: Snapshot) -> bool:
