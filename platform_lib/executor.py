@@ -56,10 +56,10 @@ def missing_workers() -> str | None:
     """Why a run's steps sent now would wait with no end, or None.
 
     A step's task waits in the queue until a worker takes it, and a `mesh materialize`
-    waiting for it cannot be stopped by Ctrl-C (dagster-celery waits for a worker to answer
-    its revocation). So the CLI asks the workers first which queues they listen on (one
-    second, Celery's time for their answers; three more when none on the queue answered:
-    a busy machine), unless the deployment starts workers on demand."""
+    waits for it until stopped (`celery_run`). So the CLI asks the workers first which
+    queues they listen on (one second, Celery's time for their answers; three more when
+    none on the queue answered: a busy machine), unless the deployment starts workers on
+    demand."""
     if os.environ.get("MESH_CELERY_WAIT_FOR_WORKERS") == "1":
         return None
     from celery import Celery
@@ -96,13 +96,14 @@ def _from_env(variable: str, default: str) -> dict[str, str] | str:
 
 def celery_executor() -> dg.ExecutorDefinition:
     from celery.exceptions import DuplicateTaskNameWarning
-    from dagster_celery import celery_executor as executor
+
+    from platform_lib.celery_run import stoppable_celery_executor
 
     # dagster-celery registers its step task again for every step it sends, and Celery 5.7
     # warns of a second callable under one name. The run only sends the task, by name, to
     # the workers, which register it once: the warning would only print a block of noise.
     warnings.filterwarnings("ignore", "Task name 'execute_plan' is already registered", DuplicateTaskNameWarning)
-    return executor.configured(
+    return stoppable_celery_executor.configured(
         {
             "broker": _from_env("MESH_CELERY_BROKER", DEFAULT_BROKER),
             "backend": _from_env("MESH_CELERY_BACKEND", DEFAULT_BACKEND),

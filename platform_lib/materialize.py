@@ -211,18 +211,4 @@ def materialize_distributed(
             tags=tags,
             run_config=_run_config(),
         ) as result:
-            _free_slots_of_steps_never_started(instance, result.run_id, assets)
             return outcomes_of(result, products, assets)
-
-
-def _free_slots_of_steps_never_started(instance: dg.DagsterInstance, run_id: str, assets: list[dg.AssetsDefinition]) -> None:
-    """Give back the pool slots of the run's steps that never started.
-
-    dagster-celery claims a step's slot before it sends the step's task; when sending fails
-    (the broker unreachable) the run fails, but no end of that step frees its slot, and every
-    later run of the domain would wait for it (the daemon's run monitoring frees it 300 s
-    later, and `mesh materialize` may run without a daemon). A step that started frees its own.
-    """
-    started = {e.dagster_event.step_key for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)}
-    for step in {a.node_def.name for a in assets} - started:
-        instance.event_log_storage.free_concurrency_slot_for_step(run_id, step)

@@ -12,12 +12,14 @@ import sys
 from dataclasses import dataclass, field
 
 import dagster as dg
+from dagster._utils.error import SerializableErrorInfo
 
 from platform_lib.columns import aligned
 from platform_lib.contract import Product
 from platform_lib.factories.quality import asset_key
 
 RENAMED = "(a field renamed at the source?)"
+STOPPED = "the run was stopped (Ctrl-C or SIGTERM)"
 
 
 @dataclass
@@ -64,6 +66,7 @@ class RunOutcomes:
         self.by_key = {asset_key(p.id): self.outcomes[p.id] for p in products}
         self.by_step = {a.node_def.name: [self.by_key[k] for k in a.keys if k in self.by_key] for a in assets}
         self.engine_error = ""
+        self.stopped = False
 
     def add(self, event: dg.DagsterEvent) -> None:
         if event.is_step_materialization:
@@ -75,14 +78,20 @@ class RunOutcomes:
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
             failure = event.event_specific_data
             for outcome in self.by_step[event.step_key]:
-                outcome.message = failure.user_failure_data.description if failure.user_failure_data else _first_cause(failure.error)
-                outcome.trace = "" if failure.user_failure_data else failure.error.to_string()
+                if _stopped(failure.error):  # Dagster's interrupt, in the step's process
+                    outcome.message = STOPPED if outcome.status == "skipped" else ""  # not once published
+                elif failure.user_failure_data:
+                    outcome.message = failure.user_failure_data.description
+                else:
+                    outcome.message, outcome.trace = _first_cause(failure.error).message.strip(), failure.error.to_string()
                 if outcome.status == "skipped":
                     outcome.status = "failed"
+        elif event.event_type in (dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_CANCELED):
+            self.stopped = _stopped(event.event_specific_data.error)
         elif event.event_type == dg.DagsterEventType.ENGINE_EVENT and event.event_specific_data.error:
             # The executor itself failed, not a step ("Encountered error during celery task
             # submission.": the broker unreachable): no step failure says why.
-            self.engine_error = f"{event.message.rstrip('.')}: {_first_cause(event.event_specific_data.error)}"
+            self.engine_error = f"{event.message.rstrip('.')}: {_first_cause(event.event_specific_data.error).message.strip()}"
 
     def _recorded(self, event: dg.AssetMaterialization | dg.AssetObservation) -> None:
         outcome = self.by_key.get(event.asset_key)
@@ -120,22 +129,29 @@ class RunOutcomes:
             outcome.failed.append(evaluation.check_name)
 
     def final(self) -> list[Outcome]:
-        """Every outcome, a product not built saying why: the executor failed, or its inputs stopped it."""
+        """Every outcome, a product not built saying why: the executor failed, the run was stopped, or its inputs stopped it."""
         for product in self.products:
             outcome = self.outcomes[product.id]
-            stopped = [i for i in product.inputs if i in self.outcomes and self.outcomes[i].status != "published"]
+            unpublished = [i for i in product.inputs if i in self.outcomes and self.outcomes[i].status != "published"]
             if outcome.status == "skipped" and not outcome.message and self.engine_error:
                 outcome.message = f"not built: the run failed: {self.engine_error}"
-            elif outcome.status == "skipped" and not outcome.message and stopped:
-                outcome.message = f"not built: {', '.join(stopped)} {'was' if len(stopped) == 1 else 'were'} not published in this run"
+            elif outcome.status == "skipped" and not outcome.message and self.stopped:
+                outcome.message = f"not built: {STOPPED}"
+            elif outcome.status == "skipped" and not outcome.message and unpublished:
+                outcome.message = f"not built: {', '.join(unpublished)} {'was' if len(unpublished) == 1 else 'were'} not published in this run"
         return list(self.outcomes.values())
 
 
-def _first_cause(error) -> str:
-    """The message of the error that started it: Dagster wraps a step's in its own."""
+def _first_cause(error: SerializableErrorInfo) -> SerializableErrorInfo:
+    """The error that started it: Dagster wraps a step's in its own."""
     while error.cause:
         error = error.cause
-    return error.message.strip()
+    return error
+
+
+def _stopped(error: SerializableErrorInfo | None) -> bool:
+    """Whether the error is Dagster's interrupt: the run's process was told to stop."""
+    return error is not None and _first_cause(error).cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
 
 
 def without_product(outcome: Outcome) -> str:

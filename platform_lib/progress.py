@@ -16,6 +16,8 @@ from dagster._core.storage.dagster_run import RunsFilter
 from platform_lib.outcomes import RunOutcomes, checks_summary, without_product
 
 PROGRESS = "mesh_progress"
+SAY = "mesh/say"
+"""Metadata key of an engine event whose text is one of the progress lines (a run told to stop says what it waits for)."""
 
 
 class Progress(logging.Handler):
@@ -35,6 +37,9 @@ class Progress(logging.Handler):
             self.receive(event, record.created)
 
     def receive(self, event: dg.DagsterEvent, timestamp: float) -> None:
+        if event.is_engine_event and SAY in event.engine_event_data.metadata:
+            self._line(timestamp, event.message)
+            return
         step = self.outcomes.by_step.get(event.step_key)
         if step is None:
             return

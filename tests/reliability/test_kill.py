@@ -45,13 +45,17 @@ def start(moment: str, marker: Path, home: Path) -> subprocess.Popen:
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def kill_when(marker: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+def wait_until_reached(marker: Path, process: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not marker.exists():
         if process.poll() is not None:
             pytest.fail(f"the run ended before reaching {marker.name}:\n{process.stdout.read().decode()[-3000:]}")
         assert time.monotonic() < deadline, f"{marker} never appeared"
         time.sleep(0.002)
+
+
+def kill_when(marker: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    wait_until_reached(marker, process, timeout)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     process.stdout.close()
@@ -96,6 +100,24 @@ def test_sigkill_leaves_valid_pointers_and_next_run_succeeds(moment, published_m
         assert set(output_port.versions(product_id)) == {before[product_id], after[product_id], final[product_id]}
         assert output_port.failed(product_id) is None, "the next run's outcome replaces the dead one's"
     assert not leftovers()
+
+
+def test_a_run_stopped_by_ctrl_c_says_so_and_serves_what_it_served(published_mesh, dagster_home, tmp_path):
+    """Ctrl-C while a product transforms: Dagster interrupts the step; the summary says the run
+    was stopped (not an unexpected error with its stack), and consumers read what they read."""
+    before = served()
+    marker = tmp_path / "reached"
+    process = start("after_transform", marker, dagster_home)
+    wait_until_reached(marker, process)
+    os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C goes to its foreground process group
+    out = process.communicate(timeout=120)[0].decode()
+    assert process.returncode == 1, out[-3000:]
+    assert "\ncustomers.customer_profiles: the run was stopped (Ctrl-C or SIGTERM)\n" in out, out[-3000:]
+    assert "its stack" not in out, out[-3000:]
+    after = served()  # raw_customers was published before the stop
+    assert after["customers.customer_profiles"] == before["customers.customer_profiles"]
+    assert after["customers.raw_customers"] != before["customers.raw_customers"]
+    duckdb.connect(str(warehouse_path(DOMAIN))).close()
 
 
 def test_a_run_waiting_for_the_slot_of_a_run_then_killed_goes_on(published_mesh, dagster_home, tmp_path):

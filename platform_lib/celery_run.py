@@ -1,0 +1,145 @@
+"""dagster-celery's executor, with a run that stops when it is told to.
+
+Told to stop (Ctrl-C or SIGTERM to `mesh materialize`, or the UI's Terminate), dagster-celery's
+run loop revokes its steps' tasks and waits until each task's result says it was revoked or
+done. Only a live worker writes that result: with none left (all stopped or lost, or a run
+sent with MESH_CELERY_WAIT_FOR_WORKERS=1 before any started), the run waited for good, deaf
+to another Ctrl-C, its domains' pool slots held.
+
+Here, told to stop, the run stops waiting for the steps that never started: a worker that
+takes such a task later finds the run ended and builds nothing (`refuse_ended_run`). It
+still waits for the steps running on workers, which end as they would have (a graceful
+stop), until it is told to stop a second time. The run gives back the pool slots of the
+steps it did not wait for when its loop ends, however it ends; a step that started gives
+back its own when it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dagster as dg
+from celery.exceptions import TaskRevokedError
+from dagster._core.events import EngineEventData
+from dagster._core.execution.context.system import PlanOrchestrationContext
+from dagster._core.execution.plan.plan import ExecutionPlan
+from dagster._core.execution.retries import RetryMode
+from dagster_celery.core_execution_loop import core_celery_execution_loop
+from dagster_celery.executor import CELERY_CONFIG, CeleryExecutor, _submit_task
+
+from platform_lib.progress import SAY
+
+
+class _Task:
+    """A step's Celery task as dagster-celery's loop reads it, ready once the run no longer waits for it."""
+
+    def __init__(self, result, step_key: str, tasks: _Tasks):
+        self.result, self.step_key, self.tasks = result, step_key, tasks
+
+    def ready(self) -> bool:
+        return self.result.ready() or self.step_key in self.tasks.given_up
+
+    def get(self):
+        if self.result.ready():
+            return self.result.get()
+        raise TaskRevokedError(f"the run stopped waiting for step {self.step_key}")
+
+    def revoke(self) -> None:
+        self.result.revoke()
+
+
+class _Tasks:
+    """The tasks a run sent, and which of them it no longer waits for."""
+
+    def __init__(self, context: PlanOrchestrationContext, plan: ExecutionPlan):
+        self.context, self.plan = context, plan
+        self.sent: list[str] = []
+        self.given_up: set[str] = set()
+        self.stops = 0
+
+    def submit(self, app, context, step, queue, priority, known_state) -> _Task:
+        self.sent.append(step.key)
+        return _Task(_submit_task(app, context, step, queue, priority, known_state), step.key, self)
+
+    def started(self) -> set[str]:
+        """The steps a worker started (their events are in the instance, written by the workers)."""
+        run_id = self.context.run_id
+        return {e.step_key for e in self.context.instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)}
+
+    def ended(self) -> set[str]:
+        ends = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+        return {e.step_key for e in self.context.instance.all_logs(self.context.run_id, of_type=ends)}
+
+    def stop(self) -> dg.DagsterEvent:
+        """Told to stop once more: stop waiting for the steps never started, the second time
+        for every step. Says what the run still waits for, among the progress lines too."""
+        self.stops += 1
+        started, ended = self.started(), self.ended()
+        waiting = [k for k in self.sent if k not in ended and k not in self.given_up]
+        running = [k for k in waiting if k in started]
+        never_started = [k for k in waiting if k not in started]
+        said = []
+        if self.stops == 1:
+            self.given_up.update(never_started)
+            if never_started:
+                said.append(f"not waiting for what never started: {self._built_by(never_started)}")
+            if running:
+                said.append(f"waiting for what runs on workers to end: {self._built_by(running)} (stop again not to wait)")
+        else:
+            self.given_up.update(waiting)
+            if running:
+                said.append(f"not waiting for what runs on workers: {self._built_by(running)}; "
+                            "it may still end there, and publish what passes its checks")
+        message = f"stopping: {'; '.join(said) or 'nothing to wait for'}"
+        return dg.DagsterEvent.engine_event(self.context, message, EngineEventData(metadata={SAY: message}))
+
+    def _built_by(self, step_keys: list[str]) -> str:
+        """What the steps build (products, dbt models), as the mesh's users know them."""
+        def built(key: str) -> list[str]:
+            assets = [".".join(o.asset_key.path) for o in self.plan.get_step_by_key(key).step_outputs if o.asset_key]
+            return assets or [key]
+
+        return ", ".join(name for key in step_keys for name in built(key))
+
+    def free_slots(self, step_keys: list[str]) -> None:
+        """Give back the pool slots the run's steps still hold when its loop ends.
+
+        dagster-celery takes a step's slot before it sends the step's task, and only the
+        step's end gives it back: a step never started (its sending failed, the run failed or
+        stopped first) would hold it for good, and so would a step the run stopped waiting for
+        on a lost worker. (If that step still runs on a live worker, the next run of its domain
+        may meet it at the DuckDB file: told twice to stop, the run does not wait for it.)"""
+        storage, started = self.context.instance.event_log_storage, self.started()
+        for step_key in step_keys:
+            if step_key not in started or step_key in self.given_up:
+                storage.free_concurrency_slot_for_step(self.context.run_id, step_key)
+
+
+def _interrupted(event: dg.DagsterEvent) -> bool:
+    """Whether `event` is dagster-celery's loop saying it was told to stop."""
+    return event.is_engine_event and "steps_interrupted" in event.engine_event_data.metadata
+
+
+class StoppableCeleryExecutor(CeleryExecutor):
+    def execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan) -> Iterator[dg.DagsterEvent]:
+        tasks = _Tasks(plan_context, execution_plan)
+        try:
+            for event in core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=tasks.submit):
+                yield event
+                if _interrupted(event):
+                    yield tasks.stop()
+        finally:
+            tasks.free_slots(execution_plan.step_keys_to_execute)
+
+
+@dg.executor(name="celery", config_schema=CELERY_CONFIG, requirements=dg.multiple_process_executor_requirements())
+def stoppable_celery_executor(init_context: dg.InitExecutorContext) -> StoppableCeleryExecutor:
+    """dagster-celery's executor, its configuration the same."""
+    config = init_context.executor_config
+    return StoppableCeleryExecutor(
+        retries=RetryMode.from_config(config["retries"]),
+        broker=config.get("broker"),
+        backend=config.get("backend"),
+        include=config.get("include"),
+        config_source=config.get("config_source"),
+    )

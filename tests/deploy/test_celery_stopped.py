@@ -1,0 +1,93 @@
+"""A `mesh materialize` on Celery told to stop (Ctrl-C): it stops waiting for the steps that
+never started at once, worker or none, and for a step running on a worker when told again;
+the run fails and gives back its pool slots. Before, with no worker left to answer
+dagster-celery's revocations, it waited for good, deaf to Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+
+import dagster as dg
+import pytest
+
+from platform_lib import output_port
+from platform_lib.localstack import celery_env, wait_for
+from platform_lib.storage import REPO_ROOT
+from tests.deploy.test_celery_killed import DOMAIN, runs, tasks_waiting
+from tests.deploy.test_celery_worker_lost import SLOW, kill, slow_down
+
+pytestmark = pytest.mark.slow
+
+
+def no_slot_claimed(domain: str) -> bool:
+    with dg.DagsterInstance.get() as instance:
+        return not instance.event_log_storage.get_concurrency_info(f"duckdb_{domain}").claimed_slots
+
+
+def test_a_run_told_to_stop_stops_waiting_for_its_steps_never_started(mesh_dir, dagster_home):
+    """No worker ever listened (workers started on demand, none yet): the first step's task waits in the queue."""
+    queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
+    env = {**os.environ, **celery_env(queue), "MESH_CELERY_WAIT_FOR_WORKERS": "1"}
+    run = subprocess.Popen([sys.executable, "-m", "platform_lib.cli", "materialize", DOMAIN], cwd=REPO_ROOT, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: tasks_waiting(queue) or run.poll() is not None, 120, "the run to send its first step")
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert run.returncode == 1, out + err
+    assert f"stopping: not waiting for what never started: {DOMAIN}.raw_customers\n" in err, err
+    assert runs() == ["FAILURE"]
+    assert no_slot_claimed(DOMAIN)
+
+
+@pytest.mark.parametrize("worker_lost", [False, True], ids=["worker-alive", "worker-lost"])
+def test_a_run_told_to_stop_waits_for_a_running_step_until_told_again(worker_lost, mesh_dir, domains_copy, dagster_home, monkeypatch, processes, tmp_path):
+    """One worker runs the slow step. Alive, it ends the step and the run stops after it; lost
+    (killed with its whole process group), nobody will end it: the second Ctrl-C stops the run."""
+    slow_down(domains_copy)
+    data = tmp_path / "distributed"
+    shutil.copytree(mesh_dir / "sources", data / "sources")
+    queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
+    env = {**os.environ, **celery_env(queue), "MESH_DATA_DIR": str(data)}
+    processes.start_celery_workers(["w1"], queue, env)
+    monkeypatch.setenv("MESH_DATA_DIR", str(data))
+    progress = tmp_path / "progress.txt"
+    with progress.open("w") as stderr:
+        run = subprocess.Popen([sys.executable, "-m", "platform_lib.cli", "materialize"], cwd=REPO_ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
+    try:
+        building = output_port.port_dir(SLOW) / output_port.BUILDING
+        step = wait_for(lambda: building.exists() and json.loads(building.read_text()), 120, f"{SLOW} to start building")
+        if worker_lost:
+            kill(step["pid"], whole_worker=True)
+        run.send_signal(signal.SIGINT)
+        waiting = f"waiting for what runs on workers to end: {SLOW} (stop again not to wait)"
+        wait_for(lambda: waiting in progress.read_text() or run.poll() is not None, 60, "the run to say what it waits for")
+        assert waiting in progress.read_text(), progress.read_text()
+        if worker_lost:
+            run.send_signal(signal.SIGINT)
+        out = run.communicate(timeout=60)[0]
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    said = progress.read_text()
+    assert run.returncode == 1, out + said
+    if worker_lost:
+        assert f"stopping: not waiting for what runs on workers: {SLOW}; it may still end there" in said, said
+        assert output_port.current(SLOW) is None
+    else:
+        assert f"  {SLOW}: published, " in said, said
+        assert output_port.current(SLOW) is not None
+    assert runs() == ["FAILURE"]
+    assert no_slot_claimed("marketing")
