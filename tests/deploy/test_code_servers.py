@@ -1,12 +1,14 @@
 """The production topology on one machine: one gRPC code server per domain, the webserver
 and the daemon against them, Celery workers, all on the PostgreSQL instance. The
 workspace loads; runs launched through GraphQL queue under their domain's tag, are
-dequeued one at a time and their steps run on the workers."""
+dequeued one at a time and their steps run on the workers; one terminated while it waits
+for a worker ends."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import urllib.request
 import uuid
 
@@ -40,6 +42,11 @@ LAUNCH = """mutation Launch($params: ExecutionParams!) {
     ... on LaunchRunSuccess { run { runId status tags { key value } } }
     ... on PythonError { message }
   }
+}"""
+
+
+TERMINATE = """mutation Terminate($runId: String!) {
+  terminateRun(runId: $runId) { __typename ... on PythonError { message } ... on TerminateRunFailure { message } }
 }"""
 
 
@@ -82,6 +89,7 @@ def test_domain_code_servers_serve_the_webserver_and_the_daemon(mesh_dir, dagste
     queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
     env = {**os.environ, **celery_env(queue)}
     nodes = processes.start_celery_workers(["w1", "w2"], queue, env)
+    worker_processes = processes.started[-2:]
     servers = {}  # by log name: (port, process)
     for domain in mesh:
         name = domain.path.name
@@ -146,3 +154,23 @@ def test_domain_code_servers_serve_the_webserver_and_the_daemon(mesh_dir, dagste
         assert workers and workers <= set(nodes)
     customers = next(d for d in mesh if d.path.name == "customers")
     assert all(output_port.current(p.id).run_id == second.dagster_run.run_id for p in customers.products)
+
+    # Terminate in the UI a run whose workers are gone: it stops waiting for its first step,
+    # which no worker started, and ends canceled (dagster-celery alone waited for good for an
+    # answer to its revocation that only a worker gives).
+    for worker in worker_processes:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+    launched = graphql(web, LAUNCH, {"params": {"selector": selector, "runConfigData": {}}})["launchRun"]
+    run_id = launched["run"]["runId"]
+    with dg.DagsterInstance.get() as instance:
+        def engine_events() -> list[str]:
+            return [e.message for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)]
+
+        wait_for(lambda: any(m.startswith("Submitting celery task") for m in engine_events()), 120, "the run to send its first step", interval=1)
+        terminated = graphql(web, TERMINATE, {"runId": run_id})["terminateRun"]
+        assert terminated["__typename"] == "TerminateRunSuccess", terminated
+        record = wait_for(lambda: (r := instance.get_run_record_by_id(run_id)).dagster_run.is_finished and r, 60, "the run to end", interval=1)
+        assert record.dagster_run.status == dg.DagsterRunStatus.CANCELED, processes.log("daemon")
+        assert "stopping: not waiting for what never started: customers.raw_customers" in engine_events()
+        assert not instance.event_log_storage.get_concurrency_info("duckdb_customers").claimed_slots
