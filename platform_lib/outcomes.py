@@ -78,8 +78,8 @@ class RunOutcomes:
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
             failure = event.event_specific_data
             for outcome in self.by_step[event.step_key]:
-                if _stopped(failure.error):  # Dagster's interrupt, in the step's process
-                    outcome.message = STOPPED if outcome.status == "skipped" else ""  # not once published
+                if _stopped(failure.error):  # Dagster's interrupt in the step: what it published stays so
+                    outcome.message = STOPPED if outcome.status == "skipped" else outcome.message
                 elif failure.user_failure_data:
                     outcome.message = failure.user_failure_data.description
                 else:

@@ -46,6 +46,7 @@ def test_a_run_told_to_stop_stops_waiting_for_its_steps_never_started(mesh_dir, 
             run.wait()
     assert run.returncode == 1, out + err
     assert f"stopping: not waiting for what never started: {DOMAIN}.raw_customers\n" in err, err
+    assert f"\n{DOMAIN}.raw_customers: not built: the run was stopped (Ctrl-C or SIGTERM)\n" in out, out
     assert runs() == ["FAILURE"]
     assert no_slot_claimed(DOMAIN)
 
@@ -83,8 +84,10 @@ def test_a_run_told_to_stop_waits_for_a_running_step_until_told_again(worker_los
             run.wait()
     said = progress.read_text()
     assert run.returncode == 1, out + said
+    assert "\nmarketing.segment_revenue: not built: the run was stopped (Ctrl-C or SIGTERM)\n" in out, out  # never sent
     if worker_lost:
         assert f"stopping: not waiting for what runs on workers: {SLOW}; it may still end there" in said, said
+        assert f"\n{SLOW}: not built: the run was stopped (Ctrl-C or SIGTERM)\n" in out, out
         assert output_port.current(SLOW) is None
     else:
         assert f"  {SLOW}: published, " in said, said
