@@ -1,4 +1,5 @@
-"""dagster-celery's executor, with a run that stops when it is told to.
+"""dagster-celery's executor, with a run that stops when it is told to, and that says why a
+worker could not run a step.
 
 Told to stop (Ctrl-C or SIGTERM to `mesh materialize`, or the UI's Terminate), dagster-celery's
 run loop revokes its steps' tasks and waits until each task's result says it was revoked or
@@ -12,18 +13,26 @@ still waits for the steps running on workers, which end as they would have (a gr
 stop), until it is told to stop a second time. The run gives back the pool slots of the
 steps it did not wait for when its loop ends, however it ends; a step that started gives
 back its own when it ends.
+
+A step's task that fails on its worker before the step records anything (the worker lacks
+a variable of the instance's settings, or cannot import the code) fails the run with an
+error dagster-celery gives to no step: it becomes an engine event of the step, which the
+run's summary shows for the step's products.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import dagster as dg
 from celery.exceptions import TaskRevokedError
+from dagster._core.errors import DagsterSubprocessError
 from dagster._core.events import EngineEventData
 from dagster._core.execution.context.system import PlanOrchestrationContext
 from dagster._core.execution.plan.plan import ExecutionPlan
 from dagster._core.execution.retries import RetryMode
+from dagster._utils.error import SerializableErrorInfo, serializable_error_info_from_exc_info
 from dagster_celery.core_execution_loop import core_celery_execution_loop
 from dagster_celery.executor import CELERY_CONFIG, CeleryExecutor, _submit_task
 
@@ -40,9 +49,15 @@ class _Task:
         return self.result.ready() or self.step_key in self.tasks.given_up
 
     def get(self):
-        if self.result.ready():
+        if not self.result.ready():
+            raise TaskRevokedError(f"the run stopped waiting for step {self.step_key}")
+        try:
             return self.result.get()
-        raise TaskRevokedError(f"the run stopped waiting for step {self.step_key}")
+        except TaskRevokedError:
+            raise
+        except Exception:  # raised by the task on its worker: dagster-celery fails the run with it
+            self.tasks.failed_on_workers[self.step_key] = serializable_error_info_from_exc_info(sys.exc_info())
+            raise
 
     def revoke(self) -> None:
         self.result.revoke()
@@ -56,6 +71,7 @@ class _Tasks:
         self.sent: list[str] = []
         self.given_up: set[str] = set()
         self.stops = 0
+        self.failed_on_workers: dict[str, SerializableErrorInfo] = {}
 
     def submit(self, app, context, step, queue, priority, known_state) -> _Task:
         self.sent.append(step.key)
@@ -128,6 +144,13 @@ class StoppableCeleryExecutor(CeleryExecutor):
                 yield event
                 if _interrupted(event):
                     yield tasks.stop()
+        except DagsterSubprocessError:
+            # A task failed on its worker before its step recorded anything (a worker without
+            # the instance's variables, say): the error, only in the worker's log, goes to its step.
+            for step_key, error in tasks.failed_on_workers.items():
+                step = plan_context.for_step(execution_plan.get_step_by_key(step_key))
+                yield dg.DagsterEvent.engine_event(step, "a worker could not run the step", EngineEventData.engine_error(error))
+            raise
         finally:
             tasks.free_slots(execution_plan.step_keys_to_execute)
 

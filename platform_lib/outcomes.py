@@ -89,9 +89,15 @@ class RunOutcomes:
         elif event.event_type in (dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_CANCELED):
             self.stopped = _stopped(event.event_specific_data.error)
         elif event.event_type == dg.DagsterEventType.ENGINE_EVENT and event.event_specific_data.error:
-            # The executor itself failed, not a step ("Encountered error during celery task
-            # submission.": the broker unreachable): no step failure says why.
-            self.engine_error = f"{event.message.rstrip('.')}: {_first_cause(event.event_specific_data.error).message.strip()}"
+            # The executor failed, not a step: sending the steps ("Encountered error during celery
+            # task submission.": the broker unreachable), or one step's task on its worker.
+            error = event.event_specific_data.error
+            if event.step_key in self.by_step:
+                for outcome in self.by_step[event.step_key]:
+                    outcome.message, outcome.status = f"not built: {event.message}: {_last_line(error)}", "failed"
+                    outcome.trace = error.to_string()
+            else:
+                self.engine_error = f"{event.message.rstrip('.')}: {_first_cause(error).message.strip()}"
 
     def _recorded(self, event: dg.AssetMaterialization | dg.AssetObservation) -> None:
         outcome = self.by_key.get(event.asset_key)
@@ -147,6 +153,13 @@ def _first_cause(error: SerializableErrorInfo) -> SerializableErrorInfo:
     while error.cause:
         error = error.cause
     return error
+
+
+def _last_line(error: SerializableErrorInfo) -> str:
+    """The line of a worker's error that says what went wrong: Celery rebuilds it from its
+    text, which holds the errors that caused it and their stacks, the first cause last."""
+    said = [line.strip() for line in error.message.split("\nStack Trace:")[0].splitlines() if line.strip()]
+    return said[-1] if said else error.cls_name
 
 
 def _stopped(error: SerializableErrorInfo | None) -> bool:

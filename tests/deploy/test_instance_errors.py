@@ -1,15 +1,17 @@
 """An operator whose PostgreSQL is down, or whose environment lacks one of dagster.yaml's
-variables, gets one line saying so from `mesh`, not Dagster's stack traces."""
+variables, gets one line saying so from `mesh`, not Dagster's stack traces; a Celery worker
+lacking one fails the step's task, and the run's summary says why for its products."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 
-from platform_lib.localstack import free_port
+from platform_lib.localstack import celery_env, free_port
 from platform_lib.storage import REPO_ROOT
 
 
@@ -38,3 +40,18 @@ def test_a_variable_of_dagster_yaml_not_set(command, mesh_dir, dagster_home):
         f"mesh {command[0]}: cannot open the Dagster instance of DAGSTER_HOME={dagster_home}: You have attempted to fetch "
         'the environment variable "DAGSTER_PG_PASSWORD" which is not set. In order for this execution to succeed it '
         "must be set in this environment.")
+
+
+def test_a_worker_without_a_variable_of_dagster_yaml(mesh_dir, dagster_home, processes):
+    """The task carries the run's instance reference, which the worker opens with its own
+    environment: the error was only in the worker's log, the product said nothing."""
+    queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
+    env = {**os.environ, **celery_env(queue)}
+    processes.start_celery_workers(["w1"], queue, {k: v for k, v in env.items() if k != "DAGSTER_PG_DB"})
+    run = mesh("materialize", "customers", **celery_env(queue))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert (
+        "\ncustomers.raw_customers: not built: a worker could not run the step: dagster._config.errors.PostProcessingError: "
+        'You have attempted to fetch the environment variable "DAGSTER_PG_DB" which is not set. In order for this '
+        "execution to succeed it must be set in this environment.\n") in run.stdout, run.stdout
+    assert "\ncustomers.customer_profiles: not built: customers.raw_customers was not published in this run\n" in run.stdout
