@@ -3,14 +3,18 @@ PostgreSQL instance), compared product by product with an in-process run of the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import dagster as dg
 import pytest
@@ -28,6 +32,21 @@ WORKERS = ["w1", "w2"]
 
 def published_digests(product_ids: list[str]) -> dict[str, str | None]:
     return {i: output_port.digest(s.path) if (s := output_port.current(i)) else None for i in product_ids}
+
+
+@contextlib.contextmanager
+def materializing(env: dict[str, str], *args: str, stderr: int | IO[str] = subprocess.PIPE) -> Iterator[subprocess.Popen]:
+    """`mesh materialize ARGS` in its own process group (text output), SIGKILLed, as the OOM
+    killer would, if it still runs when the block ends."""
+    run = subprocess.Popen([sys.executable, "-m", "platform_lib.cli", "materialize", *args], cwd=REPO_ROOT, env=env,
+                           stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
+    try:
+        yield run
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+        run.stdout.close()
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import dagster as dg
@@ -19,6 +17,7 @@ from kombu import Connection
 from platform_lib import output_port
 from platform_lib.localstack import BROKER, celery_env, free_port, wait_for
 from platform_lib.storage import REPO_ROOT
+from tests.deploy.test_celery import materializing
 
 pytestmark = pytest.mark.slow
 
@@ -53,18 +52,9 @@ def test_a_killed_distributed_run_gives_back_its_pool_slots_and_its_waiting_step
     assert runs() == []
     # Unless the deployment starts workers on demand: the first step takes its slot, and its task waits in the queue.
     env["MESH_CELERY_WAIT_FOR_WORKERS"] = "1"
-    killed = subprocess.Popen([sys.executable, "-m", "platform_lib.cli", "materialize", DOMAIN], cwd=REPO_ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not tasks_waiting(queue):  # sent after the step took its slot
-            assert killed.poll() is None, killed.stdout.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "the run never sent its first step"
-            time.sleep(0.2)
-    finally:
-        os.killpg(killed.pid, signal.SIGKILL)
-        killed.wait()
-        killed.stdout.close()
+    with materializing(env, DOMAIN, stderr=subprocess.STDOUT) as killed:  # killed as the block ends
+        wait_for(lambda: tasks_waiting(queue) or killed.poll() is not None, 120, "the run to send its first step")
+        assert killed.poll() is None, killed.stdout.read()[-3000:]  # the task is sent after the step took its slot
 
     in_process = {k: v for k, v in os.environ.items() if k != "MESH_EXECUTOR"}
     rerun = subprocess.run([sys.executable, "-m", "platform_lib.cli", "materialize", DOMAIN], cwd=REPO_ROOT,

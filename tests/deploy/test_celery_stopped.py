@@ -5,12 +5,9 @@ dagster-celery's revocations, it waited for good, deaf to Ctrl-C."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import uuid
 
 import dagster as dg
@@ -18,9 +15,9 @@ import pytest
 
 from platform_lib import output_port
 from platform_lib.localstack import celery_env, wait_for
-from platform_lib.storage import REPO_ROOT
+from tests.deploy.test_celery import materializing
 from tests.deploy.test_celery_killed import DOMAIN, runs, tasks_waiting
-from tests.deploy.test_celery_worker_lost import SLOW, kill, slow_down
+from tests.deploy.test_celery_worker_lost import SLOW, building, kill, slow_down
 
 pytestmark = pytest.mark.slow
 
@@ -34,16 +31,10 @@ def test_a_run_told_to_stop_stops_waiting_for_its_steps_never_started(mesh_dir, 
     """No worker ever listened (workers started on demand, none yet): the first step's task waits in the queue."""
     queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
     env = {**os.environ, **celery_env(queue), "MESH_CELERY_WAIT_FOR_WORKERS": "1"}
-    run = subprocess.Popen([sys.executable, "-m", "platform_lib.cli", "materialize", DOMAIN], cwd=REPO_ROOT, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
+    with materializing(env, DOMAIN) as run:
         wait_for(lambda: tasks_waiting(queue) or run.poll() is not None, 120, "the run to send its first step")
         run.send_signal(signal.SIGINT)
         out, err = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
     assert run.returncode == 1, out + err
     assert f"stopping: not waiting for what never started: {DOMAIN}.raw_customers\n" in err, err
     assert f"\n{DOMAIN}.raw_customers: not built: the run was stopped (Ctrl-C or SIGTERM)\n" in out, out
@@ -63,12 +54,8 @@ def test_a_run_told_to_stop_waits_for_a_running_step_until_told_again(worker_los
     processes.start_celery_workers(["w1"], queue, env)
     monkeypatch.setenv("MESH_DATA_DIR", str(data))
     progress = tmp_path / "progress.txt"
-    with progress.open("w") as stderr:
-        run = subprocess.Popen([sys.executable, "-m", "platform_lib.cli", "materialize"], cwd=REPO_ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
-    try:
-        building = output_port.port_dir(SLOW) / output_port.BUILDING
-        step = wait_for(lambda: building.exists() and json.loads(building.read_text()), 120, f"{SLOW} to start building")
+    with progress.open("w") as stderr, materializing(env, stderr=stderr) as run:
+        step = wait_for(lambda: building(SLOW), 120, f"{SLOW} to start building")
         if worker_lost:
             kill(step["pid"], whole_worker=True)
         run.send_signal(signal.SIGINT)
@@ -78,10 +65,6 @@ def test_a_run_told_to_stop_waits_for_a_running_step_until_told_again(worker_los
         if worker_lost:
             run.send_signal(signal.SIGINT)
         out = run.communicate(timeout=60)[0]
-    finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
     said = progress.read_text()
     assert run.returncode == 1, out + said
     assert "\nmarketing.segment_revenue: not built: the run was stopped (Ctrl-C or SIGTERM)\n" in out, out  # never sent

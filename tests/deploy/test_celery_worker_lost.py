@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 
 import dagster as dg
@@ -21,8 +19,7 @@ import pytest
 
 from platform_lib import output_port
 from platform_lib.localstack import wait_for
-from platform_lib.storage import REPO_ROOT
-from tests.deploy.test_celery import Distributed, in_process_then_workers, published_digests
+from tests.deploy.test_celery import Distributed, in_process_then_workers, materializing, published_digests
 
 pytestmark = pytest.mark.slow
 
@@ -45,23 +42,22 @@ def kill(step_process: int, whole_worker: bool) -> None:
         os.kill(step_process, signal.SIGKILL)
 
 
+def building(product_id: str) -> dict | None:
+    """The record of the process building the product (output_port.BUILDING), once one does."""
+    record = output_port.port_dir(product_id) / output_port.BUILDING
+    return record.exists() and json.loads(record.read_text())
+
+
 def materialize_and_meanwhile(distributed: Distributed, act_on_step_process: Callable[[int], None]) -> list[dg.EventLogEntry]:
     """`mesh materialize` through the workers, acting on the slow step's process once it builds;
     the run must succeed and publish what an in-process run publishes. Returns the step's events."""
-    run = subprocess.Popen([sys.executable, "-m", "platform_lib.cli", "materialize"], cwd=REPO_ROOT, env=distributed.env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        building = output_port.port_dir(SLOW) / output_port.BUILDING
-        first = wait_for(lambda: building.exists() and json.loads(building.read_text()), 120, f"{SLOW} to start building")
+    with materializing(distributed.env) as run:
+        first = wait_for(lambda: building(SLOW), 120, f"{SLOW} to start building")
         act_on_step_process(first["pid"])
         out, err = run.communicate(timeout=90)
-    finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
     assert run.returncode == 0, out + err
     assert published_digests(list(distributed.expected)) == distributed.expected
-    assert not (output_port.port_dir(SLOW) / output_port.BUILDING).exists() and output_port.failed(SLOW) is None
+    assert not building(SLOW) and output_port.failed(SLOW) is None
     with dg.DagsterInstance.get() as instance:
         [record] = instance.get_run_records()
         assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
