@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 import duckdb
+from dagster._core.errors import DagsterExecutionInterruptedError
 
 from platform_lib import output_port, storage, withheld
 from platform_lib.contract import Product, parse_duration
 from platform_lib.factories import append_only, ingest, serve, transform
 from platform_lib.factories.quality import asset_key, check_specs, run_checks
+from platform_lib.outcomes import STOPPED
 
 KIND_TAGS = {"ingest": None, "sql": "sql", "pandas": "pandas", "dbt": "dbt"}
 QUARANTINE_SHOWN = (("file", "string"), ("line", "int"), ("column", "string"), ("reason", "string"))
@@ -185,11 +187,16 @@ def failure_recorded(products: Collection[Product], run_id: str) -> Iterator[Non
     ingest's or a transform's error, which names file and product, fails the step with its
     message alone, and so does a DuckDB error whose text `withheld` keeps from the event log.
     The build is recorded as it starts (`output_port.mark_building`): a process killed
-    outright records no error, and its run then counts as failed once the process is gone."""
+    outright records no error, and its run then counts as failed once the process is gone.
+    A run told to stop (Ctrl-C, SIGTERM) records that, not the error it raised to stop
+    (DuckDB's `Query interrupted`)."""
     for product in products:
         output_port.mark_building(product.id, run_id)
     try:
         yield
+    except (DagsterExecutionInterruptedError, KeyboardInterrupt):  # the run was told to stop
+        _record_stop(products, run_id)
+        raise
     except dg.Failure as error:  # the mesh's own refusal: an input blocked, or its state unreadable
         for product in products:
             output_port.mark_failed(product.id, run_id, error.description or "")
@@ -201,12 +208,29 @@ def failure_recorded(products: Collection[Product], run_id: str) -> Iterator[Non
             output_port.mark_failed(product.id, run_id, text)
         raise dg.Failure(description=text) from None
     except Exception as error:
+        if _interrupted(error):  # DuckDB ended its query for the run's stop
+            _record_stop(products, run_id)
+            raise
         text = withheld.shown(str(error), products) if isinstance(error, duckdb.Error) else str(error)
         for product in products:
             output_port.mark_failed(product.id, run_id, f"{product.id}: {type(error).__name__}: {text}")
         if text != str(error):
             raise dg.Failure(description=f"{', '.join(p.id for p in products)}: {type(error).__name__}: {text}") from None
         raise
+
+
+def _interrupted(error: BaseException | None) -> bool:
+    """Whether the error, or one it was raised from, is Dagster's interrupt."""
+    while error is not None:
+        if isinstance(error, (DagsterExecutionInterruptedError, KeyboardInterrupt)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _record_stop(products: Collection[Product], run_id: str) -> None:
+    for product in products:
+        output_port.mark_failed(product.id, run_id, f"{STOPPED} while it built {product.id}")
 
 
 def materialize(

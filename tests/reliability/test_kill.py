@@ -117,6 +117,8 @@ def test_a_run_stopped_by_ctrl_c_says_so_and_serves_what_it_served(published_mes
     after = served()  # raw_customers was published before the stop
     assert after["customers.customer_profiles"] == before["customers.customer_profiles"]
     assert after["customers.raw_customers"] != before["customers.raw_customers"]
+    stopped = status(next(p for d in load_mesh() for p in d.products if p.id == "customers.customer_profiles"))
+    assert stopped.state == FAILED and "failed before its checks: the run was stopped (Ctrl-C or SIGTERM) while it built customers.customer_profiles; consumers read" in stopped.why, stopped.why
     duckdb.connect(str(warehouse_path(DOMAIN))).close()
 
 
