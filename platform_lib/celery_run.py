@@ -136,7 +136,9 @@ def _interrupted(event: dg.DagsterEvent) -> bool:
     return event.is_engine_event and "steps_interrupted" in event.engine_event_data.metadata
 
 
-class StoppableCeleryExecutor(CeleryExecutor):
+class MeshCeleryExecutor(CeleryExecutor):
+    """dagster-celery's run loop, sending the steps through `_Tasks`."""
+
     def execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan) -> Iterator[dg.DagsterEvent]:
         tasks = _Tasks(plan_context, execution_plan)
         try:
@@ -156,10 +158,10 @@ class StoppableCeleryExecutor(CeleryExecutor):
 
 
 @dg.executor(name="celery", config_schema=CELERY_CONFIG, requirements=dg.multiple_process_executor_requirements())
-def stoppable_celery_executor(init_context: dg.InitExecutorContext) -> StoppableCeleryExecutor:
+def mesh_celery_executor(init_context: dg.InitExecutorContext) -> MeshCeleryExecutor:
     """dagster-celery's executor, its configuration the same."""
     config = init_context.executor_config
-    return StoppableCeleryExecutor(
+    return MeshCeleryExecutor(
         retries=RetryMode.from_config(config["retries"]),
         broker=config.get("broker"),
         backend=config.get("backend"),

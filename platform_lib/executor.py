@@ -97,13 +97,13 @@ def _from_env(variable: str, default: str) -> dict[str, str] | str:
 def celery_executor() -> dg.ExecutorDefinition:
     from celery.exceptions import DuplicateTaskNameWarning
 
-    from platform_lib.celery_run import stoppable_celery_executor
+    from platform_lib.celery_run import mesh_celery_executor
 
     # dagster-celery registers its step task again for every step it sends, and Celery 5.7
     # warns of a second callable under one name. The run only sends the task, by name, to
     # the workers, which register it once: the warning would only print a block of noise.
     warnings.filterwarnings("ignore", "Task name 'execute_plan' is already registered", DuplicateTaskNameWarning)
-    return stoppable_celery_executor.configured(
+    return mesh_celery_executor.configured(
         {
             "broker": _from_env("MESH_CELERY_BROKER", DEFAULT_BROKER),
             "backend": _from_env("MESH_CELERY_BACKEND", DEFAULT_BACKEND),
