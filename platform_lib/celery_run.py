@@ -10,9 +10,9 @@ to another Ctrl-C, its domains' pool slots held.
 Here, told to stop, the run stops waiting for the steps that never started: a worker that
 takes such a task later finds the run ended and builds nothing (`refuse_ended_run`). It
 still waits for the steps running on workers, which end as they would have (a graceful
-stop), until it is told to stop a second time. The run gives back the pool slots of the
-steps it did not wait for when its loop ends, however it ends; a step that started gives
-back its own when it ends.
+stop), until it is told to stop a second time (or, from the UI, forcibly terminated). The
+run gives back the pool slots of the steps it did not wait for when its loop ends, however
+it ends; a step that started gives back its own when it ends.
 
 A step's task that fails on its worker before the step records anything (the worker lacks
 a variable of the instance's settings, or cannot import the code) fails the run with an
@@ -23,6 +23,7 @@ run's summary shows for the step's products.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 
 import dagster as dg
@@ -36,6 +37,7 @@ from dagster._utils.error import SerializableErrorInfo, serializable_error_info_
 from dagster_celery.core_execution_loop import core_celery_execution_loop
 from dagster_celery.executor import CELERY_CONFIG, CeleryExecutor, _submit_task
 
+from platform_lib.outcomes import STOPPING
 from platform_lib.progress import SAY
 
 
@@ -46,7 +48,7 @@ class _Task:
         self.result, self.step_key, self.tasks = result, step_key, tasks
 
     def ready(self) -> bool:
-        return self.result.ready() or self.step_key in self.tasks.given_up
+        return self.result.ready() or self.tasks.gave_up(self.step_key)
 
     def get(self):
         if not self.result.ready():
@@ -72,6 +74,8 @@ class _Tasks:
         self.given_up: set[str] = set()
         self.stops = 0
         self.failed_on_workers: dict[str, SerializableErrorInfo] = {}
+        self.said: list[dg.DagsterEvent] = []
+        self.looked_at_run = 0.0
 
     def submit(self, app, context, step, queue, priority, known_state) -> _Task:
         self.sent.append(step.key)
@@ -85,6 +89,23 @@ class _Tasks:
     def ended(self) -> set[str]:
         ends = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
         return {e.step_key for e in self.context.instance.all_logs(self.context.run_id, of_type=ends)}
+
+    def gave_up(self, step_key: str) -> bool:
+        """Whether the run no longer waits for the step. A run marked canceled while it waits
+        for steps running on workers is a second stop: the UI's forced termination marks it
+        so and reaches no run process (the first Terminate left the run `CANCELING`, which
+        the UI does not terminate again)."""
+        if self.stops == 1 and self._marked_canceled():
+            self.said.append(self.stop())
+        return step_key in self.given_up
+
+    def _marked_canceled(self) -> bool:
+        """Whether the run is marked canceled, looked up at most once a second (dagster-celery's tick)."""
+        if time.monotonic() - self.looked_at_run < 1:
+            return False
+        self.looked_at_run = time.monotonic()
+        run = self.context.instance.get_run_by_id(self.context.run_id)
+        return run is not None and run.status == dg.DagsterRunStatus.CANCELED
 
     def stop(self) -> dg.DagsterEvent:
         """Told to stop once more: stop waiting for the steps never started, the second time
@@ -107,7 +128,7 @@ class _Tasks:
                 said.append(f"not waiting for what runs on workers: {self._built_by(running)}; "
                             "it may still end there, and publish what passes its checks")
         message = f"stopping: {'; '.join(said) or 'nothing to wait for'}"
-        return dg.DagsterEvent.engine_event(self.context, message, EngineEventData(metadata={SAY: message}))
+        return dg.DagsterEvent.engine_event(self.context, message, EngineEventData(metadata={SAY: message, STOPPING: self.stops}))
 
     def _built_by(self, step_keys: list[str]) -> str:
         """What the steps build (products, dbt models), as the mesh's users know them."""
@@ -143,6 +164,8 @@ class MeshCeleryExecutor(CeleryExecutor):
         tasks = _Tasks(plan_context, execution_plan)
         try:
             for event in core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=tasks.submit):
+                yield from tasks.said  # a stop seen while the loop waited
+                tasks.said.clear()
                 yield event
                 if _interrupted(event):
                     yield tasks.stop()

@@ -20,6 +20,8 @@ from platform_lib.factories.quality import asset_key
 
 RENAMED = "(a field renamed at the source?)"
 STOPPED = "the run was stopped (Ctrl-C or SIGTERM)"
+STOPPING = "mesh/stopping"
+"""Metadata key of the engine event of an executor told to stop (`celery_run`): how many times."""
 
 
 @dataclass
@@ -87,7 +89,9 @@ class RunOutcomes:
                 if outcome.status == "skipped":
                     outcome.status = "failed"
         elif event.event_type in (dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_CANCELED):
-            self.stopped = _stopped(event.event_specific_data.error)
+            self.stopped = self.stopped or event.event_type == dg.DagsterEventType.RUN_CANCELED or _stopped(event.event_specific_data.error)
+        elif event.event_type == dg.DagsterEventType.ENGINE_EVENT and STOPPING in event.event_specific_data.metadata:
+            self.stopped = True
         elif event.event_type == dg.DagsterEventType.ENGINE_EVENT and event.event_specific_data.error:
             # The executor failed, not a step: sending the steps ("Encountered error during celery
             # task submission.": the broker unreachable), or one step's task on its worker.

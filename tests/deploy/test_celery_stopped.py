@@ -42,10 +42,24 @@ def test_a_run_told_to_stop_stops_waiting_for_its_steps_never_started(mesh_dir, 
     assert no_slot_claimed(DOMAIN)
 
 
-@pytest.mark.parametrize("worker_lost", [False, True], ids=["worker-alive", "worker-lost"])
-def test_a_run_told_to_stop_waits_for_a_running_step_until_told_again(worker_lost, mesh_dir, domains_copy, dagster_home, monkeypatch, processes, tmp_path):
+def mark_canceled() -> None:
+    """What the UI's forced termination does: the run marked canceled, no signal to its process."""
+    with dg.DagsterInstance.get() as instance:
+        [record] = instance.get_run_records()
+        instance.report_run_canceled(record.dagster_run, message="forcibly marked as canceled")
+
+
+@pytest.mark.parametrize("worker_lost, stop_again, ended", [
+    (False, None, "FAILURE"),
+    (True, lambda run: run.send_signal(signal.SIGINT), "FAILURE"),
+    (True, lambda run: mark_canceled(), "CANCELED"),
+], ids=["worker-alive", "worker-lost-ctrl-c-again", "worker-lost-marked-canceled"])
+def test_a_run_told_to_stop_waits_for_a_running_step_until_told_again(
+    worker_lost, stop_again, ended, mesh_dir, domains_copy, dagster_home, monkeypatch, processes, tmp_path
+):
     """One worker runs the slow step. Alive, it ends the step and the run stops after it; lost
-    (killed with its whole process group), nobody will end it: the second Ctrl-C stops the run."""
+    (killed with its whole process group), nobody will end it: a second Ctrl-C stops the run,
+    or the run marked canceled, as the UI's forced termination does."""
     slow_down(domains_copy)
     data = tmp_path / "distributed"
     shutil.copytree(mesh_dir / "sources", data / "sources")
@@ -62,8 +76,8 @@ def test_a_run_told_to_stop_waits_for_a_running_step_until_told_again(worker_los
         waiting = f"waiting for what runs on workers to end: {SLOW} (stop again not to wait)"
         wait_for(lambda: waiting in progress.read_text() or run.poll() is not None, 60, "the run to say what it waits for")
         assert waiting in progress.read_text(), progress.read_text()
-        if worker_lost:
-            run.send_signal(signal.SIGINT)
+        if stop_again:
+            stop_again(run)
         out = run.communicate(timeout=60)[0]
     said = progress.read_text()
     assert run.returncode == 1, out + said
@@ -75,5 +89,5 @@ def test_a_run_told_to_stop_waits_for_a_running_step_until_told_again(worker_los
     else:
         assert f"  {SLOW}: published, " in said, said
         assert output_port.current(SLOW) is not None
-    assert runs() == ["FAILURE"]
+    assert runs() == [ended]
     assert no_slot_claimed("marketing")
