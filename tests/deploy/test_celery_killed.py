@@ -43,6 +43,12 @@ def runs() -> list[str]:
         return [r.dagster_run.status.value for r in instance.get_run_records()]
 
 
+def no_slot_claimed(domain: str) -> bool:
+    """Whether the domain's DuckDB pool has no slot taken."""
+    with dg.DagsterInstance.get() as instance:
+        return not instance.event_log_storage.get_concurrency_info(f"duckdb_{domain}").claimed_slots
+
+
 def test_a_killed_distributed_run_gives_back_its_pool_slots_and_its_waiting_step_never_runs(mesh_dir, dagster_home, processes):
     queue = f"mesh-test-{uuid.uuid4().hex[:12]}"
     env = {**os.environ, **celery_env(queue)}
@@ -63,7 +69,7 @@ def test_a_killed_distributed_run_gives_back_its_pool_slots_and_its_waiting_step
     with dg.DagsterInstance.get() as instance:
         statuses = sorted(r.dagster_run.status.value for r in instance.get_run_records())
         assert statuses == ["FAILURE", "SUCCESS"], statuses
-        assert not instance.event_log_storage.get_concurrency_info(f"duckdb_{DOMAIN}").claimed_slots
+        assert no_slot_claimed(DOMAIN)
         [failed] = instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
     published = output_port.current(f"{DOMAIN}.raw_customers").version
 
@@ -102,5 +108,4 @@ def test_a_run_whose_broker_refuses_says_so_and_gives_back_its_pool_slot(mesh_di
             f"{DOMAIN}.raw_customers: not built: the run failed: Encountered error during celery task submission: "
             "ConnectionRefusedError: [Errno 111] Connection refused"), run.stdout
     assert runs() == ["FAILURE", "FAILURE"]
-    with dg.DagsterInstance.get() as instance:
-        assert not instance.event_log_storage.get_concurrency_info(f"duckdb_{DOMAIN}").claimed_slots
+    assert no_slot_claimed(DOMAIN)

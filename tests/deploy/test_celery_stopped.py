@@ -16,15 +16,10 @@ import pytest
 from platform_lib import output_port
 from platform_lib.localstack import celery_env, wait_for
 from tests.deploy.test_celery import materializing
-from tests.deploy.test_celery_killed import DOMAIN, runs, tasks_waiting
+from tests.deploy.test_celery_killed import DOMAIN, no_slot_claimed, runs, tasks_waiting
 from tests.deploy.test_celery_worker_lost import SLOW, building, kill, slow_down
 
 pytestmark = pytest.mark.slow
-
-
-def no_slot_claimed(domain: str) -> bool:
-    with dg.DagsterInstance.get() as instance:
-        return not instance.event_log_storage.get_concurrency_info(f"duckdb_{domain}").claimed_slots
 
 
 def test_a_run_told_to_stop_stops_waiting_for_its_steps_never_started(mesh_dir, dagster_home):

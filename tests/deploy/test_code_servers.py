@@ -22,6 +22,7 @@ from platform_lib import output_port
 from platform_lib.mesh import load_mesh
 from platform_lib.localstack import BIN, celery_env, free_port, wait_for
 from platform_lib.storage import REPO_ROOT
+from tests.deploy.test_celery_killed import no_slot_claimed
 
 pytestmark = pytest.mark.slow
 
@@ -173,4 +174,4 @@ def test_domain_code_servers_serve_the_webserver_and_the_daemon(mesh_dir, dagste
         record = wait_for(lambda: (r := instance.get_run_record_by_id(run_id)).dagster_run.is_finished and r, 60, "the run to end", interval=1)
         assert record.dagster_run.status == dg.DagsterRunStatus.CANCELED, processes.log("daemon")
         assert "stopping: not waiting for what never started: customers.raw_customers" in engine_events()
-        assert not instance.event_log_storage.get_concurrency_info("duckdb_customers").claimed_slots
+    assert no_slot_claimed("customers")
