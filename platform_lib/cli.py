@@ -14,8 +14,8 @@
                                       add a product skeleton with its contract
     mesh lineage PRODUCT              the upstream versions a product was built from, and who read it
     mesh rollback PRODUCT [--to VERSION]  serve an earlier version's data again, as a new version
-    mesh quarantine PRODUCT           the rows a product's last ingest could not read, and why
-    mesh costs                        compute seconds, rows written and storage bytes per domain and product
+    mesh quarantine [--limit N] [--show-pii] PRODUCT  the rows a product's last ingest could not read, and why
+    mesh costs [--since DATE]         compute seconds, rows written and storage bytes per domain and product
     mesh catalog [--out DIR]          static HTML catalog, JSON export and ODCS contracts of every product
 """
 
@@ -36,6 +36,7 @@ from typing import NoReturn
 
 from platform_lib import sample_data, selection
 from platform_lib.columns import aligned
+from platform_lib.executor import SettingError, executor_name, missing_workers, worker_command
 from platform_lib.mesh import LoadedDomain, load_mesh, products_by_id
 from platform_lib.storage import PortError
 
@@ -75,7 +76,6 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 def cmd_materialize(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
-    from platform_lib.executor import executor_name, missing_workers
     from platform_lib.governance import location_errors
     from platform_lib.materialize import buildable, in_dependency_order, materialize_distributed, materialize_products
     from platform_lib.outcomes import print_summary
@@ -124,8 +124,6 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> NoReturn:
-    from platform_lib.executor import worker_command
-
     options = args.celery_options
     command, env = worker_command(args.name, options[1:] if options[:1] == ["--"] else options)
     os.execve(command[0], command, env)
@@ -445,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except PortError as error:  # a refused MESH_PORTS_URL, an unreadable file of a port
+    except (PortError, SettingError) as error:  # a MESH_PORTS_URL or executor setting refused, an unreadable file of a port
         print(f"mesh {args.command}: {error}", file=sys.stderr)
         return 2
     except Exception as error:

@@ -9,7 +9,7 @@ and how the Celery workers that run them start (`mesh worker`).
     MESH_CELERY_WAIT_FOR_WORKERS
                         `1`: `mesh materialize` sends its steps even when no worker
                         listens on the queue (workers started on demand, scaled on the
-                        queue's length); unset, it refuses to start such a run
+                        queue's length); unset or `0`, it refuses to start such a run
 
 Where runs start and where workers run, the same variables mean the same broker, backend
 and queue. Broker and backend are passed to runs as environment references, so
@@ -24,8 +24,10 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dagster as dg
+if TYPE_CHECKING:  # `mesh` imports this module for SettingError, before (or without) Dagster
+    import dagster as dg
 
 DEFAULT_BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
 DEFAULT_BACKEND = "rpc://"
@@ -33,11 +35,22 @@ WORKER_CONFIG_DIR = Path(__file__).resolve().parent.parent / "deploy"
 """Where `dagster_celery_config.py` is, the module dagster-celery's worker app reads."""
 
 
+class SettingError(ValueError):
+    """A variable above set to a value it cannot take: `mesh` prints it as one line."""
+
+
 def executor_name() -> str:
     name = os.environ.get("MESH_EXECUTOR") or "in_process"
     if name not in ("in_process", "celery"):
-        raise ValueError(f"MESH_EXECUTOR={name!r}: expected 'in_process' or 'celery'")
+        raise SettingError(f"MESH_EXECUTOR={name!r}: expected 'in_process' or 'celery'")
     return name
+
+
+def _waits_for_workers() -> bool:
+    value = os.environ.get("MESH_CELERY_WAIT_FOR_WORKERS") or "0"
+    if value not in ("0", "1"):
+        raise SettingError(f"MESH_CELERY_WAIT_FOR_WORKERS={value!r}: expected 1 (send the steps with no worker listening) or 0")
+    return value == "1"
 
 
 def _broker() -> str:
@@ -60,7 +73,7 @@ def missing_workers() -> str | None:
     queues they listen on (one second, Celery's time for their answers; three more when
     none on the queue answered: a busy machine), unless the deployment starts workers on
     demand."""
-    if os.environ.get("MESH_CELERY_WAIT_FOR_WORKERS") == "1":
+    if _waits_for_workers():
         return None
     from celery import Celery
     from kombu.exceptions import OperationalError

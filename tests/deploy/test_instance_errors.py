@@ -1,6 +1,7 @@
-"""An operator whose PostgreSQL is down, or whose environment lacks one of dagster.yaml's
-variables, gets one line saying so from `mesh`, not Dagster's stack traces; a Celery worker
-lacking one fails the step's task, and the run's summary says why for its products."""
+"""An operator whose PostgreSQL is down, whose environment lacks one of dagster.yaml's
+variables or gives the executor's a value it cannot take, gets one line saying so from
+`mesh`, not Dagster's stack traces; a Celery worker lacking one fails the step's task, and
+the run's summary says why for its products."""
 
 from __future__ import annotations
 
@@ -29,6 +30,18 @@ def test_postgres_not_listening(mesh_dir, dagster_home):
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith(f"mesh materialize: cannot open the Dagster instance of DAGSTER_HOME={dagster_home}: PostgreSQL: "), last
     assert f"port {port} failed" in last, last
+
+
+@pytest.mark.parametrize("setting, expected", [
+    ({"MESH_EXECUTOR": "Celery"}, "MESH_EXECUTOR='Celery': expected 'in_process' or 'celery'"),
+    ({"MESH_CELERY_WAIT_FOR_WORKERS": "true"},
+     "MESH_CELERY_WAIT_FOR_WORKERS='true': expected 1 (send the steps with no worker listening) or 0"),
+])
+def test_an_executor_setting_it_cannot_take(setting, expected, mesh_dir, dagster_home):
+    run = mesh("materialize", "customers", **{**celery_env(f"mesh-test-{uuid.uuid4().hex[:12]}"), **setting})
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.strip().splitlines() == [f"mesh materialize: {expected}"], run.stderr[-3000:]
+    assert not (mesh_dir / "published").exists()
 
 
 @pytest.mark.parametrize("command", [["materialize", "customers"], ["costs"]])
