@@ -58,7 +58,7 @@ def status_alerts(domain: Domain, products: list[Product]) -> dg.SensorDefinitio
         name=f"{domain.name}_status_alerts",
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING if webhook(domain.name) else dg.DefaultSensorStatus.STOPPED,
-        description=f"Posts a product of {domain.name} turning stale, blocked, failed or unreadable (and back) to the team's webhook.",
+        description=f"Posts a product of {domain.name} turning warn, stale, blocked, failed or unreadable (and back) to the team's webhook.",
     )
     def _alerts(context: dg.SensorEvaluationContext):
         url = webhook(domain.name)

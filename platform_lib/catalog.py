@@ -1,4 +1,5 @@
-"""`mesh catalog`: every data product of every domain, as one static HTML page and a JSON export.
+"""`mesh catalog`: every data product of every domain, as one static HTML page, a JSON export
+and ODCS contracts (odcs.py).
 
 The catalog joins three sources: the contracts (owner, description, access, schema,
 SLOs, inputs), the output ports (latest published version, blocked candidates, failed runs) and,

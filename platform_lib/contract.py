@@ -153,7 +153,7 @@ class QualityRule(BaseModel):
     """`error` blocks publication, `warn` only reports."""
     name: str | None = None
     """The check's name in Dagster, if the default (the expectation and its column) is taken;
-    not `schema` or `primary_key`, the platform's own checks."""
+    not `schema`, `primary_key` or `row_count`, the platform's own checks."""
 
     @property
     def kwargs(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ BIN = Path(sys.executable).parent
 PG_HOST = os.environ.get("MESH_LOCAL_PG_HOST", "127.0.0.1")
 PG_PORT = os.environ.get("MESH_LOCAL_PG_PORT", "5432")
 PG_USER = os.environ.get("MESH_LOCAL_PG_USER", "postgres")
+PG_PASSWORD = os.environ.get("MESH_LOCAL_PG_PASSWORD", "")  # none: trust authentication, as on a developer's machine
 BROKER = os.environ.get("MESH_LOCAL_BROKER", "pyamqp://guest:guest@127.0.0.1:5672//")
 REDIS = os.environ.get("MESH_LOCAL_REDIS", "redis://127.0.0.1:6379")
 BROKERS = {"rabbitmq": (BROKER, "rpc://"), "redis": (f"{REDIS}/0", f"{REDIS}/1")}
@@ -42,7 +43,7 @@ server `dagster dev` starts, a client) takes a port between our pick and the ser
 def pg_connect(database: str):
     import psycopg2
 
-    return psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database)
+    return psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, password=PG_PASSWORD or None, dbname=database)
 
 
 def _admin(sql: str) -> None:
@@ -64,11 +65,12 @@ def postgres_database(prefix: str = "mesh") -> Iterator[str]:
     (two Celery workers) would each try to create them, and one fails.
     """
     from dagster_postgres import DagsterPostgresStorage
+    from dagster_postgres.utils import get_conn_string
 
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     _admin(f"CREATE DATABASE {name}")
     try:
-        tables = DagsterPostgresStorage(f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}")
+        tables = DagsterPostgresStorage(get_conn_string(PG_USER, PG_PASSWORD, PG_HOST, name, PG_PORT, scheme="postgresql+psycopg2"))
         for storage in (tables.run_storage, tables.event_log_storage, tables.schedule_storage):
             storage.dispose()
         yield name
@@ -85,7 +87,7 @@ def instance_env(home: Path, database: str) -> dict[str, str]:
         "DAGSTER_PG_HOST": PG_HOST,
         "DAGSTER_PG_PORT": PG_PORT,
         "DAGSTER_PG_USER": PG_USER,
-        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_PG_PASSWORD": PG_PASSWORD,
         "DAGSTER_PG_DB": database,
     }
 

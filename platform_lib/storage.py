@@ -11,7 +11,8 @@ relation is read: its column types, its rows as a pandas frame.
 Inside a domain's file, the domain's own products are views in `main` over their
 published snapshots, other domains' products it consumes are views in a schema
 named after that domain, rejected source rows are in `_quarantine`, and candidates
-that failed a blocking check in `_candidate` (dbt's candidates stay there too). So
+that failed a blocking check in `_candidate` (where dbt builds the models that are not
+products too: dbt_project.py). So
 `customers.customer_profiles` means the same product in every domain's SQL.
 """
 
