@@ -153,7 +153,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     broken = [d for d in mesh if d.error and d.path.name in chosen.domains]
     statuses = [status(p) for p in products_by_id(mesh).values() if p.id in chosen.products]
     for domain in broken:  # its ports still serve: say what they hold, without the contracts' SLOs
-        named = [n.strip("+") for n in args.selection if "." in n and n.startswith(f"{domain.path.name}.")]
+        named = [n for n in (n.strip("+") for n in args.selection) if n.startswith(f"{domain.path.name}.")]
         for product_id in (i for i in output_port.ports_of(domain.path.name) if not named or i in named):
             served = port_status(product_id, None)
             why = f"domain {domain.path.name} does not load: its freshness SLO is unknown"

@@ -162,7 +162,6 @@ def materialize_products(
     starts and one for each product as its step ends; `full_refresh` reads every file of
     an append-only source."""
     assets = mesh_assets(products)
-    instance = instance or _instance()
     run_config = _run_config()
     loggers = {"console": dg.colored_console_logger}
     if progress:
@@ -170,7 +169,7 @@ def materialize_products(
         run_config["loggers"][PROGRESS] = {}
     job = dg.Definitions(assets=assets, jobs=[dg.define_asset_job(JOB)], loggers=loggers).resolve_job_def(JOB)
     tags = {"mesh/cli": "materialize", **_process_tags(), **_refresh(full_refresh)}
-    with releasing_dead_runs(instance):
+    with contextlib.nullcontext(instance) if instance else _instance() as instance, releasing_dead_runs(instance):  # a caller's stays open
         result = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags, run_config=run_config)
     return outcomes_of(result, products, assets)
 

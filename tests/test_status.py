@@ -188,8 +188,9 @@ def test_a_domain_that_does_not_load_still_shows_what_its_ports_serve(mesh_dir, 
     assert "domain customers does not load: its freshness SLO is unknown" in shown["customers.customer_profiles"]["why"]
     assert shown["orders.raw_orders"]["state"] == NEVER, "the other domains as ever"
 
-    assert main(["status", "customers.raw_customers"]) == 2
-    assert list(states(capsys.readouterr().out)) == ["customers.raw_customers"]
+    for named in ("customers.raw_customers", "+customers.raw_customers"):
+        assert main(["status", named]) == 2
+        assert list(states(capsys.readouterr().out)) == ["customers.raw_customers"], named
 
 
 def test_a_domain_a_policy_refuses_is_said_as_its_code_location_would(mesh_dir, domains_copy, capsys):
