@@ -24,7 +24,7 @@ import duckdb
 
 from platform_lib import output_port, storage
 from platform_lib.contract import Product
-from platform_lib.dbt_project import projects_dir
+from platform_lib.dbt_project import projects_dir, step_key
 from platform_lib.factories import transform
 from platform_lib.factories.serve import published_select
 from platform_lib.storage import literal, quote
@@ -59,11 +59,6 @@ def dbt_model_sql(product: Product) -> str:
     model = projects_dir() / product.dbt.project / "models" / f"{product.dbt_model}.sql"
     source = re.compile(r"\{\{\s*source\(\s*'(\w+)'\s*,\s*'(\w+)'\s*\)\s*\}\}")
     return source.sub(lambda m: f"{quote(m[1])}.{quote(m[2])}", model.read_text(encoding="utf-8"))
-
-
-def step_key(product: Product) -> str:
-    """The Dagster step that builds the product: its own, or its dbt project's."""
-    return f"dbt_{product.dbt.project}" if product.transform == "dbt" else f"{product.domain}__{product.name}"
 
 
 def run_floor(products: list[Product], data: Path) -> tuple[float, dict[str, float], dict[str, str]]:

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from platform_lib.columns import aligned
 from platform_lib.contract import Product
+from platform_lib.dbt_project import step_key
 from platform_lib.output_port import port_dir
 from platform_lib.storage import warehouse_path
 
@@ -31,11 +33,6 @@ class Cost:
     storage_bytes: int = 0
 
 
-def step_key(product: Product) -> str:
-    """Dagster's step key for a product's own asset: its key path joined by `__`."""
-    return product.id.replace(".", "__")
-
-
 def _folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
 
@@ -45,10 +42,9 @@ def product_costs(products: list[Product], instance: dg.DagsterInstance, since: 
     Compute and rows count the runs created at or after `since` (every run without it): a
     bill is for a period, and an instance in production holds years of runs. Storage is now's."""
     costs = {p.id: Cost(p.domain, p.id, storage_bytes=_folder_bytes(port_dir(p.id))) for p in products}
-    by_step: dict[str, list[str]] = {step_key(p): [p.id] for p in products}
-    for p in products:  # a dbt project's models are one step, `dbt_<project>` (factories/dbt.py)
-        if p.dbt:
-            by_step.setdefault(f"dbt_{p.dbt.project}", []).append(p.id)
+    by_step: dict[str, list[str]] = defaultdict(list)  # a dbt project's step builds all its products
+    for p in products:
+        by_step[step_key(p)].append(p.id)
     for record in instance.get_run_records(filters=_created_since(since)):
         for stats in instance.get_run_step_stats(record.dagster_run.run_id):
             rows = {}
@@ -83,19 +79,18 @@ def _warehouse_bytes(domain: str) -> int:
 
 
 def render(costs: list[Cost]) -> list[str]:
-    header = f"{'domain':<12} {'product':<36} {'steps':>5} {'compute s':>10} {'rows written':>13} {'storage bytes':>14}"
-    lines = [header]
-    totals: dict[str, Cost] = defaultdict(lambda: Cost("", ""))
+    """The costs as a table, each domain's total below."""
+    totals: dict[str, Cost] = {}
     for cost in costs:
-        lines.append(
-            f"{cost.domain:<12} {cost.product:<36} {cost.steps:>5} {cost.compute_seconds:>10.2f} {cost.rows_written:>13,} {cost.storage_bytes:>14,}"
-        )
-        total = totals[cost.domain]
+        total = totals.setdefault(cost.domain, Cost(cost.domain, "TOTAL"))
         total.steps += cost.steps
         total.compute_seconds += cost.compute_seconds
         total.rows_written += cost.rows_written
         total.storage_bytes += cost.storage_bytes
-    lines.append("")
-    for domain, t in sorted(totals.items()):
-        lines.append(f"{domain:<12} {'TOTAL':<36} {t.steps:>5} {t.compute_seconds:>10.2f} {t.rows_written:>13,} {t.storage_bytes:>14,}")
-    return lines
+
+    def row(c: Cost) -> list[str]:
+        return [c.domain, c.product, str(c.steps), f"{c.compute_seconds:.2f}", f"{c.rows_written:,}", f"{c.storage_bytes:,}"]
+
+    header = ["domain", "product", "steps", "compute s", "rows written", "storage bytes"]
+    rows = [header, *map(row, costs), [""] * len(header), *(row(totals[d]) for d in sorted(totals))]
+    return aligned(rows, right=(2, 3, 4, 5))

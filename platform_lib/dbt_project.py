@@ -49,6 +49,16 @@ PARSED_PROJECT = "mesh_dbt_project.yml"
 PROJECT_FILE = "dbt_project.yml"
 
 
+def dbt_step(project: str) -> str:
+    """The Dagster step of a dbt project: one multi-asset builds all its models (factories/dbt.py)."""
+    return f"dbt_{project}"
+
+
+def step_key(product: Product) -> str:
+    """The Dagster step that builds a product: its dbt project's, or its own (its asset key joined by `__`)."""
+    return dbt_step(product.dbt.project) if product.dbt else product.id.replace(".", "__")
+
+
 def projects_dir() -> Path:
     return Path(os.environ.get("MESH_DBT_PROJECTS_DIR") or REPO_ROOT / "dbt_projects").resolve()
 
@@ -219,8 +229,8 @@ class DbtProjectRef:
 
 def prepare(project: DbtProjectRef) -> None:
     """Parse the project into target/manifest.json; a parse error names the project, model and file."""
-    if not (project.path / "dbt_project.yml").exists():
-        raise ContractError(project.path, None, None, project.problem(f"no dbt_project.yml in {project.path}"))
+    if not (project.path / PROJECT_FILE).exists():
+        raise ContractError(project.path, None, None, project.problem(f"no {PROJECT_FILE} in {project.path}"))
     # Parse a mirror, as runs do, into a private folder and move the manifest into place:
     # processes loading the location at the same time never read a half-written manifest.
     scratch = project.manifest_path.parent / f".parse-{os.getpid()}"
@@ -250,7 +260,7 @@ def prepare(project: DbtProjectRef) -> None:
         if event.get("info", {}).get("level") == "error":
             errors.append(event["info"]["msg"].removeprefix("Encountered an error:\n").strip())
     detail = "; ".join(errors) or (done.stderr or done.stdout).strip()[-2000:]
-    raise ContractError(project.path / "dbt_project.yml", None, None, project.problem(f"does not parse: {detail}"))
+    raise ContractError(project.path / PROJECT_FILE, None, None, project.problem(f"does not parse: {detail}"))
 
 
 _manifests: dict[Path, tuple[float, dict[str, Any]]] = {}

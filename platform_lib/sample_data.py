@@ -74,7 +74,3 @@ def generate(scale: float = 1.0, target: Path | None = None) -> Path:
             connection.execute(f"COPY ({query}{order}) TO {literal(str(temporary))} ({options})")
             temporary.replace(path)
     return root
-
-
-def exists(target: Path | None = None) -> bool:
-    return ((target or sources_dir()) / "customers" / "customers.csv").exists()

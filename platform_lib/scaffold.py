@@ -141,8 +141,7 @@ def new_product(domain: str, name: str, kind: str, inputs: list[str]) -> list[st
         names = [c.name for c in first.columns]
         values.update(
             first_input=first.id,
-            inputs_text=", ".join(inputs),
-            inputs_list=", ".join(inputs),
+            inputs=", ".join(inputs),
             primary_key=", ".join(first.primary_key),
             columns=_column_lines(first),
             column_list=", ".join(names),

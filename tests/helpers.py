@@ -1,4 +1,4 @@
-"""Small helpers the integration tests share: load the sample mesh, spoil a source file, read a port."""
+"""Small helpers the integration tests share: load and run products, spoil a source file, read a port, take webhook posts."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from platform_lib import output_port
 from platform_lib.materialize import materialize_products
 from platform_lib.outcomes import Outcome
 from platform_lib.mesh import load_mesh
+from platform_lib.storage import literal
 
 
 def products(*domains: str):
@@ -41,7 +42,7 @@ def read_published(product_id: str) -> list[tuple]:
     snapshot = output_port.current(product_id)
     assert snapshot is not None, f"{product_id} was never published"
     with duckdb.connect() as connection:
-        return sorted(connection.execute(f"SELECT * FROM read_parquet('{snapshot.path}')").fetchall(), key=repr)
+        return sorted(connection.execute(f"SELECT * FROM read_parquet({literal(str(snapshot.path))})").fetchall(), key=repr)
 
 
 @contextmanager

@@ -144,6 +144,8 @@ def test_json_lines_that_are_not_json_or_do_not_fit_are_quarantined(mesh_dir, ma
     with connect("lab") as connection:
         report = ingest(connection, product)
         assert [(line, column) for _, line, column in quarantine(connection)] == [(2, None), (3, "amount"), (5, None)]
+        reasons = connection.execute("SELECT line, error FROM _quarantine.things WHERE column_name IS NULL ORDER BY line").fetchall()
+        assert reasons == [(2, "not JSON (cut short, or not one value)"), (5, "not a JSON object")]
         assert connection.execute(f"SELECT id, amount FROM {candidate('things')} ORDER BY id").fetchall() == [
             (1, pytest.approx(2.5)), (4, pytest.approx(1)),
         ]

@@ -125,7 +125,7 @@ def dbt_project_assets(domain: Domain, project_name: str, products: list[Product
     specs = [_as_product(s, by_key[s.key]) if s.key in by_key else s for s in specs]
 
     @dg.multi_asset(
-        name=f"dbt_{project_name}",
+        name=dbt_project.dbt_step(project_name),
         specs=specs,
         check_specs=[*dbt_checks, *(c for p in products for c in check_specs(p))],
         can_subset=True,
@@ -241,6 +241,7 @@ class DbtOutcome:
 
 OUTCOME = "mesh_outcome.pickle"
 KEPT_FAILED_RUNS = 5
+NOT_AUDITED = "built but neither checked nor published"  # a product model the dbt process never got to audit
 
 
 @dataclass(frozen=True)
@@ -547,7 +548,7 @@ def build(
             refuse_blocked_inputs(product, rebuilt)
         events, outcome = _run_dbt(context, project, manifest, models, tuple(p.dbt_model for p in selected))
     for product in (p for p in selected if p.dbt_model not in outcome.audits):  # the checks never decided
-        why = outcome.problems.get(product.dbt_model) or outcome.error or project.problem("built but neither checked nor published", product.dbt_model)
+        why = outcome.problems.get(product.dbt_model) or outcome.error or project.problem(NOT_AUDITED, product.dbt_model)
         output_port.mark_failed(product.id, context.run_id, why)
     if not outcome.ran:
         raise dg.Failure(description=outcome.error)
@@ -560,7 +561,7 @@ def build(
         if product is None:
             yield event
         elif audit is None:  # the dbt process ended before it got to this model
-            problems.append(project.problem("built but neither checked nor published", product.dbt_model))
+            problems.append(project.problem(NOT_AUDITED, product.dbt_model))
         else:
             if audit.metadata.get("published"):
                 yield event.with_metadata({**event.metadata, **audit.metadata})

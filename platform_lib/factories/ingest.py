@@ -424,7 +424,7 @@ def _json_by_lines(connection: duckdb.DuckDBPyConnection, product: Product, file
         FROM (
             SELECT file, line, raw, escaped, CASE
                 WHEN raw IS NULL THEN 'not UTF-8 text'
-                WHEN NOT json_valid(raw) THEN 'not a JSON object'
+                WHEN NOT json_valid(raw) THEN 'not JSON (cut short, or not one value)'
                 WHEN json_type(raw) <> 'OBJECT' THEN 'not a JSON object'
                 WHEN len({contract_keys}) <> len(list_distinct({contract_keys})) THEN 'a key of the contract appears twice'
             END AS unreadable

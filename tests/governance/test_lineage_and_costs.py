@@ -75,7 +75,9 @@ def test_costs_attribute_steps_rows_and_bytes_to_products_and_domains(history, c
     assert costs["marketing.segment_revenue"].steps == 0 and costs["marketing.segment_revenue"].storage_bytes == 0
     assert costs["<customers.duckdb>"].storage_bytes > 0
     assert main(["costs"]) == 0
-    assert "customers    TOTAL" in capsys.readouterr().out
+    table = [line for line in capsys.readouterr().out.splitlines() if line]
+    assert len({len(line) for line in table}) == 1, "the columns line up, the numbers right-aligned"
+    assert [line.split()[:2] for line in table if "TOTAL" in line] == [["customers", "TOTAL"], ["marketing", "TOTAL"], ["orders", "TOTAL"]]
 
 
 def test_costs_since_a_time_count_only_the_runs_created_from_then_on(history, capsys):
