@@ -497,10 +497,15 @@ class Product(_Strict):
     def pii_columns(self) -> list[Column]:
         return [c for c in self.columns if c.pii]
 
+    def port_mask(self, column: Column) -> Literal["hash", "redact"] | None:
+        """How the output port serves `column`: hashed, redacted (NULL), or in clear (None).
+        A public product masks its PII, redacted unless `mask: hash`; an internal one masks nothing."""
+        return (column.mask or "redact") if column.pii and self.access == "public" else None
+
     @property
     def masked_columns(self) -> list[Column]:
-        """The columns `serve.publish` masks: a public product's PII (redacted unless `mask: hash`)."""
-        return self.pii_columns if self.access == "public" else []
+        """The columns `serve.publish` masks."""
+        return [c for c in self.columns if self.port_mask(c)]
 
     @property
     def served_columns(self) -> list[Column]:

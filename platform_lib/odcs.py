@@ -66,7 +66,7 @@ def _property(product: Product, column: Column, served: Column) -> dict[str, Any
 def _quality(product: Product) -> list[dict[str, Any]]:
     """The contract's rules. They are checked on the candidate, before `serve` masks: a rule
     on a masked column says so, since its values as served (hashes, NULLs) would not pass it."""
-    masked = {c.name: c.mask or "redact" for c in product.masked_columns}
+    masked = {c.name: product.port_mask(c) for c in product.masked_columns}
 
     def before_masking(rule: QualityRule) -> str | None:
         columns = [f"{c} ({'hashed' if masked[c] == 'hash' else 'redacted'})" for c in rule.columns if c in masked]

@@ -65,9 +65,7 @@ def load_at_ref(domains_root: Path, ref: str, into: Path) -> list[LoadedDomain]:
 
 def _published_mask(product: Product, column: Column) -> str:
     """What the output port holds for a column: clear values, a hash, or NULL."""
-    if column.name in {c.name for c in product.masked_columns}:
-        return column.mask or "redact"
-    return "clear"
+    return product.port_mask(column) or "clear"
 
 
 def _column_changes(base: Product, head: Product) -> list[tuple[bool, str]]:
