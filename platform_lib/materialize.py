@@ -29,7 +29,8 @@ from platform_lib.factories.quality import asset_key
 from platform_lib.mesh import input_graph
 from platform_lib.outcomes import Outcome, RunOutcomes, outcomes_of
 from platform_lib.progress import PROGRESS, Progress
-from platform_lib.storage import REPO_ROOT, process_gone, this_process
+from platform_lib.processes import process_gone, this_process
+from platform_lib.storage import REPO_ROOT
 
 
 JOB = "mesh_materialize"
@@ -175,7 +176,7 @@ def materialize_products(
 
 
 def _process_tags() -> dict[str, str]:
-    """This process (`storage.this_process`) as tags of a run started here, which `release_dead_runs` reads back."""
+    """This process (`processes.this_process`) as tags of a run started here, which `release_dead_runs` reads back."""
     return {f"mesh/{name}": str(value) for name, value in this_process().items() if value is not None}
 
 

@@ -29,7 +29,8 @@ from typing import Any, Callable
 
 import duckdb
 
-from platform_lib.storage import PortError, literal, process_gone, published_dir, this_process
+from platform_lib.processes import process_gone, this_process
+from platform_lib.storage import PortError, literal, published_dir
 
 POINTER = "current.json"
 BLOCKED = "blocked.json"
@@ -144,7 +145,7 @@ def failed(product_id: str) -> dict[str, Any] | None:
 
 def building(product_id: str) -> dict[str, Any] | None:
     """The record of a run building the product now (`mark_building`), while its process
-    lives, or runs where this host cannot tell (`storage.process_gone`)."""
+    lives, or runs where this host cannot tell (`processes.process_gone`)."""
     attempt = _read_json(port_dir(product_id) / BUILDING, product_id)
     return attempt if attempt and not _died(attempt, product_id) else None
 
@@ -156,7 +157,7 @@ def _death(attempt: dict[str, Any], product_id: str) -> dict[str, Any]:
 
 
 def _died(attempt: dict[str, Any], product_id: str) -> bool:
-    """Whether the process of a `building.json` is gone (`storage.process_gone`)."""
+    """Whether the process of a `building.json` is gone (`processes.process_gone`)."""
     if not isinstance(attempt.get("pid"), int) or not {"run_id", "at", "host"} <= attempt.keys():
         raise PortError(f"{port_dir(product_id) / BUILDING}: product {product_id}: fields do not match a build's record (run_id, at, host, pid)")
     return process_gone(attempt)

@@ -44,7 +44,7 @@ import duckdb
 from platform_lib.contract import Column, Product
 from platform_lib.factories import append_only
 from platform_lib.factories.source_files import COPY_CHUNK_BYTES, IngestError, Readable, readable, relative_to_sources, source_files
-from platform_lib.storage import WHOLE_NUMBER_TYPES, candidate, cast, column_types, create_candidate, literal, quote, relation_kind
+from platform_lib.storage import WHOLE_NUMBER_TYPES, candidate, cast, column_types, create_candidate, is_number_type, literal, quote, relation_kind
 
 
 @dataclass(frozen=True)
@@ -136,16 +136,12 @@ def _options(options: dict[str, str | None]) -> str:
     return "".join(f" {name} = {literal(value)}," for name, value in options.items() if value is not None)
 
 
-def _is_number(column: Column) -> bool:
-    return column.type in WHOLE_NUMBER_TYPES or column.type in ("DOUBLE", "FLOAT") or column.type.startswith("DECIMAL(")
-
-
 def _misreadable(product: Product) -> set[str]:
     """The columns DuckDB's CSV reader may take a wrong value into: a whole-number one (it
     rounds 2.5 to 3) and, in a source with a thousands separator, every number (the reader
     drops the separator wherever it is: with `.`, 1.2 is 12)."""
     grouped = product.source.thousands_separator is not None
-    return {c.name for c in product.columns if c.type in WHOLE_NUMBER_TYPES or (grouped and _is_number(c))}
+    return {c.name for c in product.columns if c.type in WHOLE_NUMBER_TYPES or (grouped and is_number_type(c.type))}
 
 
 # A space groups thousands in French or Swedish; spreadsheets write it as a no-break space
@@ -571,7 +567,7 @@ def _split_rows(connection: duckdb.DuckDBPyConnection, product: Product, relatio
     connection.execute(f"CREATE OR REPLACE TEMP TABLE mesh_raw AS {relation}")
     columns = [c for c in product.columns if c.name in read_as]
     texts = {c.name: f"fields.{quote(c.name)}" for c in columns}
-    numbers = {c.name: _as_number_text(product, c, texts[c.name]) if _is_number(c) and read_as[c.name] == "VARCHAR" else texts[c.name] for c in columns}
+    numbers = {c.name: _as_number_text(product, c, texts[c.name]) if is_number_type(c.type) and read_as[c.name] == "VARCHAR" else texts[c.name] for c in columns}
     casts = {c.name: cast(numbers[c.name], c, strict=False) for c in columns}
     failed = " OR ".join(f"({texts[name]} IS NOT NULL AND {value} IS NULL)" for name, value in casts.items())
     first_failed = " ".join(

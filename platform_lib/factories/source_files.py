@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from platform_lib.contract import Product
-from platform_lib.storage import process_alive, sources_dir
+from platform_lib.processes import process_alive
+from platform_lib.storage import sources_dir
 
 
 class IngestError(RuntimeError):

@@ -28,13 +28,12 @@ from platform_lib.quality import bitmap, repeats
 from platform_lib.quality.catalog import compiled_signature
 from platform_lib.quality.regex import to_re2
 from platform_lib.quality.results import RuleResult
-from platform_lib.storage import column_types, literal, quote
+from platform_lib.storage import column_types, is_number_type, literal, quote
 
 ENGINE = "duckdb"
 SAMPLE_SIZE = 20
 ROWS_PER_PARTITION = 1_000_000
 ANY_TEXT = "(?s).*"
-NUMERIC_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE"}
 
 Finish = Callable[["Answers"], RuleResult]
 
@@ -54,8 +53,7 @@ class Table:
         return cls(connection, relation, column_types(connection, relation), rows)
 
     def is_numeric(self, column: str) -> bool:
-        kind = self.columns[column]
-        return kind in NUMERIC_TYPES or kind.startswith("DECIMAL")
+        return is_number_type(self.columns[column])
 
     def is_text(self, column: str) -> bool:
         return self.columns[column] == "VARCHAR"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from platform_lib.cli import main
-from platform_lib.governance.types import widens
+from platform_lib.governance.types import INTEGER_RANGES, widens
+from platform_lib.storage import WHOLE_NUMBER_TYPES
 
 PROFILES = "customers/products/customer_profiles.yaml"
 PROFILES_FILE = "domains/customers/products/customer_profiles.yaml"
@@ -190,3 +191,8 @@ def test_an_unknown_base_is_an_error(repo, capsys):
 ])
 def test_widening(old, new, widened):
     assert widens(old, new) is widened
+
+
+def test_every_whole_number_type_has_its_range():
+    """A whole-number type the mesh knows and the diff does not would make every change to it breaking."""
+    assert set(INTEGER_RANGES) == WHOLE_NUMBER_TYPES
