@@ -106,7 +106,7 @@ def measure(mode: str, path: Path) -> dict:
     Answers are one per rule: its unexpected count, or the statistic it observed.
     """
     from platform_lib.quality import evaluate_rules
-    from platform_lib.quality.compiler import plain
+    from platform_lib.quality.results import plain
     from platform_lib.quality.ge_runner import run_with_ge
 
     connection, suite = duckdb.connect(str(path), read_only=True), rules()

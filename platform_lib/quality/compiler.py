@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime
 import math
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Callable
 
 import duckdb
@@ -27,7 +26,7 @@ from platform_lib.contract import QualityRule
 from platform_lib.quality import bitmap, repeats
 from platform_lib.quality.catalog import compiled_signature
 from platform_lib.quality.regex import to_re2
-from platform_lib.quality.results import RuleResult
+from platform_lib.quality.results import RuleResult, plain
 from platform_lib.storage import column_types, is_number_type, literal, quote
 
 ENGINE = "duckdb"
@@ -150,19 +149,6 @@ def _in_range(expression: str, kwargs: dict[str, Any]) -> str:
     if kwargs.get("max_value") is not None:
         parts.append(f"{expression} {'<' if kwargs.get('strict_max') else '<='} {sql_value(kwargs['max_value'])}")
     return " AND ".join(parts) or "TRUE"
-
-
-def plain(value: Any) -> Any:
-    """DuckDB hands back Decimals and NaN where GE's pandas reports floats and None."""
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 def within(observed: Any, kwargs: dict[str, Any]) -> bool:

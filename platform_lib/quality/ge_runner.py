@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import duckdb
 
 from platform_lib.contract import QualityRule
-from platform_lib.quality.results import RuleResult
+from platform_lib.quality.results import RuleResult, plain
 from platform_lib.storage import data_frame
 
 ENGINE = "great_expectations"
@@ -95,22 +95,6 @@ def _query_names(query: str) -> set[str]:
     return quoted | (named - {"index"})  # `index` is the frame's index in a query
 
 
-def _plain(value: Any) -> Any:
-    """GE returns numpy scalars, NaN and the like; metadata wants plain Python values."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if hasattr(value, "item") and not isinstance(value, str):
-        try:
-            value = value.item()
-        except (ValueError, AttributeError):
-            return value
-    if isinstance(value, float) and value != value:
-        return None
-    return value
-
-
 def _exception_message(info: dict[str, Any]) -> str | None:
     """Why GE could not compute an expectation: its message, or one per metric that raised
     (a `row_condition` pandas cannot evaluate fails every metric of the rule alike)."""
@@ -131,12 +115,12 @@ def _rule_result(rule: QualityRule, outcome) -> RuleResult:
         rule=rule,
         success=bool(outcome.success),
         engine=ENGINE,
-        element_count=_plain(detail.get("element_count")),
-        unexpected_count=_plain(detail.get("unexpected_count")),
-        unexpected_percent=_plain(detail.get("unexpected_percent")),
-        partial_unexpected_list=_plain(detail.get("partial_unexpected_list") or []),
-        observed_value=_plain(detail.get("observed_value")),
-        details=_plain(details),
+        element_count=plain(detail.get("element_count")),
+        unexpected_count=plain(detail.get("unexpected_count")),
+        unexpected_percent=plain(detail.get("unexpected_percent")),
+        partial_unexpected_list=plain(detail.get("partial_unexpected_list") or []),
+        observed_value=plain(detail.get("observed_value")),
+        details=plain(details),
     )
 
 
