@@ -12,7 +12,7 @@ takes such a task later finds the run ended and builds nothing (`refuse_ended_ru
 still waits for the steps running on workers, which end as they would have (a graceful
 stop), until it is told to stop a second time (or, from the UI, forcibly terminated). The
 run gives back the pool slots of the steps it did not wait for when its loop ends, however
-it ends; a step that started gives back its own when it ends.
+it ends; the slot of a step it waited for, the loop gave back when it saw the step end.
 
 A step's task that fails on its worker before the step records anything (the worker lacks
 a variable of the instance's settings, or cannot import the code) fails the run with an
@@ -141,11 +141,13 @@ class _Tasks:
     def free_slots(self, step_keys: list[str]) -> None:
         """Give back the pool slots the run's steps still hold when its loop ends.
 
-        dagster-celery takes a step's slot before it sends the step's task, and only the
-        step's end gives it back: a step never started (its sending failed, the run failed or
-        stopped first) would hold it for good, and so would a step the run stopped waiting for
-        on a lost worker. (If that step still runs on a live worker, the next run of its domain
-        may meet it at the DuckDB file: told twice to stop, the run does not wait for it.)"""
+        dagster-celery takes a step's slot before it sends the step's task, and its loop gives
+        it back when it sees the step end (the step's own end, on a worker, frees nothing): a
+        step never started (its sending failed, the run failed or stopped first) would hold it
+        for good, and so would a step the run stopped waiting for. (If that step still runs on
+        a live worker, the next run of its domain may meet it at the DuckDB file: told twice to
+        stop, the run does not wait for it, and once the run has ended nothing would free the
+        slot when the step ends.)"""
         storage, started = self.context.instance.event_log_storage, self.started()
         for step_key in step_keys:
             if step_key not in started or step_key in self.given_up:
