@@ -280,7 +280,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     import duckdb
 
     from platform_lib import storage
-    from platform_lib.factories.ingest import quarantined
+    from platform_lib.factories.quarantine import quarantined
 
     product = products_by_id(load_mesh()).get(args.product)
     if product is None or product.source is None:
@@ -304,7 +304,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         return 2
     total, rows = found
     pii = [] if args.show_pii else [c.name for c in product.pii_columns]
-    print(f"{product.id}: {total} row(s) quarantined by its last ingest, in _quarantine.{product.name} of {file}")
+    print(f"{product.id}: {total} row(s) quarantined by its last ingest, in {storage.QUARANTINE_SCHEMA}.{product.name} of {file}")
     if rows:
         print("\n".join(_quarantine_table(rows, show_rows=not pii)))
     if rows and pii:
@@ -318,7 +318,7 @@ def _quarantine_table(rows: list[tuple], show_rows: bool) -> list[str]:
     """file, line, column, reason and the row as read, cut to a line each (the table has them
     whole). A terminal's text ends up in tickets and chats: a product's rows with PII are
     shown only when asked (the reason never quotes a PII column's value)."""
-    from platform_lib.factories.ingest import relative_to_sources
+    from platform_lib.factories.source_files import relative_to_sources
 
     def cut(text: str | None, width: int) -> str:
         text = " ".join(str(text or "").split())

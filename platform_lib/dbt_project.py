@@ -36,10 +36,9 @@ from typing import Any, Collection, Iterator
 import yaml
 
 from platform_lib.contract import ContractError, Product
-from platform_lib.storage import REPO_ROOT, TIME_ZONE, data_dir, normalize_type, warehouse_path
+from platform_lib.storage import CANDIDATE_SCHEMA, REPO_ROOT, TIME_ZONE, data_dir, normalize_type, warehouse_path
 
 PROFILE = "mesh"
-CANDIDATE_SCHEMA = "_candidate"
 CANDIDATE_CATALOG = "mesh_candidates"  # an in-memory database the dbt process attaches to the domain's file
 IGNORED_FOLDERS = {"target", "logs", "dbt_packages", "__pycache__"}
 MIRROR_SKIPS = {"target", "logs"}  # what dbt writes; a run writes them in the data folder

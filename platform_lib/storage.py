@@ -177,6 +177,10 @@ def cast(text: str, column: Column, *, strict: bool) -> str:
     return f"CASE WHEN TRY_CAST({text} AS DOUBLE) = {whole} THEN {whole}{refused} END"
 
 
+CANDIDATE_SCHEMA = "_candidate"  # failed candidates kept to look into, and dbt's models that are not products
+QUARANTINE_SCHEMA = "_quarantine"  # rows a source's reader could not convert (factories/quarantine.py)
+
+
 def candidate(name: str) -> str:
     """The candidate of product `name` while its step runs: a temporary table of the step's
     connection (`create_candidate`).
@@ -195,7 +199,7 @@ def create_candidate(connection: duckdb.DuckDBPyConnection, name: str, query: st
 
 def kept_candidate(name: str) -> str:
     """Where product `name`'s candidate is kept in the domain's file after it failed a blocking check."""
-    return f"_candidate.{quote(name)}"
+    return f"{CANDIDATE_SCHEMA}.{quote(name)}"
 
 
 def relation_kind(connection: duckdb.DuckDBPyConnection, schema: str, name: str) -> str | None:
@@ -213,7 +217,7 @@ def keep_candidate(connection: duckdb.DuckDBPyConnection, name: str, keep: bool,
     One transaction: an incremental dbt product model goes on from the kept table."""
     kept = kept_candidate(name)
     connection.begin()
-    if kind := relation_kind(connection, "_candidate", name):
+    if kind := relation_kind(connection, CANDIDATE_SCHEMA, name):
         connection.execute(f"DROP {kind} {kept}")
     if keep:
         connection.execute(f"CREATE TABLE {kept} AS FROM {relation or candidate(name)}")
@@ -249,7 +253,7 @@ def connect(domain: str) -> duckdb.DuckDBPyConnection:
                 ) from None
             time.sleep(0.2)
     connection.execute(f"SET TimeZone = {literal(TIME_ZONE)}")
-    for schema in ("_candidate", "_quarantine"):
+    for schema in (CANDIDATE_SCHEMA, QUARANTINE_SCHEMA):
         connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     return connection
 

@@ -13,7 +13,8 @@ import pytest
 
 from pathlib import Path
 from platform_lib.contract import load_domain, load_product
-from platform_lib.factories.ingest import FORMATS, QUARANTINE_COLUMNS, IngestError, ingest, read_strictly
+from platform_lib.factories.ingest import FORMATS, IngestError, ingest
+from platform_lib.factories.quarantine import QUARANTINE_COLUMNS, read_strictly
 from platform_lib.storage import REPO_ROOT, candidate, column_types, connect
 
 COLUMNS = """primary_key: [id]

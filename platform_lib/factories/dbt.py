@@ -54,7 +54,6 @@ from packaging import version
 
 from platform_lib import dbt_fork, dbt_project, output_port, storage, withheld
 from platform_lib.contract import GENERATING_TABLE_FUNCTIONS, Domain, Product
-from platform_lib.dbt_project import CANDIDATE_SCHEMA
 from platform_lib.factories import transform
 from platform_lib.factories.product import (
     audit_and_publish,
@@ -332,7 +331,7 @@ class ProductModels:
         """An incremental product model goes on from its table of the last run, kept in the file."""
         for name in (n for n in self.selected if self._incremental(n) and self._in_memory(n)):
             node, product = self._model(name), self.products[name]
-            if storage.relation_kind(connection, CANDIDATE_SCHEMA, product.name) == "TABLE":
+            if storage.relation_kind(connection, storage.CANDIDATE_SCHEMA, product.name) == "TABLE":
                 connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(node['database'])}.{quote(node['schema'])}")
                 connection.execute(f"CREATE TABLE {node['relation_name']} AS FROM {storage.kept_candidate(product.name)}")
 

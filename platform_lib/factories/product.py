@@ -21,6 +21,7 @@ from platform_lib import output_port, storage, withheld
 from platform_lib.contract import Product, parse_duration
 from platform_lib.factories import append_only, ingest, serve, transform
 from platform_lib.factories.quality import asset_key, check_specs, run_checks
+from platform_lib.factories.source_files import relative_to_sources
 from platform_lib.outcomes import STOPPED
 
 KIND_TAGS = {"ingest": None, "sql": "sql", "pandas": "pandas", "dbt": "dbt"}
@@ -69,19 +70,19 @@ def build_candidate(connection, product: Product, full_refresh: bool = False) ->
         metadata: dict[str, object] = {
             "source_files": report.files,
             "quarantined_rows": report.quarantined,
-            "quarantine_table": f"_quarantine.{product.name}",
+            "quarantine_table": f"{storage.QUARANTINE_SCHEMA}.{product.name}",
         }
         if report.plan.base:
             metadata["source_files_read_before"] = report.plan.read_before
             metadata["added_to_version"] = report.plan.base.version
-            metadata["source_files_added"] = [ingest.relative_to_sources(str(file)) for file in report.plan.read]
+            metadata["source_files_added"] = [relative_to_sources(str(file)) for file in report.plan.read]
         if report.plan.changed:
             metadata["source_files_changed_not_read_again"] = list(report.plan.changed)
         if report.first_bad_rows:
             metadata["first_bad_row"] = report.first_bad
             metadata["first_quarantined_rows"] = dg.MetadataValue.table(
                 records=[
-                    dg.TableRecord({"file": ingest.relative_to_sources(r.file), "line": r.line, "column": r.column, "reason": r.reason})
+                    dg.TableRecord({"file": relative_to_sources(r.file), "line": r.line, "column": r.column, "reason": r.reason})
                     for r in report.first_bad_rows
                 ],
                 schema=dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in QUARANTINE_SHOWN]),

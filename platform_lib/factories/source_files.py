@@ -25,7 +25,7 @@ from typing import BinaryIO, Iterator
 
 from platform_lib.contract import Product
 from platform_lib.processes import process_alive
-from platform_lib.storage import sources_dir
+from platform_lib.storage import literal, sources_dir
 
 
 class IngestError(RuntimeError):
@@ -180,3 +180,18 @@ def _as_utf8(product: Product, file: Path, chunks: Iterator[bytes]) -> Iterator[
 def relative_to_sources(file: str) -> str:
     """A source file's path as the mesh shows it: under the sources folder, relative to it."""
     return file.removeprefix(str(sources_dir().resolve()) + os.sep)
+
+
+# The longest line of a source: DuckDB's CSV reader stops at 2 MB by default, but one large text field is still data.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+
+
+def files_literal(files: list[Path]) -> str:
+    """The files as a DuckDB list of paths, for its readers."""
+    return "[" + ", ".join(literal(str(p)) for p in files) + "]"
+
+
+def first_line(file: Path) -> bytes:
+    """The file's first line (at most MAX_LINE_BYTES), without a byte order mark and its line end."""
+    with open(file, "rb") as handle:
+        return handle.readline(MAX_LINE_BYTES).removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")

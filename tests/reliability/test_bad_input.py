@@ -21,7 +21,7 @@ import yaml
 
 from platform_lib import output_port
 from platform_lib.domain import domain_definitions
-from platform_lib.factories import ingest
+from platform_lib.factories import quarantine
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
 from platform_lib.storage import literal, warehouse_path
@@ -372,7 +372,7 @@ def test_a_read_that_fails_leaves_the_last_quarantine_listed(published_mesh):
 
     def listed() -> tuple[int, list[tuple]] | None:
         with duckdb.connect(str(warehouse_path("orders")), read_only=True) as connection:
-            return ingest.quarantined(connection, product, 10)
+            return quarantine.quarantined(connection, product, 10)
 
     before = listed()
     assert before[0] == 1

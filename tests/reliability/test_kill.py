@@ -159,7 +159,7 @@ def test_a_killed_run_stays_failed_while_the_next_run_builds_the_product(publish
         command = [sys.executable, str(PAUSE_AT), "after_ingest", str(marker), product_id]
         return subprocess.Popen(command, env=mesh_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
-    kill_when(tmp_path / "first", first := paused(tmp_path / "first"))
+    kill_when(tmp_path / "first", paused(tmp_path / "first"))
     died = output_port.failed(product_id)
     assert died["run_id"] != "an-older-run" and "ended without an outcome (killed, interrupted, or out of memory)" in died["error"]
 
