@@ -56,7 +56,7 @@ def _property(product: Product, column: Column, served: Column) -> dict[str, Any
         prop.update(classification="restricted", tags=["pii"])
         prop["customProperties"] = _custom(
             pii=True,
-            mask=column.mask or ("redact" if product.access == "public" else None),
+            mask=product.port_mask(column),
             contractType=column.type if served.type != column.type else None,
             contractRequired=True if served.required != column.required else None,
         )

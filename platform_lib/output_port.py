@@ -46,7 +46,7 @@ ROLLBACK_RUN = "rollback"
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What `current.json` says about the published version."""
+    """A published version's record: its own `snapshot.json`, and a copy in `current.json` for the version consumers read."""
 
     product: str
     version: str

@@ -13,7 +13,7 @@ from open_data_contract_standard.model import OpenDataContractStandard
 from platform_lib.cli import main
 from platform_lib.materialize import materialize_products
 from platform_lib.mesh import load_mesh, products_by_id
-from platform_lib.odcs import write_odcs
+from platform_lib.odcs import to_odcs, write_odcs
 from tests.helpers import add_csv_row
 
 CUSTOMERS = ["customers.raw_customers", "customers.customer_profiles"]
@@ -85,3 +85,15 @@ def test_every_contract_exports_to_odcs_that_datacontract_lint_accepts(tmp_path)
         custom = {c.property: c.value for c in exported.customProperties}
         assert (custom["access"], custom["retentionSnapshots"], custom["retentionGrace"]) == (product.access, product.retention.snapshots, "1h")
         assert custom.get("maxRowDrop") == product.max_row_drop
+
+
+def test_odcs_names_the_mask_the_port_applies():
+    """An internal product's port serves its PII in clear, whatever mask its contract declares for going public."""
+    profiles = products_by_id(load_mesh())["customers.customer_profiles"]
+
+    def email_mask(product) -> str | None:
+        [table] = to_odcs(product).schema_
+        [email] = [c for c in table.properties if c.name == "email"]
+        return {c.property: c.value for c in email.customProperties}.get("mask")
+
+    assert (email_mask(profiles), email_mask(profiles.model_copy(update={"access": "internal"}))) == ("hash", None)
