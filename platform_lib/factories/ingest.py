@@ -29,7 +29,7 @@ import duckdb
 from platform_lib.contract import Product
 from platform_lib.factories import append_only, csv_source, json_source, parquet_source, quarantine
 from platform_lib.factories.quarantine import OnePassElseByRows
-from platform_lib.factories.source_files import IngestError, Readable, first_line, readable, relative_to_sources, source_files
+from platform_lib.factories.source_files import IngestError, Readable, files_of, first_line, readable, relative_to_sources
 from platform_lib.storage import candidate, column_types, literal
 
 
@@ -87,7 +87,7 @@ def ingest(connection: duckdb.DuckDBPyConnection, product: Product, full_refresh
     """Build the product's candidate (`storage.candidate`) from the source files; raise IngestError above the
     threshold, or if no row is left: an export that lost its rows must not replace the product with nothing.
     An append-only source's candidate is its published version and the rows of its new files (append_only.py)."""
-    _, files = source_files(product)
+    files = files_of(product)
     plan = append_only.plan(connection, product, files, full_refresh)
     with quarantine.replaced(connection, product):
         unread, where, cut_short = _read(connection, product, plan.read) if plan.read else ((), {}, ())

@@ -32,8 +32,9 @@ class IngestError(RuntimeError):
     """The source could not be ingested; the message names the product and the file."""
 
 
-def source_files(product: Product) -> tuple[str, list[Path]]:
-    """The source glob as an absolute pattern and the files it matches, refusing escapes."""
+def files_of(product: Product) -> list[Path]:
+    """The files the source's glob matches, refusing a glob or a link that leads out of the
+    sources folder, a glob that matches nothing and an empty file."""
     root = sources_dir().resolve()
     pattern = (root / product.source.path).resolve()
     if not pattern.is_relative_to(root):
@@ -47,7 +48,7 @@ def source_files(product: Product) -> tuple[str, list[Path]]:
     empty = [p for p in files if p.stat().st_size == 0]
     if empty:
         raise IngestError(f"{product.id}: source file {empty[0]} is empty (0 bytes); refusing to replace the product with nothing")
-    return str(pattern), files
+    return files
 
 
 @dataclass(frozen=True)
