@@ -69,7 +69,8 @@ def new_domain(name: str, owner: str) -> list[str]:
         source.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(TEMPLATES / "sources" / "items.csv", source)
     return [
-        f"created {target} with the example product {name}.items, and its code location in {workspace.name}",
+        f"created {target} with the example product {name}.items (products/items.yaml: delete it once your own products are there)"
+        f" and its code location in {workspace.name}",
         f"sample source data for it: {source}",
         "next:",
         *aligned([
