@@ -94,12 +94,12 @@ class RunOutcomes:
             self.stopped = True
         elif event.event_type == dg.DagsterEventType.ENGINE_EVENT and event.event_specific_data.error:
             # The executor failed, not a step: sending the steps ("Encountered error during celery
-            # task submission.": the broker unreachable), or one step's task on its worker.
+            # task submission.": the broker unreachable), or one step's task on its worker, which
+            # logged the error's stack where it belongs (a worker lacking a setting, say).
             error = event.event_specific_data.error
             if event.step_key in self.by_step:
                 for outcome in self.by_step[event.step_key]:
-                    outcome.message, outcome.status = f"not built: {event.message}: {_last_line(error)}", "failed"
-                    outcome.trace = error.to_string()
+                    outcome.message, outcome.status = f"not built: {event.message}: {_last_line(error)} (its stack is in the worker's log)", "failed"
             else:
                 self.engine_error = f"{event.message.rstrip('.')}: {_first_cause(error).message.strip()}"
 

@@ -66,5 +66,6 @@ def test_a_worker_without_a_variable_of_dagster_yaml(mesh_dir, dagster_home, pro
     assert (
         "\ncustomers.raw_customers: not built: a worker could not run the step: dagster._config.errors.PostProcessingError: "
         'You have attempted to fetch the environment variable "DAGSTER_PG_DB" which is not set. In order for this '
-        "execution to succeed it must be set in this environment.\n") in run.stdout, run.stdout
+        "execution to succeed it must be set in this environment. (its stack is in the worker's log)\n") in run.stdout, run.stdout
+    assert "an unexpected error" not in run.stderr, run.stderr[-3000:]
     assert "\ncustomers.customer_profiles: not built: customers.raw_customers was not published in this run\n" in run.stdout
