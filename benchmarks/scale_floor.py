@@ -27,7 +27,8 @@ from platform_lib.contract import Product
 from platform_lib.dbt_project import projects_dir, step_key
 from platform_lib.factories import transform
 from platform_lib.factories.serve import published_select
-from platform_lib.storage import literal, quote
+from platform_lib.factories.source_files import files_literal
+from platform_lib.storage import FILES_ONLY, literal, quote
 
 
 def in_dependency_order(products: list[Product]) -> list[Product]:
@@ -43,7 +44,7 @@ def in_dependency_order(products: list[Product]) -> list[Product]:
 
 def floor_read(product: Product, files: list[Path]) -> str:
     """DuckDB's own reader for the source, with the contract's types: the fastest honest ingest."""
-    listed = "[" + ", ".join(literal(str(f)) for f in files) + "]"
+    listed = f"{files_literal(files)}, {FILES_ONLY}"
     types = "{" + ", ".join(f"{literal(c.name)}: {literal(c.type)}" for c in product.columns) + "}"
     columns = ", ".join(f"CAST({quote(c.name)} AS {c.type}) AS {quote(c.name)}" for c in product.columns)
     if product.source.format == "csv":

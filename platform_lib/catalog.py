@@ -25,6 +25,7 @@ from platform_lib.contract import Product
 from platform_lib.factories.quality import asset_key, check_specs
 from platform_lib.mesh import LoadedDomain
 from platform_lib.odcs import write_odcs
+from platform_lib.storage import parquet_file
 
 
 def latest_checks(products: list[Product], instance: dg.DagsterInstance | None) -> dict[str, list[dict[str, Any]]]:
@@ -123,7 +124,7 @@ def _product_html(p: dict[str, Any]) -> str:
     served = f"{_e(published['version'])}: {published['rows']} rows, {_e(published['published_at'])}" if published else "never published"
     blocked = f'<p class="bad">Blocked: {_e(", ".join(p["blocked"]["failed_checks"]))} failed in run {_e(p["blocked"]["run_id"])}</p>' if p["blocked"] else ""
     failed = f'<p class="bad">The latest run, {_e(p["failed"]["run_id"])}, failed before its checks: {_e(p["failed"]["error"])}</p>' if p["failed"] else ""
-    now = f", now <code>read_parquet('{_e(p['port']['data'])}')</code>" if p["port"]["data"] else ""
+    now = f", now <code>{html.escape(parquet_file(Path(p['port']['data'])), quote=False)}</code>" if p["port"]["data"] else ""
     checks = "".join(
         f'<li class="{"ok" if c["status"] == "SUCCEEDED" else "bad"}">{_e(c["check"])}: {_e(c["status"])} {_e(c["description"])}</li>'
         for c in p["checks"]

@@ -191,7 +191,8 @@ class Source(_Strict):
     """`json` is newline-delimited: one object per line."""
     path: str
     """A file or a glob under the sources folder ($MESH_DATA_DIR/sources); CSV and JSON files
-    may be compressed (.gz, .zst)."""
+    may be compressed (.gz, .zst). A folder named like a partition (`day=2026-12-08/`) is
+    only a folder: its value is no column, the files must hold it."""
     append_only: bool = Field(default=False, strict=True)
     """Files are only ever added under `path` (a file a day): a run reads the files the
     published version was not read from and adds their rows to it. A file read before is

@@ -30,7 +30,7 @@ from typing import Any, Callable
 import duckdb
 
 from platform_lib.processes import process_gone, this_process
-from platform_lib.storage import PortError, literal, published_dir
+from platform_lib.storage import PortError, literal, parquet_file, published_dir
 
 POINTER = "current.json"
 BLOCKED = "blocked.json"
@@ -238,7 +238,7 @@ def publish(
 
     def write(parquet: Path) -> int:
         connection.execute(f"COPY ({select_sql}) TO {literal(str(parquet))} (FORMAT parquet, COMPRESSION zstd)")
-        return connection.execute(f"SELECT count(*) FROM read_parquet({literal(str(parquet))})").fetchone()[0]
+        return connection.execute(f"SELECT count(*) FROM {parquet_file(parquet)}").fetchone()[0]
 
     record = {"contract_version": contract_version, "inputs": inputs, "source_files": source_files or {}, "failed_warn_checks": failed_warn_checks or []}
     # The candidate passed its checks: unblock first, so a kill between the two never leaves
@@ -350,5 +350,5 @@ def digest(parquet: Path) -> str:
     """A fingerprint of a snapshot's rows, independent of their order and of the Parquet
     layout, so two runs (in-process and distributed, say) can be compared by content."""
     with duckdb.connect() as connection:
-        rows, total = connection.execute(f"SELECT count(*), sum(hash(t)) FROM read_parquet({literal(str(parquet))}) t").fetchone()
+        rows, total = connection.execute(f"SELECT count(*), sum(hash(t)) FROM {parquet_file(parquet)} t").fetchone()
     return f"{rows}:{total}"

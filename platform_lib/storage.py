@@ -177,6 +177,16 @@ def cast(text: str, column: Column, *, strict: bool) -> str:
     return f"CASE WHEN TRY_CAST({text} AS DOUBLE) = {whole} THEN {whole}{refused} END"
 
 
+FILES_ONLY = "hive_partitioning = false"
+"""The option of every DuckDB reader of files the mesh calls: DuckDB takes a folder named
+`key=value` anywhere in a path (`/mnt/env=prod/...`) for a partition, and adds a column `key`
+to the rows it reads, which no contract names."""
+
+def parquet_file(path: Path) -> str:
+    """SQL: the rows of one Parquet file (a snapshot of an output port), its own columns only."""
+    return f"read_parquet({literal(str(path))}, {FILES_ONLY})"
+
+
 CANDIDATE_SCHEMA = "_candidate"  # failed candidates kept to look into, and dbt's models that are not products
 QUARANTINE_SCHEMA = "_quarantine"  # rows a source's reader could not convert (factories/quarantine.py)
 

@@ -14,6 +14,7 @@ import pytest
 
 from platform_lib import output_port, storage
 from platform_lib.cli import main
+from platform_lib.mesh import load_mesh, products_by_id
 from tests.helpers import add_csv_row, read_published, run
 from tests.reliability.damage import rewrite_csv
 
@@ -74,6 +75,20 @@ def test_domain_database_serves_views_over_the_ports(mesh_dir):
     assert own == output_port.current("orders.order_lines").rows
     assert upstream == output_port.current("customers.customer_profiles").rows
     assert "customers" not in tables, "another domain's data is a view over its port, never a copy"
+
+
+def test_a_data_folder_named_like_a_partition_changes_no_product(mesh_dir, tmp_path, monkeypatch):
+    """DuckDB takes a folder named `key=value` anywhere in a path for a partition and adds a
+    column `key` to what it reads: under /mnt/env=prod/, every source and every port would
+    have a column `env` that no contract names."""
+    data = tmp_path / "env=prod" / "mesh"
+    shutil.copytree(mesh_dir / "sources", data / "sources")
+    monkeypatch.setenv("MESH_DATA_DIR", str(data))
+    outcomes = run()
+    assert {o.status for o in outcomes.values()} == {"published"} and not any(o.notes for o in outcomes.values()), outcomes
+    served = [c.name for c in products_by_id(load_mesh())["customers.customer_profiles"].served_columns]
+    with duckdb.connect(str(storage.warehouse_path("marketing")), read_only=True) as connection:
+        assert list(storage.column_types(connection, "customers.customer_profiles")) == served
 
 
 def test_rerun_publishes_a_new_version_and_prunes_beyond_retention_once_replaced_for_the_grace(mesh_dir):

@@ -745,3 +745,27 @@ def test_a_row_short_of_a_pii_column_says_how_many_fields_it_has(mesh_dir, make_
     with connect("lab") as connection, pytest.raises(IngestError) as error:
         ingest(connection, product)
     assert "line 3, column amount: MISSING COLUMNS: Expected Number of Columns: 3 Found: 1" in str(error.value)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+@pytest.mark.parametrize("bad_row", [False, True], ids=["one pass", "row by row"])
+def test_a_folder_named_like_a_partition_adds_no_column(tmp_path, monkeypatch, make_product, fmt, bad_row):
+    """DuckDB's readers take a folder named `key=value` anywhere in a path for a partition
+    and add a column `key`: a data folder under `/mnt/env=prod/` would give every source
+    a column `env`, which no contract names (a CSV's extra column blocks its product)."""
+    data = tmp_path / "env=prod" / "mesh"
+    monkeypatch.setenv("MESH_DATA_DIR", str(data))
+    records = [{"id": 1, "amount": "2.50", "day": "2024-01-01"}, {"id": 2, "amount": "x" if bad_row else "3.00", "day": "2024-01-02"}]
+    folder = data / "sources" / "lab" / "batch=7"
+    folder.mkdir(parents=True)
+    if fmt == "csv":
+        (folder / "a.csv").write_text("id,amount,day\n" + "".join(f"{r['id']},{r['amount']},{r['day']}\n" for r in records))
+    else:
+        (folder / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        if fmt == "parquet":
+            duckdb.execute(f"COPY (SELECT * FROM read_json({str(folder / 'a.jsonl')!r}, hive_partitioning = false)) TO {str(folder / 'a.parquet')!r}")
+    product = make_product(fmt, f"lab/*/a.{'jsonl' if fmt == 'json' else fmt}", max_bad=0.5)
+    with connect("lab") as connection:
+        report = ingest(connection, product)
+        assert list(column_types(connection, candidate("things"))) == ["id", "amount", "day"]
+    assert (report.rows, report.quarantined, report.unread_columns, report.column_files) == (2 - bad_row, int(bad_row), (), {})

@@ -28,7 +28,7 @@ import duckdb
 
 from platform_lib import output_port
 from platform_lib.contract import Product
-from platform_lib.storage import PortError, candidate, column_types, create_candidate, literal, sources_dir
+from platform_lib.storage import PortError, candidate, column_types, create_candidate, parquet_file, sources_dir
 
 FULL_REFRESH_TAG = "mesh/full_refresh"
 """A run with this tag set to "true" reads every file of an append-only source."""
@@ -89,4 +89,4 @@ def add_base(connection: duckdb.DuckDBPyConnection, product: Product, plan: Plan
 
 
 def _rows(snapshot: output_port.Snapshot) -> str:
-    return f"read_parquet({literal(str(snapshot.path))})"
+    return parquet_file(snapshot.path)

@@ -22,7 +22,7 @@ import duckdb
 from platform_lib.contract import Column, Product
 from platform_lib.factories import quarantine
 from platform_lib.factories.source_files import COPY_CHUNK_BYTES, MAX_LINE_BYTES, IngestError, files_literal, first_line
-from platform_lib.storage import WHOLE_NUMBER_TYPES, candidate, cast, column_types, create_candidate, is_number_type, literal, quote
+from platform_lib.storage import FILES_ONLY, WHOLE_NUMBER_TYPES, candidate, cast, column_types, create_candidate, is_number_type, literal, quote
 
 FIELD_COUNT_ERRORS = ("MISSING COLUMNS:", "TOO MANY COLUMNS:")
 """DuckDB's reasons for a CSV row that count its fields and quote none of its values: shown whole
@@ -73,7 +73,7 @@ def _csv_reader(product: Product, files: list[Path], *, numbers_as_text: bool) -
     if `numbers_as_text`), storing its rejects with their lines in `mesh_rejects`."""
     as_text = _misreadable(product) if numbers_as_text else set()
     types = "{" + ", ".join(f"{literal(c.name)}: {literal('VARCHAR' if c.name in as_text else c.type)}" for c in product.columns) + "}"
-    return f"""read_csv({files_literal(files)},{_dialect(product)} header = true, types = {types}, filename = 'mesh_source_file',
+    return f"""read_csv({files_literal(files)},{_dialect(product)} header = true, types = {types}, filename = 'mesh_source_file', {FILES_ONLY},
         store_rejects = true, max_line_size = {MAX_LINE_BYTES}, rejects_table = 'mesh_rejects', rejects_scan = 'mesh_reject_scans')"""
 
 
@@ -146,7 +146,7 @@ def _misread_by_reader(connection: duckdb.DuckDBPyConnection, product: Product, 
     suspects = [c for c in product.columns if c.name in _misreadable(product) and c.name in read_as]
     if not suspects:
         return False
-    texts = f"read_csv({files_literal(files)},{_layout(product)} header = true, all_varchar = true, ignore_errors = true, max_line_size = {MAX_LINE_BYTES})"
+    texts = f"read_csv({files_literal(files)},{_layout(product)} header = true, all_varchar = true, ignore_errors = true, max_line_size = {MAX_LINE_BYTES}, {FILES_ONLY})"
     misread = []
     for column in suspects:
         text = quote(column.name)
@@ -264,7 +264,7 @@ def _refuse_different_headers(connection: duckdb.DuckDBPyConnection, product: Pr
     for other in files[1:]:
         if first_line(other) == first:
             continue
-        theirs, ours = (list(column_types(connection, f"read_csv({literal(str(f))},{_layout(product)} header = true)")) for f in (other, files[0]))
+        theirs, ours = (list(column_types(connection, f"read_csv({literal(str(f))},{_layout(product)} header = true, {FILES_ONLY})")) for f in (other, files[0]))
         if theirs != ours:
             raise IngestError(
                 f"{product.id}: {other} has the header ({', '.join(theirs)}) and {files[0]} ({', '.join(ours)}); "

@@ -18,7 +18,7 @@ import duckdb
 from platform_lib.contract import Product
 from platform_lib.factories import quarantine
 from platform_lib.factories.source_files import IngestError, files_literal
-from platform_lib.storage import literal
+from platform_lib.storage import FILES_ONLY, literal
 
 SAMPLED_LINES = 100  # per JSON file, for the names of its fields
 
@@ -26,7 +26,7 @@ SAMPLED_LINES = 100  # per JSON file, for the names of its fields
 def one_pass(product: Product, files: list[Path]) -> str:
     """DuckDB's reader of the files, every value as text: `quarantine.read_strictly` casts them."""
     as_text = "{" + ", ".join(f"{literal(c.name)}: 'VARCHAR'" for c in product.columns) + "}"
-    return f"read_json({files_literal(files)}, format = 'newline_delimited', columns = {as_text})"
+    return f"read_json({files_literal(files)}, format = 'newline_delimited', columns = {as_text}, {FILES_ONLY})"
 
 
 def by_lines(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> None:

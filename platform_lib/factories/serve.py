@@ -13,7 +13,7 @@ import duckdb
 
 from platform_lib import output_port
 from platform_lib.contract import Column, Product
-from platform_lib.storage import literal, quote
+from platform_lib.storage import literal, parquet_file, quote
 
 
 def _masked(column: Column) -> str:
@@ -70,7 +70,7 @@ def restore(connection: duckdb.DuckDBPyConnection, product: Product, old: output
 
 def _served(connection: duckdb.DuckDBPyConnection, product: Product, snapshot: output_port.Snapshot) -> output_port.Snapshot:
     connection.execute(
-        f"CREATE OR REPLACE VIEW main.{quote(product.name)} AS SELECT * FROM read_parquet({literal(str(snapshot.path))})"
+        f"CREATE OR REPLACE VIEW main.{quote(product.name)} AS SELECT * FROM {parquet_file(snapshot.path)}"
     )
     output_port.prune(product.id, product.retention.snapshots, product.retention.grace_period)
     return snapshot

@@ -18,7 +18,7 @@ import duckdb
 from platform_lib import output_port, withheld
 from platform_lib.contract import Column, Product
 from platform_lib.mesh import domains_dir
-from platform_lib.storage import WHOLE_NUMBER_TYPES, cast, column_types, create_candidate, data_frame, literal, quote
+from platform_lib.storage import WHOLE_NUMBER_TYPES, cast, column_types, create_candidate, data_frame, literal, parquet_file, quote
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,7 +64,7 @@ def attach_inputs(
             )
         connection.execute(f"CREATE SCHEMA IF NOT EXISTS {'.'.join(map(quote, parts[:-1]))}")
         connection.execute(
-            f"CREATE OR REPLACE VIEW {'.'.join(map(quote, parts))} AS SELECT * FROM read_parquet({literal(str(snapshot.path))})"
+            f"CREATE OR REPLACE VIEW {'.'.join(map(quote, parts))} AS SELECT * FROM {parquet_file(snapshot.path)}"
         )
         versions[input_id] = snapshot.version
     return versions

@@ -55,7 +55,7 @@ def test_the_catalog_shows_contracts_lineage_versions_and_the_failed_check(catal
 
     page = (tmp_path / "catalog" / "index.html").read_text()
     for text in ("customers.customer_profiles", "team-customers", "Blocked: column_values_to_be_in_set__segment", "never published",
-                 f"now <code>read_parquet('{profiles['port']['data']}')</code>"):
+                 f"now <code>read_parquet('{profiles['port']['data']}', hive_partitioning = false)</code>"):
         assert text in page
 
 
