@@ -10,7 +10,7 @@ import duckdb
 from platform_lib.contract import Product
 from platform_lib.factories import quarantine
 from platform_lib.factories.source_files import files_literal
-from platform_lib.storage import FILES_ONLY, column_types, literal
+from platform_lib.storage import FILES_ONLY, column_types, parquet_file
 
 
 def one_pass(product: Product, files: list[Path]) -> str:
@@ -27,4 +27,4 @@ def by_rows(connection: duckdb.DuckDBPyConnection, product: Product, files: list
 def fields(connection: duckdb.DuckDBPyConnection, product: Product, files: list[Path]) -> dict[Path, tuple[str, ...]]:
     """From each file's footer, spelled as the contract spells them: the reader matches names without case, as DuckDB does."""
     ours = {name.lower(): name for name in product.column_types}
-    return {f: tuple(ours.get(n.lower(), n) for n in column_types(connection, f"read_parquet({literal(str(f))}, {FILES_ONLY})")) for f in files}
+    return {f: tuple(ours.get(n.lower(), n) for n in column_types(connection, parquet_file(f))) for f in files}
